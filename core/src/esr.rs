@@ -1,0 +1,181 @@
+//! Decoding of the Exception Syndrome Register, for fault reports and trap
+//! dispatch.
+
+use core::fmt;
+
+/// An ESR_ELx value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Esr(pub u64);
+
+/// Exception classes Oxen distinguishes (ESR_ELx.EC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExceptionClass {
+    Unknown,
+    WfiWfe,
+    FpSimdAccess,
+    IllegalState,
+    Svc64,
+    Hvc64,
+    Smc64,
+    SysReg,
+    SveAccess,
+    InstrAbortLower,
+    InstrAbortSame,
+    PcAlignment,
+    DataAbortLower,
+    DataAbortSame,
+    SpAlignment,
+    FpException,
+    SError,
+    BreakpointLower,
+    BreakpointSame,
+    StepLower,
+    StepSame,
+    WatchpointLower,
+    WatchpointSame,
+    Brk64,
+    Other(u8),
+}
+
+impl ExceptionClass {
+    /// The class for an EC field value.
+    pub fn from_ec(ec: u8) -> Self {
+        match ec {
+            0x00 => Self::Unknown,
+            0x01 => Self::WfiWfe,
+            0x07 => Self::FpSimdAccess,
+            0x0e => Self::IllegalState,
+            0x15 => Self::Svc64,
+            0x16 => Self::Hvc64,
+            0x17 => Self::Smc64,
+            0x18 => Self::SysReg,
+            0x19 => Self::SveAccess,
+            0x20 => Self::InstrAbortLower,
+            0x21 => Self::InstrAbortSame,
+            0x22 => Self::PcAlignment,
+            0x24 => Self::DataAbortLower,
+            0x25 => Self::DataAbortSame,
+            0x26 => Self::SpAlignment,
+            0x2c => Self::FpException,
+            0x2f => Self::SError,
+            0x30 => Self::BreakpointLower,
+            0x31 => Self::BreakpointSame,
+            0x32 => Self::StepLower,
+            0x33 => Self::StepSame,
+            0x34 => Self::WatchpointLower,
+            0x35 => Self::WatchpointSame,
+            0x3c => Self::Brk64,
+            other => Self::Other(other),
+        }
+    }
+
+    /// The class in words, for people reading a fault report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown reason (undefined instruction)",
+            Self::WfiWfe => "trapped WFI/WFE",
+            Self::FpSimdAccess => "trapped FP/SIMD access",
+            Self::IllegalState => "illegal execution state",
+            Self::Svc64 => "SVC from AArch64",
+            Self::Hvc64 => "HVC from AArch64",
+            Self::Smc64 => "SMC from AArch64",
+            Self::SysReg => "trapped system register access",
+            Self::SveAccess => "trapped SVE access",
+            Self::InstrAbortLower => "instruction abort from a lower exception level",
+            Self::InstrAbortSame => "instruction abort at EL2",
+            Self::PcAlignment => "PC alignment fault",
+            Self::DataAbortLower => "data abort from a lower exception level",
+            Self::DataAbortSame => "data abort at EL2",
+            Self::SpAlignment => "SP alignment fault",
+            Self::FpException => "floating-point exception",
+            Self::SError => "SError interrupt",
+            Self::BreakpointLower | Self::BreakpointSame => "breakpoint",
+            Self::StepLower | Self::StepSame => "software step",
+            Self::WatchpointLower | Self::WatchpointSame => "watchpoint",
+            Self::Brk64 => "BRK instruction",
+            Self::Other(_) => "unrecognised exception class",
+        }
+    }
+}
+
+impl Esr {
+    /// EC, bits [31:26].
+    pub fn ec_bits(self) -> u8 {
+        ((self.0 >> 26) & 0x3f) as u8
+    }
+
+    /// The decoded exception class.
+    pub fn class(self) -> ExceptionClass {
+        ExceptionClass::from_ec(self.ec_bits())
+    }
+
+    /// Instruction length bit: true for a 32-bit instruction.
+    pub fn il(self) -> bool {
+        self.0 & (1 << 25) != 0
+    }
+
+    /// ISS, bits [24:0].
+    pub fn iss(self) -> u32 {
+        (self.0 & 0x01ff_ffff) as u32
+    }
+
+    /// For data aborts: the fault status code in words.
+    pub fn fault_status(self) -> &'static str {
+        let fsc = self.iss() & 0x3f;
+        match fsc {
+            0b000000..=0b000011 => "address size fault",
+            0b000100..=0b000111 => "translation fault",
+            0b001001..=0b001011 => "access flag fault",
+            0b001101..=0b001111 => "permission fault",
+            0b010000 => "synchronous external abort",
+            0b100001 => "alignment fault",
+            0b110000 => "TLB conflict abort",
+            _ => "other fault",
+        }
+    }
+
+    /// For data aborts: translation level of the fault (0–3), if reported.
+    pub fn fault_level(self) -> Option<u8> {
+        let fsc = self.iss() & 0x3f;
+        matches!(fsc >> 2, 0b0000..=0b0011).then_some((fsc & 3) as u8)
+    }
+
+    /// For data aborts: the access was a write (WnR).
+    pub fn is_write(self) -> bool {
+        self.iss() & (1 << 6) != 0
+    }
+}
+
+impl fmt::Debug for Esr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#010x} ({})", self.0, self.class().describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_abort_at_el2_is_named_with_its_fault() {
+        // EC 0x25, IL, WnR, level-3 translation fault.
+        let esr = Esr((0x25 << 26) | (1 << 25) | (1 << 6) | 0b000111);
+        assert_eq!(esr.class(), ExceptionClass::DataAbortSame);
+        assert_eq!(esr.class().describe(), "data abort at EL2");
+        assert_eq!(esr.fault_status(), "translation fault");
+        assert_eq!(esr.fault_level(), Some(3));
+        assert!(esr.is_write());
+    }
+
+    #[test]
+    fn hvc_iss_carries_the_immediate() {
+        let esr = Esr((0x16 << 26) | (1 << 25) | 0xea1);
+        assert_eq!(esr.class(), ExceptionClass::Hvc64);
+        assert_eq!(esr.iss(), 0xea1);
+    }
+
+    #[test]
+    fn unlisted_class_is_reported_with_its_number() {
+        assert_eq!(Esr(0x3f << 26).class(), ExceptionClass::Other(0x3f));
+    }
+}

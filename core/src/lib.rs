@@ -1,0 +1,33 @@
+//! Oxen core: boot at EL2, traps, memory management, host device-tree
+//! parsing, and the subsystem registry that optional Xen interfaces plug into.
+//!
+//! Everything that is pure logic (device-tree parsing and validation, page
+//! tables, ESR decoding, the registry) builds and is tested on the host; the
+//! hardware layers (`arch`, `drivers`, `boot`) only build for
+//! `aarch64-unknown-none`.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod bootargs;
+pub mod console;
+pub mod esr;
+pub mod hostdt;
+pub mod memmap;
+pub mod pagetable;
+pub mod subsystem;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod arch;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod boot;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod drivers;
+
+/// The Xen version Oxen presents itself as, everywhere a guest can see one.
+pub const XEN_VERSION: (u16, u16) = (4, 20);
+
+/// Oxen's own version, from Cargo.
+pub const OXEN_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,202 @@
+//! The subsystem registry: optional Xen interfaces register themselves here
+//! through a `linkme` distributed slice, and core iterates them without ever
+//! naming one.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::bootargs::BootArgs;
+
+/// One optional interface (event channels, grant tables, …) living in its own
+/// crate under `features/`.
+///
+/// An implementation registers itself with
+/// `#[distributed_slice(oxen_core::subsystem::SUBSYSTEMS)]`; the board binary
+/// decides whether the crate is linked at all.
+pub trait Subsystem: Sync {
+    /// Short, stable name, e.g. `"evtchn"`. Shown in the boot log and used to
+    /// check that an image registers exactly the features it was built with.
+    fn name(&self) -> &'static str;
+
+    /// Explicit position among subsystems; lower runs first and contributes
+    /// first (the grant table's `reg[0]` depends on this, never on link order).
+    fn order(&self) -> u32;
+
+    /// Xen command-line options (from `/chosen/xen,xen-bootargs`) this
+    /// subsystem implements. Options no one claims are reported as ignored.
+    fn options(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Called once on the boot CPU, in order, before any domain is built.
+    fn init(&self, _ctx: &InitContext<'_>) -> Result<(), InitError> {
+        Ok(())
+    }
+}
+
+/// Every subsystem linked into the image, in link order (unsorted).
+#[linkme::distributed_slice]
+pub static SUBSYSTEMS: [&'static dyn Subsystem];
+
+/// What core hands a subsystem at initialisation.
+pub struct InitContext<'a> {
+    /// The hypervisor command line (`/chosen/xen,xen-bootargs`).
+    pub bootargs: &'a BootArgs<'a>,
+}
+
+/// A subsystem refused to initialise; boot stops with this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitError {
+    /// Human-readable reason, naming the option or value at fault.
+    pub message: alloc::string::String,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A registry defect that would make the image behave unpredictably.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Two linked subsystems share a name.
+    DuplicateName(&'static str),
+    /// Two linked subsystems share an order value, so their relative order
+    /// (and with it the layout of shared device-tree properties) is undefined.
+    DuplicateOrder {
+        order: u32,
+        first: &'static str,
+        second: &'static str,
+    },
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DuplicateName(name) => {
+                write!(f, "subsystem \"{name}\" is registered twice")
+            }
+            Self::DuplicateOrder {
+                order,
+                first,
+                second,
+            } => write!(
+                f,
+                "subsystems \"{first}\" and \"{second}\" both declare order {order}; \
+                 orders must be unique"
+            ),
+        }
+    }
+}
+
+/// The registered subsystems, sorted by their declared order.
+pub struct Registry {
+    sorted: Vec<&'static dyn Subsystem>,
+}
+
+impl Registry {
+    /// Sorts `slice` by order and rejects duplicate names or orders.
+    pub fn from_slice(slice: &[&'static dyn Subsystem]) -> Result<Self, RegistryError> {
+        let mut sorted: Vec<&'static dyn Subsystem> = slice.to_vec();
+        sorted.sort_by_key(|s| (s.order(), s.name()));
+        for pair in sorted.windows(2) {
+            if pair[0].order() == pair[1].order() {
+                if pair[0].name() == pair[1].name() {
+                    return Err(RegistryError::DuplicateName(pair[0].name()));
+                }
+                return Err(RegistryError::DuplicateOrder {
+                    order: pair[0].order(),
+                    first: pair[0].name(),
+                    second: pair[1].name(),
+                });
+            }
+        }
+        for (i, a) in sorted.iter().enumerate() {
+            if sorted[i + 1..].iter().any(|b| b.name() == a.name()) {
+                return Err(RegistryError::DuplicateName(a.name()));
+            }
+        }
+        Ok(Self { sorted })
+    }
+
+    /// The registry of everything linked into this image.
+    pub fn linked() -> Result<Self, RegistryError> {
+        Self::from_slice(&SUBSYSTEMS)
+    }
+
+    /// Subsystems in declared order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static dyn Subsystem> + '_ {
+        self.sorted.iter().copied()
+    }
+
+    /// Names in declared order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.iter().map(|s| s.name()).collect()
+    }
+
+    /// Whether a subsystem of that name is linked.
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|s| s.name() == name)
+    }
+
+    /// Every command-line option some subsystem implements.
+    pub fn options(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.iter().flat_map(|s| s.options().iter().copied())
+    }
+
+    /// Initialises every subsystem in order, collecting all failures.
+    pub fn init_all(&self, ctx: &InitContext<'_>) -> Vec<(&'static str, InitError)> {
+        self.iter()
+            .filter_map(|s| s.init(ctx).err().map(|e| (s.name(), e)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake(&'static str, u32);
+    impl Subsystem for Fake {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn order(&self) -> u32 {
+            self.1
+        }
+    }
+
+    static B: Fake = Fake("b", 20);
+    static A: Fake = Fake("a", 10);
+    static C: Fake = Fake("c", 30);
+    static A_AGAIN: Fake = Fake("a", 40);
+    static CLASH: Fake = Fake("clash", 10);
+
+    #[test]
+    fn registry_sorts_by_declared_order_not_slice_order() {
+        let reg = Registry::from_slice(&[&C, &A, &B]).unwrap();
+        assert_eq!(reg.names(), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn duplicate_name_is_rejected() {
+        let err = Registry::from_slice(&[&A, &A_AGAIN]).err().unwrap();
+        assert_eq!(err, RegistryError::DuplicateName("a"));
+    }
+
+    #[test]
+    fn duplicate_order_is_rejected_naming_both() {
+        let err = Registry::from_slice(&[&A, &CLASH]).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "subsystems \"a\" and \"clash\" both declare order 10; orders must be unique"
+        );
+    }
+
+    #[test]
+    fn core_alone_links_no_subsystem() {
+        // oxen-core never registers a subsystem itself; features do.
+        assert!(Registry::linked().unwrap().names().is_empty());
+    }
+}
