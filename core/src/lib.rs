@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod bootargs;
 pub mod console;
 pub mod esr;
+pub mod guest_layout;
 pub mod hostdt;
 pub mod memmap;
 pub mod pagetable;

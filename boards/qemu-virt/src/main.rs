@@ -1,1 +1,25 @@
-#![no_std] #![no_main]
+//! Oxen for QEMU's arm64 `virt` machine
+//! (`-M virt,virtualization=on,gic-version=3`).
+//!
+//! A board port is this file (board facts and which feature crates are
+//! linked), `link.ld` (where the image runs) and `build.rs`.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+// Each optional Xen interface is linked only when its cargo feature is on;
+// linking it is what registers it. Forgetting a line here silently drops a
+// subsystem, which `cargo xtask test` catches by comparing the boot log.
+#[cfg(feature = "extended-regions")]
+use oxen_extended_regions as _;
+
+use oxen_core::boot::Board;
+
+/// QEMU virt: PL011 at 0x0900_0000 is the console QEMU wires to stdio.
+static BOARD: Board = Board {
+    name: "qemu-virt",
+    early_uart: Some(0x0900_0000),
+};
+
+oxen_core::board!(BOARD);

@@ -1,0 +1,326 @@
+//! The boot sequence: from the first Rust instruction on the boot CPU to a
+//! running system, and the entry of each secondary CPU.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::{cpu, entry, exception, heap, mmu, psci};
+use crate::bootargs::BootArgs;
+use crate::console;
+use crate::drivers::{gic, pl011::Pl011};
+use crate::hostdt::{Fdt, Platform, early};
+use crate::memmap::{Range, RangeSet};
+use crate::println;
+use crate::subsystem::{InitContext, Registry};
+
+/// What a board port tells core.
+pub struct Board {
+    /// Shown in the banner.
+    pub name: &'static str,
+    /// A UART usable before the device tree is read, for messages about a
+    /// missing or broken device tree. `None` keeps those silent.
+    pub early_uart: Option<usize>,
+}
+
+/// Defines the board's entry point: `oxen_core::board!(BOARD);` in the
+/// board binary, with `BOARD` a [`Board`].
+#[macro_export]
+macro_rules! board {
+    ($board:expr) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn oxen_board_main(dtb: usize) -> ! {
+            $crate::boot::primary_main(dtb, &$board)
+        }
+    };
+}
+
+/// Command-line options core itself implements.
+const CORE_OPTIONS: &[&str] = &["console", "dtuart"];
+
+/// Bit `i` set once CPU `i` (its index in `/cpus`) is up.
+static ONLINE: AtomicU64 = AtomicU64::new(0);
+
+static mut EARLY_UART: Pl011 = {
+    // SAFETY: a placeholder replaced before use; address 0 is never written.
+    unsafe { Pl011::new(0) }
+};
+static CONSOLE_UART: spin::Once<Pl011> = spin::Once::new();
+
+/// Largest device tree Oxen accepts (Linux uses the same bound).
+const MAX_DTB_SIZE: usize = 2 * 1024 * 1024;
+
+fn stop(reason: &str) -> ! {
+    println!("boot stopped: {reason}");
+    psci::system_off()
+}
+
+/// The boot CPU's path, called from the entry code with the MMU off.
+pub fn primary_main(dtb: usize, board: &Board) -> ! {
+    if let Some(base) = board.early_uart {
+        // SAFETY: only the boot CPU runs; the board names its UART's address.
+        unsafe {
+            *core::ptr::addr_of_mut!(EARLY_UART) = Pl011::new(base);
+            console::set_early_sink(&*core::ptr::addr_of!(EARLY_UART));
+        }
+    }
+    println!(
+        "Oxen {} on {} — a dom0less hypervisor speaking Xen {}.{}",
+        crate::OXEN_VERSION,
+        board.name,
+        crate::XEN_VERSION.0,
+        crate::XEN_VERSION.1
+    );
+
+    let Some(blob) = dtb_blob(dtb) else {
+        println!("no usable device tree at x0 = {dtb:#x}; Oxen needs one (boot it like an arm64 Linux Image)");
+        cpu::halt();
+    };
+    let Some(banks) = early::memory_banks(blob).filter(|b| b.len > 0) else {
+        println!("the device tree at {dtb:#x} describes no memory");
+        cpu::halt();
+    };
+    let dtb_range = Range::with_size(dtb as u64, blob.len() as u64).unwrap_or_default();
+    let ram: Vec<Range>;
+    // SAFETY: boot CPU, MMU off, nothing else running: enable_boot's contract.
+    let tables = match unsafe { mmu::enable_boot(&banks.ranges[..banks.len], dtb_range) } {
+        Ok(t) => t,
+        Err(e) => {
+            println!("cannot build the hypervisor's page tables: {e}");
+            cpu::halt();
+        }
+    };
+    console::enable_locking();
+    // SAFETY: once, boot CPU, MMU on.
+    unsafe { heap::init() };
+    ram = banks.iter().copied().collect();
+    println!("MMU on: {} page-table pages, {} MiB heap", tables, heap::HEAP_SIZE >> 20);
+
+    let fdt = match Fdt::parse(blob) {
+        Ok(f) => f,
+        Err(e) => stop(&alloc::format!("{e}")),
+    };
+    let platform = match Platform::read(&fdt) {
+        Ok(p) => p,
+        Err(errors) => {
+            println!("the host device tree has {} error(s):", errors.len());
+            for e in &errors {
+                println!("  {e}");
+            }
+            stop("fix the device tree; nothing was started")
+        }
+    };
+    if let Some(uart) = &platform.console {
+        // SAFETY: the device tree names this PL011; the identity map maps it
+        // as Device memory; the console is its only user.
+        let uart = CONSOLE_UART.call_once(|| unsafe { Pl011::new(uart.base as usize) });
+        if board.early_uart != Some(uart.base()) {
+            if board.early_uart.is_some() {
+                // SAFETY: the early UART is no longer written after this.
+                unsafe { (*core::ptr::addr_of!(EARLY_UART)).flush() };
+            }
+            console::set_sink(uart);
+        }
+    }
+
+    let args = BootArgs::parse(&platform.bootargs);
+    let registry = match Registry::linked() {
+        Ok(r) => r,
+        Err(e) => stop(&alloc::format!("{e}")),
+    };
+    report_platform(&platform, &ram, dtb_range);
+
+    let boot_mpidr = cpu::mpidr();
+    let Some(boot_idx) = platform.cpus.iter().position(|c| c.mpidr == boot_mpidr) else {
+        stop(&alloc::format!("the boot CPU (MPIDR {boot_mpidr:#x}) is not in /cpus"));
+    };
+    cpu::set_index(boot_idx);
+
+    let unknown = args.unknown(|name| {
+        CORE_OPTIONS.contains(&name) || registry.options().any(|o| o == name)
+    });
+    if !unknown.is_empty() {
+        println!("xen,xen-bootargs: ignoring options Oxen does not implement: {}", unknown.join(" "));
+    }
+
+    let names = registry.names();
+    println!(
+        "subsystems: {}",
+        if names.is_empty() { String::from("none") } else { names.join(", ") }
+    );
+    let failures = registry.init_all(&InitContext { bootargs: &args });
+    if !failures.is_empty() {
+        for (name, e) in &failures {
+            println!("  subsystem {name}: {e}");
+        }
+        stop("a subsystem refused its configuration; nothing was started");
+    }
+
+    // SAFETY: the platform's GIC, identity-mapped as Device memory; once.
+    let summary = unsafe { gic::init(&platform.gic, platform.cpus.len(), boot_idx) };
+    println!(
+        "GICv3: distributor at {:#x}, {} redistributor region(s) from {:#x}, {} SPIs{}",
+        platform.gic.distributor.start,
+        platform.gic.redistributors.len(),
+        platform.gic.redistributors[0].start,
+        summary.spis,
+        platform
+            .gic
+            .maintenance_intid
+            .map(|i| alloc::format!(", maintenance interrupt {i}"))
+            .unwrap_or_default()
+    );
+    ONLINE.fetch_or(1 << boot_idx, Ordering::AcqRel);
+    start_secondaries(&platform, boot_idx);
+    let online = ONLINE.load(Ordering::Acquire).count_ones();
+    println!("{online} of {} CPUs online", platform.cpus.len());
+
+    let domains = fdt
+        .find("/chosen")
+        .map(|c| fdt.children(c).filter(|&d| fdt.is_compatible(d, "xen,domain")).count())
+        .unwrap_or(0);
+    if domains == 0 {
+        println!("no xen,domain nodes under /chosen: nothing to run");
+    } else {
+        println!("{domains} xen,domain node(s) under /chosen, but this build cannot run domains yet");
+    }
+    println!("powering off");
+    psci::system_off()
+}
+
+/// The device tree at `dtb` as a byte slice, if it looks like one.
+fn dtb_blob(dtb: usize) -> Option<&'static [u8]> {
+    if dtb == 0 || dtb % 8 != 0 {
+        return None;
+    }
+    // SAFETY: the boot protocol puts a device tree (header at least 40
+    // bytes) at x0; the MMU is off so any address is readable.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
+    if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    if !(40..=MAX_DTB_SIZE).contains(&size) {
+        return None;
+    }
+    // SAFETY: the header says the tree is `size` bytes long, and the boot
+    // protocol guarantees it lies in memory that stays untouched.
+    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
+}
+
+fn mib(bytes: u64) -> u64 {
+    bytes >> 20
+}
+
+fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
+    let mut cpus = String::new();
+    for (i, c) in p.cpus.iter().enumerate() {
+        let _ = write!(
+            cpus,
+            "{}{} (MPIDR {:#x}, {})",
+            if i == 0 { "" } else { ", " },
+            c.path,
+            c.mpidr,
+            c.compatible.as_deref().unwrap_or("?")
+        );
+    }
+    println!("CPUs: {}: {cpus}", p.cpus.len());
+
+    let image = mmu::image_range();
+    println!("memory map:");
+    for r in ram {
+        println!("  RAM        {r} ({} MiB)", mib(r.size()));
+    }
+    println!("  Oxen       {image} ({} KiB)", image.size() >> 10);
+    println!("  device tree {dtb} ({} KiB)", dtb.size().div_ceil(1024));
+    for r in &p.reserved {
+        println!("  reserved   {r}");
+    }
+    for m in &p.modules {
+        println!("  {:<10} {} {}", m.kind.name(), m.range, m.path);
+    }
+    let mut free: RangeSet = ram.iter().copied().collect();
+    free.remove(image);
+    free.remove(dtb);
+    for r in &p.reserved {
+        free.remove(*r);
+    }
+    for m in &p.modules {
+        free.remove(m.range);
+    }
+    println!("  free       {} MiB in {} range(s)", mib(free.total()), free.iter().count());
+
+    println!(
+        "timer: hypervisor PPI {}, virtual PPI {}, {} Hz{}",
+        p.timer.hyp_phys,
+        p.timer.virt,
+        cpu::counter_frequency(),
+        p.timer
+            .clock_frequency
+            .map(|f| alloc::format!(" (DT says {f} Hz)"))
+            .unwrap_or_default()
+    );
+    match &p.console {
+        Some(u) => println!(
+            "console: PL011 {} at {:#x}{}",
+            u.path,
+            u.base,
+            u.intid.map(|i| alloc::format!(", interrupt {i}")).unwrap_or_default()
+        ),
+        None => println!("console: none named by /chosen/stdout-path"),
+    }
+    let (maj, min) = psci::version();
+    println!("PSCI {maj}.{min} through smc ({})", p.psci.path);
+}
+
+fn start_secondaries(p: &Platform, boot_idx: usize) {
+    unsafe extern "C" {
+        fn oxen_secondary_entry();
+    }
+    let entry_pa = oxen_secondary_entry as *const () as u64;
+    for (i, c) in p.cpus.iter().enumerate() {
+        if i == boot_idx {
+            continue;
+        }
+        if i >= entry::MAX_CPUS {
+            println!("{} not started: Oxen supports {} CPUs", c.path, entry::MAX_CPUS);
+            continue;
+        }
+        if let Err(e) = psci::cpu_on(c.mpidr, entry_pa, i as u64) {
+            println!("{} (MPIDR {:#x}) failed to start: PSCI {}", c.path, c.mpidr, e.describe());
+            continue;
+        }
+        let deadline = cpu::counter() + cpu::counter_frequency();
+        while ONLINE.load(Ordering::Acquire) & (1 << i) == 0 && cpu::counter() < deadline {
+            core::hint::spin_loop();
+        }
+        if ONLINE.load(Ordering::Acquire) & (1 << i) == 0 {
+            println!("{} (MPIDR {:#x}) did not come online within 1 s", c.path, c.mpidr);
+        }
+    }
+}
+
+/// A secondary CPU's first Rust code, MMU already on.
+#[unsafe(no_mangle)]
+extern "C" fn oxen_secondary_main(idx: usize) -> ! {
+    cpu::set_index(idx);
+    gic::init_cpu(idx);
+    println!("CPU{idx} online (MPIDR {:#x})", cpu::mpidr());
+    ONLINE.fetch_or(1 << idx, Ordering::AcqRel);
+    loop {
+        cpu::wfe();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    console::print_fmt_unlocked(format_args!(
+        "(oxen) *** PANIC on CPU{}: {}\n",
+        cpu::index(),
+        info
+    ));
+    exception::backtrace(0, exception::frame_pointer());
+    console::print_fmt_unlocked(format_args!("(oxen) resetting the machine\n"));
+    psci::system_reset()
+}

@@ -1,0 +1,47 @@
+//! The physical GICv3, initialised with the `arm-gic` crate. The virtual
+//! CPU interface (list registers) is Oxen's own and arrives with the vGIC.
+
+use core::ptr::NonNull;
+
+use arm_gic::gicv3::GicV3;
+use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::{UniqueMmioPointer, gicv3::GicCpuInterface};
+
+use crate::hostdt::Gic as GicInfo;
+
+static GIC: spin::Mutex<Option<GicV3<'static>>> = spin::Mutex::new(None);
+
+/// What the distributor reports about itself.
+#[derive(Debug, Clone, Copy)]
+pub struct GicSummary {
+    pub spis: u32,
+}
+
+/// Initialises the distributor and every redistributor, and this (the boot)
+/// CPU's interface.
+///
+/// # Safety
+///
+/// `info` must describe the machine's GICv3, identity-mapped as Device
+/// memory; called once.
+pub unsafe fn init(info: &GicInfo, cpus: usize, boot_cpu: usize) -> GicSummary {
+    GicCpuInterface::enable_system_register_el2(true);
+    let gicd = NonNull::new(info.distributor.start as *mut Gicd).expect("GICD at 0");
+    let gicr = NonNull::new(info.redistributors[0].start as *mut GicrSgi).expect("GICR at 0");
+    // SAFETY: per this function's contract the addresses are the GIC's, mapped
+    // as Device memory, and only this driver touches them.
+    let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpus) }
+        .expect("GICv3 redistributor layout");
+    gic.setup(boot_cpu);
+    let spis = gic.typer().num_spis();
+    *GIC.lock() = Some(gic);
+    GicSummary { spis }
+}
+
+/// Wakes this CPU's redistributor and enables its system-register interface.
+pub fn init_cpu(cpu: usize) {
+    GicCpuInterface::enable_system_register_el2(true);
+    if let Some(gic) = GIC.lock().as_mut() {
+        gic.init_cpu(cpu);
+    }
+}

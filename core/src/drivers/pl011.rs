@@ -1,0 +1,62 @@
+//! The Arm PL011 UART, as the hypervisor console (transmit only here; the
+//! firmware or QEMU has already set its line parameters).
+
+use core::ptr::{read_volatile, write_volatile};
+
+use crate::console::Sink;
+
+const DR: usize = 0x00;
+const FR: usize = 0x18;
+const FR_TXFF: u32 = 1 << 5;
+const FR_BUSY: u32 = 1 << 3;
+
+/// A PL011 at a fixed, identity-mapped MMIO address.
+pub struct Pl011 {
+    base: usize,
+}
+
+impl Pl011 {
+    /// # Safety
+    ///
+    /// `base` must be the address of a PL011's registers, mapped as Device
+    /// memory (or with the MMU off), and not driven by anything else.
+    pub const unsafe fn new(base: usize) -> Self {
+        Self { base }
+    }
+
+    pub fn base(&self) -> usize {
+        self.base
+    }
+
+    fn read(&self, off: usize) -> u32 {
+        // SAFETY: `new`'s contract: a PL011 register block lives at `base`.
+        unsafe { read_volatile((self.base + off) as *const u32) }
+    }
+
+    fn write(&self, off: usize, v: u32) {
+        // SAFETY: `new`'s contract: a PL011 register block lives at `base`.
+        unsafe { write_volatile((self.base + off) as *mut u32, v) }
+    }
+
+    pub fn put(&self, b: u8) {
+        while self.read(FR) & FR_TXFF != 0 {
+            core::hint::spin_loop();
+        }
+        self.write(DR, u32::from(b));
+    }
+
+    /// Waits until every byte has left the transmitter.
+    pub fn flush(&self) {
+        while self.read(FR) & FR_BUSY != 0 {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+impl Sink for Pl011 {
+    fn write_bytes(&self, bytes: &[u8]) {
+        for &b in bytes {
+            self.put(b);
+        }
+    }
+}

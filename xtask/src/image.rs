@@ -1,0 +1,120 @@
+//! Turns the board's ELF into an arm64 Image: the bytes of its loadable
+//! segments laid out from the load address, checked for the Linux boot
+//! header that QEMU `-kernel` and U-Boot `booti` look for.
+
+use std::path::Path;
+
+fn u16_at(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
+}
+
+/// A loadable segment: physical address and file bytes.
+struct Segment<'a> {
+    paddr: u64,
+    data: &'a [u8],
+}
+
+fn load_segments(elf: &[u8]) -> Result<Vec<Segment<'_>>, String> {
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    if u16_at(elf, 18) != 183 {
+        return Err("not an AArch64 ELF".into());
+    }
+    let phoff = u64_at(elf, 32) as usize;
+    let phentsize = u16_at(elf, 54) as usize;
+    let phnum = u16_at(elf, 56) as usize;
+    let mut segs = Vec::new();
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let ph = elf
+            .get(ph..ph + 56)
+            .ok_or("program header out of bounds")?;
+        if u32_at(ph, 0) != 1 {
+            continue; // not PT_LOAD
+        }
+        let offset = u64_at(ph, 8) as usize;
+        let paddr = u64_at(ph, 24);
+        let filesz = u64_at(ph, 32) as usize;
+        if filesz == 0 {
+            continue;
+        }
+        let data = elf
+            .get(offset..offset + filesz)
+            .ok_or("segment data out of bounds")?;
+        segs.push(Segment { paddr, data });
+    }
+    if segs.is_empty() {
+        return Err("no loadable segment".into());
+    }
+    Ok(segs)
+}
+
+/// Lays out the segments into a flat image starting at the lowest address.
+pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
+    let segs = load_segments(elf)?;
+    let base = segs.iter().map(|s| s.paddr).min().unwrap_or(0);
+    let end = segs
+        .iter()
+        .map(|s| s.paddr + s.data.len() as u64)
+        .max()
+        .unwrap_or(0);
+    let mut out = vec![0u8; (end - base) as usize];
+    for s in &segs {
+        let at = (s.paddr - base) as usize;
+        out[at..at + s.data.len()].copy_from_slice(s.data);
+    }
+    check_header(&out)?;
+    Ok(out)
+}
+
+/// Checks the arm64 Image header: magic, text offset, and an image size
+/// that covers at least the file.
+pub fn check_header(img: &[u8]) -> Result<(u64, u64), String> {
+    if img.len() < 64 || &img[0x38..0x3c] != b"ARM\x64" {
+        return Err("missing the arm64 Image magic at offset 0x38".into());
+    }
+    let text_offset = u64_at(img, 8);
+    let image_size = u64_at(img, 16);
+    if image_size < img.len() as u64 {
+        return Err(format!(
+            "image_size {image_size:#x} is smaller than the file ({:#x})",
+            img.len()
+        ));
+    }
+    Ok((text_offset, image_size))
+}
+
+pub fn elf_to_image(elf_path: &Path, img_path: &Path) -> Result<(), String> {
+    let elf = std::fs::read(elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let img = flatten(&elf).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    std::fs::write(img_path, img).map_err(|e| format!("{}: {e}", img_path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_check_rejects_missing_magic_and_short_image_size() {
+        let mut img = vec![0u8; 128];
+        assert!(check_header(&img).is_err());
+        img[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        img[16..24].copy_from_slice(&64u64.to_le_bytes());
+        assert!(check_header(&img).unwrap_err().contains("smaller than the file"));
+        img[8..16].copy_from_slice(&0x20_0000u64.to_le_bytes());
+        img[16..24].copy_from_slice(&0x1000u64.to_le_bytes());
+        assert_eq!(check_header(&img), Ok((0x20_0000, 0x1000)));
+    }
+
+    #[test]
+    fn non_elf_input_is_refused() {
+        assert!(flatten(b"not an elf at all, not at all, not at all, not at all, not at all!").is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! Booting an image under QEMU: interactively, or captured with a
+//! wall-clock limit for tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A QEMU `virt` machine with virtualization (EL2) and a GICv3.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub image: PathBuf,
+    pub smp: u32,
+    pub memory: String,
+    pub cpu: String,
+    pub dtb: Option<PathBuf>,
+    /// `-device loader,file=F,addr=A` for each boot module.
+    pub loaders: Vec<(PathBuf, u64)>,
+}
+
+impl Machine {
+    pub fn new(image: &Path, smp: u32) -> Self {
+        Self {
+            image: image.to_path_buf(),
+            smp,
+            memory: "1G".into(),
+            cpu: "cortex-a57".into(),
+            dtb: None,
+            loaders: Vec::new(),
+        }
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "-M".into(),
+            "virt,virtualization=on,gic-version=3".into(),
+            "-cpu".into(),
+            self.cpu.clone(),
+            "-smp".into(),
+            self.smp.to_string(),
+            "-m".into(),
+            self.memory.clone(),
+            "-kernel".into(),
+            self.image.display().to_string(),
+            // A reset (Oxen's answer to a panic) ends the run instead of
+            // booting again.
+            "-no-reboot".into(),
+        ];
+        if let Some(dtb) = &self.dtb {
+            a.push("-dtb".into());
+            a.push(dtb.display().to_string());
+        }
+        for (file, addr) in &self.loaders {
+            a.push("-device".into());
+            a.push(format!("loader,file={},addr={addr:#x},force-raw=on", file.display()));
+        }
+        a
+    }
+}
+
+/// Boots with the console on this terminal (Ctrl-a x quits QEMU).
+pub fn run_interactive(m: &Machine) -> Result<(), String> {
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(m.args()).arg("-nographic");
+    eprintln!("+ {}", crate::show(&cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("QEMU exited with {status}"))
+    }
+}
+
+/// What a captured run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub log: String,
+    /// QEMU's exit status; `None` if it was killed.
+    pub status: Option<i32>,
+    pub timed_out: bool,
+    /// Killed early because the hypervisor reported a fault.
+    pub faulted: bool,
+    pub elapsed: Duration,
+}
+
+/// Boots headless, collecting the console until QEMU exits or `limit`
+/// passes. A hypervisor fault (which halts a CPU rather than the machine)
+/// ends the run early.
+pub fn run_captured(m: &Machine, limit: Duration) -> Result<Outcome, String> {
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args(m.args())
+        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
+    let log = Arc::new(Mutex::new(String::new()));
+    let fault = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let log = Arc::clone(&log);
+        let fault = Arc::clone(&fault);
+        readers.push(std::thread::spawn(move || {
+            let mut r = BufReader::new(stream);
+            let mut line = Vec::new();
+            while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                let text = String::from_utf8_lossy(&line).replace('\r', "");
+                if text.contains("*** FAULT") {
+                    fault.store(true, Ordering::Relaxed);
+                }
+                log.lock().unwrap().push_str(&text);
+                line.clear();
+            }
+        }));
+    }
+    let mut timed_out = false;
+    let mut faulted = false;
+    let mut fault_seen_at: Option<Instant> = None;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st.code();
+        }
+        if fault.load(Ordering::Relaxed) {
+            // Give the report a moment to finish printing.
+            let t = *fault_seen_at.get_or_insert_with(Instant::now);
+            if t.elapsed() > Duration::from_millis(500) {
+                faulted = true;
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+        if start.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for r in readers {
+        let _ = r.join();
+    }
+    let log = log.lock().unwrap().clone();
+    Ok(Outcome {
+        log,
+        status,
+        timed_out,
+        faulted,
+        elapsed: start.elapsed(),
+    })
+}
