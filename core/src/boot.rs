@@ -74,7 +74,9 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     );
 
     let Some(blob) = dtb_blob(dtb) else {
-        println!("no usable device tree at x0 = {dtb:#x}; Oxen needs one (boot it like an arm64 Linux Image)");
+        println!(
+            "no usable device tree at x0 = {dtb:#x}; Oxen needs one (boot it like an arm64 Linux Image)"
+        );
         cpu::halt();
     };
     let Some(banks) = early::memory_banks(blob).filter(|b| b.len > 0) else {
@@ -95,7 +97,11 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     // SAFETY: once, boot CPU, MMU on.
     unsafe { heap::init() };
     ram = banks.iter().copied().collect();
-    println!("MMU on: {} page-table pages, {} MiB heap", tables, heap::HEAP_SIZE >> 20);
+    println!(
+        "MMU on: {} page-table pages, {} MiB heap",
+        tables,
+        heap::HEAP_SIZE >> 20
+    );
 
     let fdt = match Fdt::parse(blob) {
         Ok(f) => f,
@@ -133,21 +139,29 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
 
     let boot_mpidr = cpu::mpidr();
     let Some(boot_idx) = platform.cpus.iter().position(|c| c.mpidr == boot_mpidr) else {
-        stop(&alloc::format!("the boot CPU (MPIDR {boot_mpidr:#x}) is not in /cpus"));
+        stop(&alloc::format!(
+            "the boot CPU (MPIDR {boot_mpidr:#x}) is not in /cpus"
+        ));
     };
     cpu::set_index(boot_idx);
 
-    let unknown = args.unknown(|name| {
-        CORE_OPTIONS.contains(&name) || registry.options().any(|o| o == name)
-    });
+    let unknown =
+        args.unknown(|name| CORE_OPTIONS.contains(&name) || registry.options().any(|o| o == name));
     if !unknown.is_empty() {
-        println!("xen,xen-bootargs: ignoring options Oxen does not implement: {}", unknown.join(" "));
+        println!(
+            "xen,xen-bootargs: ignoring options Oxen does not implement: {}",
+            unknown.join(" ")
+        );
     }
 
     let names = registry.names();
     println!(
         "subsystems: {}",
-        if names.is_empty() { String::from("none") } else { names.join(", ") }
+        if names.is_empty() {
+            String::from("none")
+        } else {
+            names.join(", ")
+        }
     );
     let failures = registry.init_all(&InitContext { bootargs: &args });
     if !failures.is_empty() {
@@ -178,12 +192,18 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
 
     let domains = fdt
         .find("/chosen")
-        .map(|c| fdt.children(c).filter(|&d| fdt.is_compatible(d, "xen,domain")).count())
+        .map(|c| {
+            fdt.children(c)
+                .filter(|&d| fdt.is_compatible(d, "xen,domain"))
+                .count()
+        })
         .unwrap_or(0);
     if domains == 0 {
         println!("no xen,domain nodes under /chosen: nothing to run");
     } else {
-        println!("{domains} xen,domain node(s) under /chosen, but this build cannot run domains yet");
+        println!(
+            "{domains} xen,domain node(s) under /chosen, but this build cannot run domains yet"
+        );
     }
     println!("powering off");
     psci::system_off()
@@ -249,7 +269,11 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
     for m in &p.modules {
         free.remove(m.range);
     }
-    println!("  free       {} MiB in {} range(s)", mib(free.total()), free.iter().count());
+    println!(
+        "  free       {} MiB in {} range(s)",
+        mib(free.total()),
+        free.iter().count()
+    );
 
     println!(
         "timer: hypervisor PPI {}, virtual PPI {}, {} Hz{}",
@@ -266,7 +290,9 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
             "console: PL011 {} at {:#x}{}",
             u.path,
             u.base,
-            u.intid.map(|i| alloc::format!(", interrupt {i}")).unwrap_or_default()
+            u.intid
+                .map(|i| alloc::format!(", interrupt {i}"))
+                .unwrap_or_default()
         ),
         None => println!("console: none named by /chosen/stdout-path"),
     }
@@ -284,11 +310,20 @@ fn start_secondaries(p: &Platform, boot_idx: usize) {
             continue;
         }
         if i >= entry::MAX_CPUS {
-            println!("{} not started: Oxen supports {} CPUs", c.path, entry::MAX_CPUS);
+            println!(
+                "{} not started: Oxen supports {} CPUs",
+                c.path,
+                entry::MAX_CPUS
+            );
             continue;
         }
         if let Err(e) = psci::cpu_on(c.mpidr, entry_pa, i as u64) {
-            println!("{} (MPIDR {:#x}) failed to start: PSCI {}", c.path, c.mpidr, e.describe());
+            println!(
+                "{} (MPIDR {:#x}) failed to start: PSCI {}",
+                c.path,
+                c.mpidr,
+                e.describe()
+            );
             continue;
         }
         let deadline = cpu::counter() + cpu::counter_frequency();
@@ -296,7 +331,10 @@ fn start_secondaries(p: &Platform, boot_idx: usize) {
             core::hint::spin_loop();
         }
         if ONLINE.load(Ordering::Acquire) & (1 << i) == 0 {
-            println!("{} (MPIDR {:#x}) did not come online within 1 s", c.path, c.mpidr);
+            println!(
+                "{} (MPIDR {:#x}) did not come online within 1 s",
+                c.path, c.mpidr
+            );
         }
     }
 }

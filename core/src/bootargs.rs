@@ -144,7 +144,11 @@ mod tests {
             ("ext_regions=0", false),
             ("ext_regions=false", false),
         ] {
-            assert_eq!(BootArgs::parse(line).boolean("ext_regions"), Some(Ok(want)), "{line}");
+            assert_eq!(
+                BootArgs::parse(line).boolean("ext_regions"),
+                Some(Ok(want)),
+                "{line}"
+            );
         }
         assert_eq!(BootArgs::parse("").boolean("ext_regions"), None);
     }

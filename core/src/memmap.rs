@@ -159,7 +159,10 @@ mod tests {
         let s: RangeSet = [r(0x10, 0x20), r(0x30, 0x40), r(0x20, 0x30), r(0x5, 0x8)]
             .into_iter()
             .collect();
-        assert_eq!(s.iter().copied().collect::<Vec<_>>(), [r(0x5, 0x8), r(0x10, 0x40)]);
+        assert_eq!(
+            s.iter().copied().collect::<Vec<_>>(),
+            [r(0x5, 0x8), r(0x10, 0x40)]
+        );
     }
 
     #[test]

@@ -189,7 +189,8 @@ impl<'a> IdentityMap<'a> {
                     let csh = shift(level + 1);
                     let kind = if level + 1 == 3 { TABLE_OR_PAGE } else { 0 };
                     for (j, d) in self.pool[child].0.iter_mut().enumerate() {
-                        *d = (entry.start + ((j as u64) << csh)) | leaf_attrs(old_ty) | kind | VALID;
+                        *d =
+                            (entry.start + ((j as u64) << csh)) | leaf_attrs(old_ty) | kind | VALID;
                     }
                 }
                 self.pool[table].0[i] = self.table_pa(child) | TABLE_OR_PAGE | VALID;
@@ -240,7 +241,14 @@ mod tests {
     fn whole_gigabytes_use_level1_blocks() {
         let mut p = pool(4);
         let mut m = IdentityMap::new(&mut p, 0x4010_0000).unwrap();
-        m.map(Range { start: 0, end: 4 * GIB }, MemType::Device).unwrap();
+        m.map(
+            Range {
+                start: 0,
+                end: 4 * GIB,
+            },
+            MemType::Device,
+        )
+        .unwrap();
         assert_eq!(m.tables_used(), 1);
         let (desc, level) = m.walk(3 * GIB + 5).unwrap();
         assert_eq!(level, 1);
@@ -252,7 +260,14 @@ mod tests {
     fn ram_inside_a_device_block_splits_it_and_keeps_the_rest_device() {
         let mut p = pool(8);
         let mut m = IdentityMap::new(&mut p, 0x4010_0000).unwrap();
-        m.map(Range { start: 0, end: 512 * GIB }, MemType::Device).unwrap();
+        m.map(
+            Range {
+                start: 0,
+                end: 512 * GIB,
+            },
+            MemType::Device,
+        )
+        .unwrap();
         // RAM bank that is not 1 GiB aligned at its end: 0x4000_0000..0x5220_0000.
         let ram = Range {
             start: GIB,
@@ -276,7 +291,14 @@ mod tests {
     fn unmapped_addresses_have_no_translation() {
         let mut p = pool(4);
         let mut m = IdentityMap::new(&mut p, 0).unwrap();
-        m.map(Range { start: GIB, end: 2 * GIB }, MemType::Normal).unwrap();
+        m.map(
+            Range {
+                start: GIB,
+                end: 2 * GIB,
+            },
+            MemType::Normal,
+        )
+        .unwrap();
         assert_eq!(m.lookup(0), None);
         assert_eq!(m.lookup(1 << VA_BITS), None);
     }
@@ -286,8 +308,17 @@ mod tests {
         let mut p = pool(2);
         let mut m = IdentityMap::new(&mut p, 0).unwrap();
         assert_eq!(
-            m.map(Range { start: 1, end: 4096 }, MemType::Normal),
-            Err(MapError::Unaligned(Range { start: 1, end: 4096 }))
+            m.map(
+                Range {
+                    start: 1,
+                    end: 4096
+                },
+                MemType::Normal
+            ),
+            Err(MapError::Unaligned(Range {
+                start: 1,
+                end: 4096
+            }))
         );
         let far = Range {
             start: 0,
@@ -296,7 +327,13 @@ mod tests {
         assert_eq!(m.map(far, MemType::Normal), Err(MapError::OutOfRange(far)));
         // A single page needs a level-2 and a level-3 table: the pool has one.
         assert_eq!(
-            m.map(Range { start: 0, end: 4096 }, MemType::Normal),
+            m.map(
+                Range {
+                    start: 0,
+                    end: 4096
+                },
+                MemType::Normal
+            ),
             Err(MapError::PoolExhausted)
         );
     }

@@ -33,9 +33,7 @@ fn load_segments(elf: &[u8]) -> Result<Vec<Segment<'_>>, String> {
     let mut segs = Vec::new();
     for i in 0..phnum {
         let ph = phoff + i * phentsize;
-        let ph = elf
-            .get(ph..ph + 56)
-            .ok_or("program header out of bounds")?;
+        let ph = elf.get(ph..ph + 56).ok_or("program header out of bounds")?;
         if u32_at(ph, 0) != 1 {
             continue; // not PT_LOAD
         }
@@ -107,7 +105,11 @@ mod tests {
         assert!(check_header(&img).is_err());
         img[0x38..0x3c].copy_from_slice(b"ARM\x64");
         img[16..24].copy_from_slice(&64u64.to_le_bytes());
-        assert!(check_header(&img).unwrap_err().contains("smaller than the file"));
+        assert!(
+            check_header(&img)
+                .unwrap_err()
+                .contains("smaller than the file")
+        );
         img[8..16].copy_from_slice(&0x20_0000u64.to_le_bytes());
         img[16..24].copy_from_slice(&0x1000u64.to_le_bytes());
         assert_eq!(check_header(&img), Ok((0x20_0000, 0x1000)));
@@ -115,6 +117,8 @@ mod tests {
 
     #[test]
     fn non_elf_input_is_refused() {
-        assert!(flatten(b"not an elf at all, not at all, not at all, not at all, not at all!").is_err());
+        assert!(
+            flatten(b"not an elf at all, not at all, not at all, not at all, not at all!").is_err()
+        );
     }
 }

@@ -88,9 +88,16 @@ pub fn build(spec: &BuildSpec) -> Result<PathBuf, String> {
     let set = feature_set_name(spec);
     let target_dir = root().join("target").join("images").join(&set);
     let mut cmd = cargo();
-    cmd.args(["build", "--quiet", "-p", &pkg, "--target", "aarch64-unknown-none"])
-        .arg("--target-dir")
-        .arg(&target_dir);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        &pkg,
+        "--target",
+        "aarch64-unknown-none",
+    ])
+    .arg("--target-dir")
+    .arg(&target_dir);
     if spec.release {
         cmd.arg("--release");
     }

@@ -54,7 +54,10 @@ impl Machine {
         }
         for (file, addr) in &self.loaders {
             a.push("-device".into());
-            a.push(format!("loader,file={},addr={addr:#x},force-raw=on", file.display()));
+            a.push(format!(
+                "loader,file={},addr={addr:#x},force-raw=on",
+                file.display()
+            ));
         }
         a
     }
@@ -105,8 +108,14 @@ pub fn run_captured(m: &Machine, limit: Duration) -> Result<Outcome, String> {
     let fault = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
     for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()

@@ -30,7 +30,11 @@ pub fn ensure_toolchain() -> Result<(), String> {
         return Err("rustup is needed to install the pinned toolchain (https://rustup.rs)".into());
     }
     eprintln!("xtask: installing the toolchain pinned in rust-toolchain.toml");
-    run_cmd(Command::new("rustup").args(["toolchain", "install"]).current_dir(root()))
+    run_cmd(
+        Command::new("rustup")
+            .args(["toolchain", "install"])
+            .current_dir(root()),
+    )
 }
 
 fn have(program: &str) -> bool {
@@ -62,7 +66,10 @@ pub fn ensure_host_tools() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
-    let install = format!("apt-get install -y --no-install-recommends {}", missing.join(" "));
+    let install = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
     if !is_root() {
         return Err(format!(
             "missing {}; install with: sudo apt-get update && sudo {install}",

@@ -31,7 +31,9 @@ pub fn parse_features(manifest: &str) -> BoardFeatures {
         if !in_features || line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let Some((name, value)) = line.split_once('=') else { continue };
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
         let name = name.trim().to_string();
         if name == "default" {
             default = value
@@ -143,7 +145,9 @@ fn board_features(board: &str) -> Result<BoardFeatures, String> {
 
 pub fn run_all(with_qemu: bool) -> Result<(), String> {
     step("toolchain", setup::ensure_toolchain)?;
-    step("rustfmt", || run_cmd(cargo().args(["fmt", "--all", "--", "--check"])))?;
+    step("rustfmt", || {
+        run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
     let boards = boards();
     step("clippy (host)", || {
         let mut c = cargo();
@@ -156,19 +160,22 @@ pub fn run_all(with_qemu: bool) -> Result<(), String> {
     for b in &boards {
         let feats = board_features(b)?;
         for set in powerset(&feats.all) {
-            step(&format!("clippy (aarch64, {b}, features [{}])", set.join(",")), || {
-                let mut c = cargo();
-                c.args(["clippy", "--quiet", "--target", "aarch64-unknown-none"])
-                    .args(["-p", &crate::board_package(b), "-p", "oxen-core"])
-                    .arg("--no-default-features");
-                for f in &set {
-                    c.args(["-p", &format!("oxen-{f}")]);
-                }
-                if !set.is_empty() {
-                    c.args(["--features", &set.join(",")]);
-                }
-                run_cmd(c.args(["--", "-D", "warnings"]))
-            })?;
+            step(
+                &format!("clippy (aarch64, {b}, features [{}])", set.join(",")),
+                || {
+                    let mut c = cargo();
+                    c.args(["clippy", "--quiet", "--target", "aarch64-unknown-none"])
+                        .args(["-p", &crate::board_package(b), "-p", "oxen-core"])
+                        .arg("--no-default-features");
+                    for f in &set {
+                        c.args(["-p", &format!("oxen-{f}")]);
+                    }
+                    if !set.is_empty() {
+                        c.args(["--features", &set.join(",")]);
+                    }
+                    run_cmd(c.args(["--", "-D", "warnings"]))
+                },
+            )?;
         }
     }
     step("host tests", || {
@@ -195,8 +202,16 @@ fn qemu_tests(boards: &[String]) -> Result<(), String> {
         let feats = board_features(b)?;
         let mut sets: Vec<(String, Option<Vec<String>>, BTreeSet<String>)> = vec![
             ("none".into(), Some(vec![]), BTreeSet::new()),
-            ("default".into(), None, feats.default.iter().cloned().collect()),
-            ("all".into(), Some(feats.all.clone()), feats.all.iter().cloned().collect()),
+            (
+                "default".into(),
+                None,
+                feats.default.iter().cloned().collect(),
+            ),
+            (
+                "all".into(),
+                Some(feats.all.clone()),
+                feats.all.iter().cloned().collect(),
+            ),
         ];
         sets.dedup_by(|a, b| a.2 == b.2 && a.1.is_some() && b.1.is_some());
         for (label, features, subsystems) in sets {
@@ -282,7 +297,8 @@ oxen-core.workspace = true
         }
     }
 
-    const GOOD: &str = "(oxen) subsystems: evtchn, gnttab\n(oxen) 2 of 2 CPUs online\n(oxen) powering off\n";
+    const GOOD: &str =
+        "(oxen) subsystems: evtchn, gnttab\n(oxen) 2 of 2 CPUs online\n(oxen) powering off\n";
 
     fn want() -> BootExpectation {
         BootExpectation {
@@ -316,7 +332,8 @@ oxen-core.workspace = true
 
     #[test]
     fn a_fault_or_a_missing_cpu_turns_the_run_red() {
-        let log = GOOD.replace("2 of 2", "1 of 2") + "(oxen) *** FAULT on CPU1: synchronous exception from EL2\n";
+        let log = GOOD.replace("2 of 2", "1 of 2")
+            + "(oxen) *** FAULT on CPU1: synchronous exception from EL2\n";
         let p = check_boot(&outcome(&log), &want());
         assert_eq!(p.len(), 2, "{p:?}");
     }

@@ -29,14 +29,18 @@ pub fn index() -> usize {
 /// Records this CPU's index (once, at bring-up).
 pub fn set_index(i: usize) {
     // SAFETY: TPIDR_EL2 is a scratch register Oxen owns; nothing else reads it.
-    unsafe { asm!("msr tpidr_el2, {}", in(reg) i as u64, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("msr tpidr_el2, {}", in(reg) i as u64, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// ID_AA64MMFR0_EL1.PARange decoded into physical address bits.
 pub fn pa_bits() -> u32 {
     let v: u64;
     // SAFETY: reading an ID register has no side effects.
-    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("mrs {}, id_aa64mmfr0_el1", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     match v & 0xf {
         0 => 32,
         1 => 36,
@@ -60,7 +64,9 @@ pub fn counter_frequency() -> u64 {
 pub fn counter() -> u64 {
     let v: u64;
     // SAFETY: reading the counter has no side effects; the ISB orders it.
-    unsafe { asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
     v
 }
 

@@ -153,7 +153,11 @@ macro_rules! fault_println {
 /// Prints everything known about an unexpected exception.
 pub fn report_fault(kind: VectorKind, frame: &Frame, esr: Esr, far: u64) {
     let cpu = cpu::index();
-    fault_println!("*** FAULT on CPU{cpu}: {} from {}", kind.kind(), kind.origin());
+    fault_println!(
+        "*** FAULT on CPU{cpu}: {} from {}",
+        kind.kind(),
+        kind.origin()
+    );
     let class = esr.class();
     match class {
         ExceptionClass::DataAbortSame | ExceptionClass::DataAbortLower => {
@@ -180,11 +184,23 @@ pub fn report_fault(kind: VectorKind, frame: &Frame, esr: Esr, far: u64) {
         match regs.len() {
             4 => fault_println!(
                 "    x{:<2} {:#018x} x{:<2} {:#018x} x{:<2} {:#018x} x{:<2} {:#018x}",
-                i, regs[0], i + 1, regs[1], i + 2, regs[2], i + 3, regs[3]
+                i,
+                regs[0],
+                i + 1,
+                regs[1],
+                i + 2,
+                regs[2],
+                i + 3,
+                regs[3]
             ),
             _ => fault_println!(
                 "    x{:<2} {:#018x} x{:<2} {:#018x} x{:<2} {:#018x}",
-                i, regs[0], i + 1, regs[1], i + 2, regs[2]
+                i,
+                regs[0],
+                i + 1,
+                regs[1],
+                i + 2,
+                regs[2]
             ),
         }
     }
@@ -198,9 +214,8 @@ pub fn backtrace(pc: u64, mut fp: u64) {
     fault_println!("    backtrace (resolve with addr2line -e <the ELF>):");
     fault_println!("      #0 {pc:#018x}");
     for depth in 1..32 {
-        let in_stack = entry::stack_bounds().any(|(lo, hi)| {
-            fp as usize >= lo && (fp as usize).saturating_add(16) <= hi
-        });
+        let in_stack = entry::stack_bounds()
+            .any(|(lo, hi)| fp as usize >= lo && (fp as usize).saturating_add(16) <= hi);
         if fp == 0 || fp % 8 != 0 || !in_stack {
             break;
         }

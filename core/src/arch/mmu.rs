@@ -97,7 +97,13 @@ pub unsafe fn enable_boot(ram: &[Range], dtb: Range) -> Result<usize, MapError> 
     let image = image_range();
     for r in ram.iter().chain(core::iter::once(&image)) {
         let r = r.shrink_to(PAGE_SIZE);
-        map.map(Range { start: r.start, end: r.end.min(top) }, MemType::Normal)?;
+        map.map(
+            Range {
+                start: r.start,
+                end: r.end.min(top),
+            },
+            MemType::Normal,
+        )?;
     }
     let used = map.tables_used();
     let config = [

@@ -4,7 +4,7 @@
 
 pub mod cpu;
 pub mod entry;
-pub mod heap;
 pub mod exception;
+pub mod heap;
 pub mod mmu;
 pub mod psci;

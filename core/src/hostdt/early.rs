@@ -67,8 +67,10 @@ pub fn memory_banks(blob: &[u8]) -> Option<Banks> {
         }
         let entry = ac + sc;
         for i in 0..reg.len() / 4 / entry {
-            let (Some(a), Some(s)) = (read_cells(reg, i * entry, ac), read_cells(reg, i * entry + ac, sc))
-            else {
+            let (Some(a), Some(s)) = (
+                read_cells(reg, i * entry, ac),
+                read_cells(reg, i * entry + ac, sc),
+            ) else {
                 continue;
             };
             if let Some(r) = Range::with_size(a, s).filter(|r| !r.is_empty())
@@ -98,8 +100,14 @@ mod tests {
         assert_eq!(
             banks.iter().copied().collect::<Vec<_>>(),
             [
-                Range { start: 0x4000_0000, end: 0x6000_0000 },
-                Range { start: 0x1_0000_0000, end: 0x1_4000_0000 }
+                Range {
+                    start: 0x4000_0000,
+                    end: 0x6000_0000
+                },
+                Range {
+                    start: 0x1_0000_0000,
+                    end: 0x1_4000_0000
+                }
             ]
         );
     }

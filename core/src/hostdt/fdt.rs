@@ -96,7 +96,9 @@ impl<'dt> Prop<'dt> {
 
     /// A two-cell value (exactly 8 bytes).
     pub fn u64(&self) -> Option<u64> {
-        (self.value.len() == 8).then(|| read_cells(self.value, 0, 2)).flatten()
+        (self.value.len() == 8)
+            .then(|| read_cells(self.value, 0, 2))
+            .flatten()
     }
 
     /// A NUL-terminated string holding no other NUL.
@@ -144,7 +146,9 @@ pub(crate) fn read_cells(value: &[u8], at: usize, n: usize) -> Option<u64> {
     if n > 2 {
         // Only the low 64 bits are meaningful to Oxen; higher cells must be 0.
         let hi = read_cells(value, at, n - 2)?;
-        return (hi == 0).then(|| read_cells(value, at + n - 2, 2)).flatten();
+        return (hi == 0)
+            .then(|| read_cells(value, at + n - 2, 2))
+            .flatten();
     }
     let mut v = 0u64;
     for i in 0..n {
@@ -160,16 +164,17 @@ fn read_mem_reserve(buf: &[u8], offset: usize) -> Result<Vec<Range>, FdtError> {
     let mut out = Vec::new();
     let mut at = offset;
     loop {
-        let entry = buf
-            .get(at..at + 16)
-            .ok_or(FdtError::Malformed("memory reservation block is unterminated"))?;
+        let entry = buf.get(at..at + 16).ok_or(FdtError::Malformed(
+            "memory reservation block is unterminated",
+        ))?;
         let addr = read_cells(entry, 0, 2).unwrap_or(0);
         let size = read_cells(entry, 2, 2).unwrap_or(0);
         if addr == 0 && size == 0 {
             return Ok(out);
         }
-        let r = Range::with_size(addr, size)
-            .ok_or(FdtError::Malformed("memory reservation wraps the address space"))?;
+        let r = Range::with_size(addr, size).ok_or(FdtError::Malformed(
+            "memory reservation wraps the address space",
+        ))?;
         out.push(r);
         at += 16;
     }

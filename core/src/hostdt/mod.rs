@@ -7,8 +7,8 @@ mod fdt;
 mod platform;
 
 pub use fdt::{DtError, Fdt, FdtError, Node, NodeId, Prop};
-pub use platform::{read_bootargs, 
-    BootModule, Conduit, Cpu, Gic, ModuleKind, Platform, Psci, Timer, Uart,
+pub use platform::{
+    BootModule, Conduit, Cpu, Gic, ModuleKind, Platform, Psci, Timer, Uart, read_bootargs,
 };
 
 #[cfg(test)]

@@ -267,7 +267,12 @@ fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
     let Some(id) = find_compatible(fdt, &["arm,gic-v3"]) else {
         let older = find_compatible(
             fdt,
-            &["arm,gic-400", "arm,cortex-a15-gic", "arm,gic-v2", "arm,cortex-a9-gic"],
+            &[
+                "arm,gic-400",
+                "arm,cortex-a15-gic",
+                "arm,gic-v2",
+                "arm,cortex-a9-gic",
+            ],
         );
         errors.push(match older {
             Some(id) => DtError::prop(
@@ -275,7 +280,10 @@ fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
                 "compatible",
                 "is a GICv2; Oxen needs a GICv3 (\"arm,gic-v3\")",
             ),
-            None => DtError::node("/", "has no interrupt controller compatible with \"arm,gic-v3\""),
+            None => DtError::node(
+                "/",
+                "has no interrupt controller compatible with \"arm,gic-v3\"",
+            ),
         });
         return None;
     };
@@ -314,7 +322,10 @@ fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
 
 fn read_timer(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Timer> {
     let Some(id) = find_compatible(fdt, &["arm,armv8-timer", "arm,armv7-timer"]) else {
-        errors.push(DtError::node("/", "has no timer compatible with \"arm,armv8-timer\""));
+        errors.push(DtError::node(
+            "/",
+            "has no timer compatible with \"arm,armv8-timer\"",
+        ));
         return None;
     };
     let path = fdt.path(id);
@@ -337,9 +348,10 @@ fn read_timer(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Timer> {
             clock_frequency: fdt.prop_u32(id, "clock-frequency"),
         }),
         None => {
-            let shown = fdt
-                .prop(id, "interrupts")
-                .map_or_else(|| "is missing".to_string(), |p| format!("= {}", p.display()));
+            let shown = fdt.prop(id, "interrupts").map_or_else(
+                || "is missing".to_string(),
+                |p| format!("= {}", p.display()),
+            );
             errors.push(DtError::prop(
                 path,
                 "interrupts",
@@ -357,7 +369,8 @@ fn read_console(fdt: &Fdt<'_>, args: &BootArgs<'_>, errors: &mut Vec<DtError>) -
         Some(v) => ("xen,xen-bootargs dtuart=", Some(v)),
         None => (
             "stdout-path",
-            fdt.find("/chosen").and_then(|c| fdt.prop_str(c, "stdout-path")),
+            fdt.find("/chosen")
+                .and_then(|c| fdt.prop_str(c, "stdout-path")),
         ),
     };
     let spec = spec?;
@@ -492,7 +505,10 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
                 errors.push(DtError::prop(
                     &path,
                     "reg",
-                    format!("has {} non-empty range(s); a boot module needs exactly one", r.iter().filter(|r| !r.is_empty()).count()),
+                    format!(
+                        "has {} non-empty range(s); a boot module needs exactly one",
+                        r.iter().filter(|r| !r.is_empty()).count()
+                    ),
                 ));
                 continue;
             }
@@ -543,16 +559,45 @@ mod tests {
     #[test]
     fn qemu_virt_platform_is_read_completely() {
         let p = read(&Virt::default()).unwrap();
-        assert_eq!(p.memory, [Range { start: 0x4000_0000, end: 0x8000_0000 }]);
+        assert_eq!(
+            p.memory,
+            [Range {
+                start: 0x4000_0000,
+                end: 0x8000_0000
+            }]
+        );
         assert_eq!(p.cpus.len(), 2);
         assert_eq!(p.cpus[1].mpidr, 1);
         assert_eq!(p.cpus[0].compatible.as_deref(), Some("arm,cortex-a57"));
-        assert_eq!(p.gic.distributor, Range { start: 0x0800_0000, end: 0x0801_0000 });
-        assert_eq!(p.gic.redistributors, [Range { start: 0x080a_0000, end: 0x0900_0000 }]);
+        assert_eq!(
+            p.gic.distributor,
+            Range {
+                start: 0x0800_0000,
+                end: 0x0801_0000
+            }
+        );
+        assert_eq!(
+            p.gic.redistributors,
+            [Range {
+                start: 0x080a_0000,
+                end: 0x0900_0000
+            }]
+        );
         assert_eq!(p.gic.maintenance_intid, Some(25));
-        assert_eq!((p.timer.secure_phys, p.timer.nonsecure_phys, p.timer.virt, p.timer.hyp_phys), (29, 30, 27, 26));
+        assert_eq!(
+            (
+                p.timer.secure_phys,
+                p.timer.nonsecure_phys,
+                p.timer.virt,
+                p.timer.hyp_phys
+            ),
+            (29, 30, 27, 26)
+        );
         let uart = p.console.unwrap();
-        assert_eq!((uart.base, uart.size, uart.intid), (0x0900_0000, 0x1000, Some(33)));
+        assert_eq!(
+            (uart.base, uart.size, uart.intid),
+            (0x0900_0000, 0x1000, Some(33))
+        );
         assert_eq!(p.psci.conduit, Conduit::Smc);
         assert!(p.modules.is_empty());
     }
@@ -575,7 +620,10 @@ mod tests {
         };
         let p = read(&v).unwrap();
         assert_eq!(p.console.unwrap().base, 0x0900_0000);
-        assert_eq!(p.bootargs, "console=dtuart dtuart=/pl011@9000000 bootscrub=0");
+        assert_eq!(
+            p.bootargs,
+            "console=dtuart dtuart=/pl011@9000000 bootscrub=0"
+        );
     }
 
     #[test]
@@ -639,8 +687,14 @@ mod tests {
         assert_eq!(
             read(&v).unwrap().reserved,
             [
-                Range { start: 0x7000_0000, end: 0x7000_1000 },
-                Range { start: 0x7e00_0000, end: 0x7e20_0000 }
+                Range {
+                    start: 0x7000_0000,
+                    end: 0x7000_1000
+                },
+                Range {
+                    start: 0x7e00_0000,
+                    end: 0x7e20_0000
+                }
             ]
         );
     }
@@ -673,8 +727,17 @@ mod tests {
         let p = read(&v).unwrap();
         let kinds: Vec<_> = p.modules.iter().map(|m| m.kind).collect();
         // An explicit kind does not advance Xen's guessing counter.
-        assert_eq!(kinds, [ModuleKind::Kernel, ModuleKind::Kernel, ModuleKind::Ramdisk]);
-        assert_eq!(p.modules[0].range, Range { start: 0x5000_0000, end: 0x5010_0000 });
+        assert_eq!(
+            kinds,
+            [ModuleKind::Kernel, ModuleKind::Kernel, ModuleKind::Ramdisk]
+        );
+        assert_eq!(
+            p.modules[0].range,
+            Range {
+                start: 0x5000_0000,
+                end: 0x5010_0000
+            }
+        );
         assert_eq!(p.modules[0].bootargs.as_deref(), Some("console=ttyAMA0"));
         assert_eq!(p.modules[0].domain, None);
     }
@@ -700,7 +763,10 @@ mod tests {
         let fdt = Fdt::parse(blob.bytes()).unwrap();
         let uart = fdt.find("/pl011").unwrap();
         assert_eq!(fdt.path(uart), "/pl011@9000000");
-        assert_eq!(fdt.find("/cpus/cpu@1").map(|id| fdt.path(id)).as_deref(), Some("/cpus/cpu@1"));
+        assert_eq!(
+            fdt.find("/cpus/cpu@1").map(|id| fdt.path(id)).as_deref(),
+            Some("/cpus/cpu@1")
+        );
         assert_eq!(fdt.find("/cpus/cpu"), None, "ambiguous base name");
     }
 }

@@ -101,7 +101,8 @@ impl Virt {
         w.property_u32("#size-cells", 2).unwrap();
         for (name, compat, (a, s), args) in &self.modules {
             let m = w.begin_node(name).unwrap();
-            w.property_string_list("compatible", compat.clone()).unwrap();
+            w.property_string_list("compatible", compat.clone())
+                .unwrap();
             w.property_array_u64("reg", &[*a, *s]).unwrap();
             if let Some(args) = args {
                 w.property_string("bootargs", args).unwrap();
@@ -132,23 +133,30 @@ impl Virt {
         }
 
         let uart = w.begin_node("pl011@9000000").unwrap();
-        w.property_string_list("compatible", alloc::vec![self.uart_compatible.clone(), "arm,primecell".into()])
-            .unwrap();
+        w.property_string_list(
+            "compatible",
+            alloc::vec![self.uart_compatible.clone(), "arm,primecell".into()],
+        )
+        .unwrap();
         w.property_array_u64("reg", &[0x0900_0000, 0x1000]).unwrap();
         w.property_array_u32("interrupts", &[0, 1, 4]).unwrap();
         w.end_node(uart).unwrap();
 
         if let Some(method) = &self.psci_method {
             let psci = w.begin_node("psci").unwrap();
-            w.property_string_list("compatible", strs(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]))
-                .unwrap();
+            w.property_string_list(
+                "compatible",
+                strs(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"]),
+            )
+            .unwrap();
             w.property_string("method", method).unwrap();
             w.end_node(psci).unwrap();
         }
 
         let gic = w.begin_node("intc@8000000").unwrap();
         w.property_u32("phandle", 0x8002).unwrap();
-        w.property_string("compatible", &self.gic_compatible).unwrap();
+        w.property_string("compatible", &self.gic_compatible)
+            .unwrap();
         w.property_u32("#interrupt-cells", 3).unwrap();
         w.property_null("interrupt-controller").unwrap();
         w.property_u32("#redistributor-regions", 1).unwrap();

@@ -106,7 +106,10 @@ mod tests {
     fn regions_for_128_mib_match_xen() {
         assert_eq!(
             domu_regions([128 * MIB, 0], 40, &[]),
-            [r(0x4800_0000, 0x1_0000_0000), r(0x2_0000_0000, 0x100_0000_0000)]
+            [
+                r(0x4800_0000, 0x1_0000_0000),
+                r(0x2_0000_0000, 0x100_0000_0000)
+            ]
         );
     }
 
@@ -114,7 +117,10 @@ mod tests {
     fn regions_for_512_mib_match_xen() {
         assert_eq!(
             domu_regions([512 * MIB, 0], 40, &[]),
-            [r(0x6000_0000, 0x1_0000_0000), r(0x2_0000_0000, 0x100_0000_0000)]
+            [
+                r(0x6000_0000, 0x1_0000_0000),
+                r(0x2_0000_0000, 0x100_0000_0000)
+            ]
         );
     }
 
@@ -129,7 +135,10 @@ mod tests {
     #[test]
     fn small_ipa_drops_bank1_entirely() {
         // 32-bit IPA: bank 1 (at 8 GiB) is unreachable.
-        assert_eq!(domu_regions([128 * MIB, 0], 32, &[]), [r(0x4800_0000, 0x1_0000_0000)]);
+        assert_eq!(
+            domu_regions([128 * MIB, 0], 32, &[]),
+            [r(0x4800_0000, 0x1_0000_0000)]
+        );
     }
 
     #[test]
