@@ -84,7 +84,6 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         cpu::halt();
     };
     let dtb_range = Range::with_size(dtb as u64, blob.len() as u64).unwrap_or_default();
-    let ram: Vec<Range>;
     // SAFETY: boot CPU, MMU off, nothing else running: enable_boot's contract.
     let tables = match unsafe { mmu::enable_boot(&banks.ranges[..banks.len], dtb_range) } {
         Ok(t) => t,
@@ -96,7 +95,7 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     console::enable_locking();
     // SAFETY: once, boot CPU, MMU on.
     unsafe { heap::init() };
-    ram = banks.iter().copied().collect();
+    let ram: Vec<Range> = banks.iter().copied().collect();
     println!(
         "MMU on: {} page-table pages, {} MiB heap",
         tables,
@@ -211,7 +210,7 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
 
 /// The device tree at `dtb` as a byte slice, if it looks like one.
 fn dtb_blob(dtb: usize) -> Option<&'static [u8]> {
-    if dtb == 0 || dtb % 8 != 0 {
+    if dtb == 0 || !dtb.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol puts a device tree (header at least 40

@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn unknown_options_are_listed_once_in_order() {
-        let a = BootArgs::parse(&"bootscrub=0 console=dtuart bootscrub=0 sched=credit2");
+        let a = BootArgs::parse("bootscrub=0 console=dtuart bootscrub=0 sched=credit2");
         let unknown = a.unknown(|n| n == "console");
         assert_eq!(unknown, ["bootscrub=0", "sched=credit2"]);
     }

@@ -18,7 +18,7 @@ const ENTRIES: usize = 512;
 /// MAIR_EL2 value matching the attribute indices used in descriptors:
 /// index 0 Device-nGnRnE, index 1 Normal inner/outer write-back
 /// read/write-allocate.
-pub const MAIR_EL2: u64 = 0x00 | (0xff << 8);
+pub const MAIR_EL2: u64 = 0xff << 8;
 
 /// A translation table: one 4 KiB page of descriptors.
 #[repr(C, align(4096))]
@@ -123,7 +123,7 @@ impl<'a> IdentityMap<'a> {
     /// Maps `range` (page-aligned) as `ty`, replacing any earlier mapping of
     /// those addresses and splitting larger blocks as needed.
     pub fn map(&mut self, range: Range, ty: MemType) -> Result<(), MapError> {
-        if range.start % PAGE_SIZE != 0 || range.end % PAGE_SIZE != 0 {
+        if !range.start.is_multiple_of(PAGE_SIZE) || !range.end.is_multiple_of(PAGE_SIZE) {
             return Err(MapError::Unaligned(range));
         }
         if range.end > 1 << VA_BITS {

@@ -21,7 +21,7 @@ pub struct Frame {
 }
 
 const FRAME_SIZE: usize = size_of::<Frame>();
-const _: () = assert!(FRAME_SIZE == 34 * 8 && FRAME_SIZE % 16 == 0);
+const _: () = assert!(FRAME_SIZE == 34 * 8 && FRAME_SIZE.is_multiple_of(16));
 
 global_asm!(
     r#"
@@ -216,7 +216,7 @@ pub fn backtrace(pc: u64, mut fp: u64) {
     for depth in 1..32 {
         let in_stack = entry::stack_bounds()
             .any(|(lo, hi)| fp as usize >= lo && (fp as usize).saturating_add(16) <= hi);
-        if fp == 0 || fp % 8 != 0 || !in_stack {
+        if fp == 0 || !fp.is_multiple_of(8) || !in_stack {
             break;
         }
         let record = fp as *const u64;

@@ -50,7 +50,7 @@ fn tcr(pa_bits: u32) -> u64 {
     let t0sz = u64::from(64 - VA_BITS);
     (1 << 31) | (1 << 23) // RES1
         | (ps << 16)
-        | (0b00 << 14) // TG0: 4 KiB
+        // TG0 = 0b00: 4 KiB granule
         | (0b11 << 12) // SH0: inner shareable
         | (0b01 << 10) // ORGN0: write-back, write-allocate
         | (0b01 << 8)  // IRGN0: write-back, write-allocate

@@ -28,7 +28,7 @@ impl Banks {
 /// Reads the `reg` of every `device_type = "memory"` node directly under the
 /// root. `None` if the blob is not a device tree.
 pub fn memory_banks(blob: &[u8]) -> Option<Banks> {
-    if blob.as_ptr() as usize % 4 != 0 {
+    if !(blob.as_ptr() as usize).is_multiple_of(4) {
         return None;
     }
     // SAFETY: 4-byte alignment is checked above; the function bounds-checks

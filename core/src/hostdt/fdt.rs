@@ -131,7 +131,7 @@ impl<'dt> Prop<'dt> {
         if self.value.is_empty() {
             return String::from("<empty>");
         }
-        if self.value.len() % 4 == 0 {
+        if self.value.len().is_multiple_of(4) {
             let cells: Vec<String> = (0..self.cells())
                 .map(|i| format!("{:#x}", self.cell(i).unwrap_or(0)))
                 .collect();
@@ -201,7 +201,7 @@ pub struct Fdt<'dt> {
 impl<'dt> Fdt<'dt> {
     /// Parses a blob (which may be longer than the tree it holds).
     pub fn parse(blob: &'dt [u8]) -> Result<Self, FdtError> {
-        if blob.as_ptr() as usize % 4 != 0 {
+        if !(blob.as_ptr() as usize).is_multiple_of(4) {
             return Err(FdtError::Misaligned(blob.as_ptr() as usize));
         }
         if blob.len() < 40 {
@@ -441,7 +441,11 @@ impl<'dt> Fdt<'dt> {
             self.size_cells(parent) as usize,
         );
         let entry = ac + sc;
-        if entry == 0 || p.value.len() % 4 != 0 || p.cells() % entry != 0 || p.cells() == 0 {
+        if entry == 0
+            || !p.value.len().is_multiple_of(4)
+            || !p.cells().is_multiple_of(entry)
+            || p.cells() == 0
+        {
             return Err(DtError::prop(
                 self.path(id),
                 prop,

@@ -34,6 +34,9 @@ fn bytemuck_words(w: &[u32]) -> &[u8] {
     unsafe { core::slice::from_raw_parts(w.as_ptr().cast::<u8>(), w.len() * 4) }
 }
 
+/// A boot module node: (name, compatible list, reg, bootargs).
+pub type Module = (String, Vec<String>, (u64, u64), Option<String>);
+
 /// Knobs for the generated tree; the defaults look like
 /// `qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -smp 2 -m 1G`.
 #[derive(Clone)]
@@ -46,8 +49,8 @@ pub struct Virt {
     pub xen_bootargs: Option<String>,
     pub mem_reserve: Vec<(u64, u64)>,
     pub reserved_memory: Vec<(u64, u64)>,
-    /// Extra nodes under `/chosen`: (name, compatible list, reg, bootargs).
-    pub modules: Vec<(String, Vec<String>, (u64, u64), Option<String>)>,
+    /// Extra nodes under `/chosen`.
+    pub modules: Vec<Module>,
     pub uart_compatible: String,
 }
 
