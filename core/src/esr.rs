@@ -146,6 +146,80 @@ impl Esr {
     }
 }
 
+/// The syndrome of a data abort (ISS when ESR.EC is 0x24/0x25).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataAbort {
+    /// The fields below are valid (a single load/store to one register).
+    pub isv: bool,
+    /// Access size in bytes (1, 2, 4 or 8).
+    pub size: u8,
+    /// Sign-extend a load.
+    pub sign_extend: bool,
+    /// The register transferred (31 = xzr/wzr).
+    pub reg: u8,
+    /// The register is 64 bits wide (else 32).
+    pub sixty_four: bool,
+    pub write: bool,
+    /// The fault happened on a stage-1 table walk.
+    pub s1ptw: bool,
+}
+
+/// The syndrome of a trapped MSR/MRS (ISS when ESR.EC is 0x18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SysRegAccess {
+    pub op0: u8,
+    pub op1: u8,
+    pub crn: u8,
+    pub crm: u8,
+    pub op2: u8,
+    /// The general register read or written.
+    pub reg: u8,
+    /// MRS (a read of the system register).
+    pub read: bool,
+}
+
+impl SysRegAccess {
+    /// ICC_SGI1R_EL1: S3_0_C12_C11_5.
+    pub fn is_icc_sgi1r(&self) -> bool {
+        (self.op0, self.op1, self.crn, self.crm, self.op2) == (3, 0, 12, 11, 5)
+    }
+}
+
+impl Esr {
+    /// Decodes a data abort's ISS.
+    pub fn data_abort(self) -> DataAbort {
+        let iss = self.iss();
+        DataAbort {
+            isv: iss & (1 << 24) != 0,
+            size: 1 << ((iss >> 22) & 3),
+            sign_extend: iss & (1 << 21) != 0,
+            reg: ((iss >> 16) & 0x1f) as u8,
+            sixty_four: iss & (1 << 15) != 0,
+            write: iss & (1 << 6) != 0,
+            s1ptw: iss & (1 << 7) != 0,
+        }
+    }
+
+    /// Decodes a trapped system-register access's ISS.
+    pub fn sysreg(self) -> SysRegAccess {
+        let iss = self.iss();
+        SysRegAccess {
+            op0: ((iss >> 20) & 3) as u8,
+            op2: ((iss >> 17) & 7) as u8,
+            op1: ((iss >> 14) & 7) as u8,
+            crn: ((iss >> 10) & 0xf) as u8,
+            reg: ((iss >> 5) & 0x1f) as u8,
+            crm: ((iss >> 1) & 0xf) as u8,
+            read: iss & 1 != 0,
+        }
+    }
+
+    /// The 16-bit immediate of an HVC or SMC.
+    pub fn imm16(self) -> u16 {
+        (self.iss() & 0xffff) as u16
+    }
+}
+
 impl fmt::Debug for Esr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#010x} ({})", self.0, self.class().describe())
@@ -172,6 +246,24 @@ mod tests {
         let esr = Esr((0x16 << 26) | (1 << 25) | 0xea1);
         assert_eq!(esr.class(), ExceptionClass::Hvc64);
         assert_eq!(esr.iss(), 0xea1);
+    }
+
+    #[test]
+    fn data_abort_syndrome_gives_size_register_and_direction() {
+        // ISV, SAS=2 (4 bytes), SRT=3, WnR, EC 0x24.
+        let esr = Esr((0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (3 << 16) | (1 << 6));
+        let da = esr.data_abort();
+        assert!(da.isv && da.write && !da.sixty_four && !da.sign_extend);
+        assert_eq!((da.size, da.reg), (4, 3));
+    }
+
+    #[test]
+    fn msr_icc_sgi1r_is_recognised() {
+        // MSR ICC_SGI1R_EL1, x5: Op0=3 Op2=5 Op1=0 CRn=12 Rt=5 CRm=11 write.
+        let iss = (3 << 20) | (5 << 17) | (12 << 10) | (5 << 5) | (11 << 1);
+        let acc = Esr((0x18 << 26) | (1 << 25) | iss).sysreg();
+        assert!(acc.is_icc_sgi1r());
+        assert_eq!((acc.reg, acc.read), (5, false));
     }
 
     #[test]

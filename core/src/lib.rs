@@ -12,13 +12,23 @@
 extern crate alloc;
 
 pub mod bootargs;
+pub mod config;
 pub mod console;
+pub mod console_mux;
 pub mod esr;
+pub mod frames;
+pub mod guest_dt;
 pub mod guest_layout;
 pub mod hostdt;
+pub mod inject;
+pub mod loader;
 pub mod memmap;
 pub mod pagetable;
+pub mod stage2;
 pub mod subsystem;
+pub mod vgic;
+pub mod vpl011;
+pub mod vpsci;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;
@@ -26,6 +36,7 @@ pub mod arch;
 pub mod boot;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod drivers;
+
 
 /// The Xen version Oxen presents itself as, everywhere a guest can see one.
 pub const XEN_VERSION: (u16, u16) = (4, 20);

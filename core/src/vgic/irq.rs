@@ -1,0 +1,205 @@
+//! The state of one virtual interrupt and the rules that decide whether it
+//! is offered to the guest.
+
+/// Priority bits a guest can set: the virtual CPU interface is only
+/// guaranteed to implement five, so the low three read as zero, as on a
+/// GIC that implements five.
+pub(super) const PRIORITY_MASK: u8 = 0xf8;
+
+/// One interrupt: an SGI or PPI of one vCPU, or an SPI.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Irq {
+    pub enabled: bool,
+    pub group1: bool,
+    /// ICFGR: edge-triggered rather than level-sensitive.
+    pub edge: bool,
+    pub priority: u8,
+    /// Pending state not held by a list register: set by edges, injections
+    /// and ISPENDR writes; for a level-sensitive interrupt it is the
+    /// software-set part, which acknowledgement clears.
+    pub latch: bool,
+    /// The input line, for interrupts driven by `set_level`.
+    pub line: bool,
+    pub active: bool,
+    /// A list register holds this interrupt (between flush and sync).
+    pub listed: bool,
+    /// ...and that register took over `latch`: it is handed back at sync
+    /// unless the guest acknowledged it.
+    pub carried: bool,
+    /// The physical INTID backing this occurrence (an HW = 1 list register).
+    pub hw: Option<u32>,
+    /// SPIs only: the vCPU whose list registers hold it or that has it
+    /// active; it stays there until it is inactive, whatever IROUTER says.
+    pub owner: Option<usize>,
+    /// SPIs only: GICD_IROUTER<n>, RES0 bits clear.
+    pub route: u64,
+}
+
+/// What the list registers would show of an interrupt, reduced to what
+/// decides whether a running vCPU must be kicked to see a change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Offer {
+    /// Deliverable and pending, not yet in a list register.
+    pub pending: bool,
+    /// Its list register must ask for a maintenance interrupt at EOI.
+    pub eoi: bool,
+}
+
+impl Offer {
+    /// Whether going from `before` to `self` needs the vCPU to reload its
+    /// list registers.
+    pub fn gained_over(self, before: Offer) -> bool {
+        (self.pending && !before.pending) || (self.eoi && !before.eoi)
+    }
+}
+
+impl Irq {
+    /// The reset state: disabled, group 1, priority 0, SGIs edge-triggered
+    /// and everything else level-sensitive, routed to affinity 0.0.0.0.
+    pub fn reset(intid: u32) -> Self {
+        Self {
+            enabled: false,
+            group1: true,
+            edge: intid < 16,
+            priority: 0,
+            latch: false,
+            line: false,
+            active: false,
+            listed: false,
+            carried: false,
+            hw: None,
+            owner: None,
+            route: 0,
+        }
+    }
+
+    /// Pending as GICD_ISPENDR reads it.
+    pub fn pending(&self) -> bool {
+        self.latch || self.carried || self.level_high()
+    }
+
+    /// A level-sensitive interrupt whose line is asserted.
+    pub fn level_high(&self) -> bool {
+        !self.edge && self.line
+    }
+
+    /// Whether a list register for this interrupt would carry the pending
+    /// state. A level line is not re-offered while the interrupt is active:
+    /// it is sampled again when the guest deactivates it (EOI maintenance),
+    /// so a handler that quietens the device sees no second interrupt. An
+    /// HW interrupt is never pending and active in a list register, because
+    /// its next occurrence can only come from the physical side.
+    pub fn lr_pending(&self) -> bool {
+        let line = self.level_high() && !self.active;
+        let latch = self.latch && !(self.active && self.hw.is_some());
+        line || latch
+    }
+
+    /// Whether the list register must ask for an EOI maintenance interrupt.
+    pub fn needs_eoi_maintenance(&self) -> bool {
+        self.level_high() && self.hw.is_none()
+    }
+
+    /// Enabled, group 1, distributor group 1 enabled.
+    pub fn deliverable(&self, grp1_enabled: bool) -> bool {
+        grp1_enabled && self.group1 && self.enabled
+    }
+
+    pub fn offer(&self, grp1_enabled: bool) -> Offer {
+        let pending = self.deliverable(grp1_enabled) && self.lr_pending();
+        Offer {
+            pending,
+            eoi: self.group1 && self.needs_eoi_maintenance() && (pending || self.active),
+        }
+    }
+
+    /// Whether flush should give it a list register: pending and
+    /// deliverable, or active (the guest must be able to deactivate it even
+    /// if it has since been disabled).
+    pub fn wants_lr(&self, grp1_enabled: bool) -> bool {
+        self.group1 && (self.active || self.offer(grp1_enabled).pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enabled_spi() -> Irq {
+        Irq {
+            enabled: true,
+            ..Irq::reset(40)
+        }
+    }
+
+    #[test]
+    fn sgis_reset_edge_and_others_level() {
+        assert!(Irq::reset(15).edge);
+        assert!(!Irq::reset(16).edge);
+        assert!(!Irq::reset(32).edge);
+    }
+
+    #[test]
+    fn level_line_is_not_offered_again_while_active() {
+        let irq = Irq {
+            line: true,
+            active: true,
+            ..enabled_spi()
+        };
+
+        assert!(irq.pending(), "ISPENDR still shows the asserted line");
+        assert!(!irq.lr_pending());
+        assert!(irq.offer(true).eoi, "EOI maintenance re-samples the line");
+    }
+
+    #[test]
+    fn edge_latched_while_active_is_offered_pending_and_active() {
+        let irq = Irq {
+            edge: true,
+            latch: true,
+            active: true,
+            ..enabled_spi()
+        };
+
+        assert!(irq.lr_pending());
+        assert!(!irq.needs_eoi_maintenance());
+    }
+
+    #[test]
+    fn hw_interrupt_is_not_offered_pending_while_active() {
+        let irq = Irq {
+            latch: true,
+            active: true,
+            hw: Some(27),
+            ..enabled_spi()
+        };
+
+        assert!(!irq.lr_pending());
+    }
+
+    #[test]
+    fn group0_interrupt_is_never_offered() {
+        let irq = Irq {
+            group1: false,
+            latch: true,
+            ..enabled_spi()
+        };
+
+        assert!(!irq.wants_lr(true));
+    }
+
+    #[test]
+    fn a_newly_needed_eoi_request_counts_as_a_gain() {
+        let before = Offer {
+            pending: true,
+            eoi: false,
+        };
+        let after = Offer {
+            pending: true,
+            eoi: true,
+        };
+
+        assert!(after.gained_over(before));
+        assert!(!before.gained_over(after));
+    }
+}
