@@ -4,13 +4,17 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::{cpu, entry, exception, heap, mmu, psci};
 use crate::bootargs::BootArgs;
+use crate::config;
 use crate::console;
+use crate::console_mux::ConsoleMux;
 use crate::drivers::{gic, pl011::Pl011};
+use crate::frames::FrameAllocator;
 use crate::hostdt::{Fdt, Platform, early};
+use crate::hv;
 use crate::memmap::{Range, RangeSet};
 use crate::println;
 use crate::subsystem::{InitContext, Registry};
@@ -172,6 +176,7 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
 
     // SAFETY: the platform's GIC, identity-mapped as Device memory; once.
     let summary = unsafe { gic::init(&platform.gic, platform.cpus.len(), boot_idx) };
+    GIC_SPIS.store(summary.spis, Ordering::Relaxed);
     println!(
         "GICv3: distributor at {:#x}, {} redistributor region(s) from {:#x}, {} SPIs{}",
         platform.gic.distributor.start,
@@ -189,24 +194,140 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     let online = ONLINE.load(Ordering::Acquire).count_ones();
     println!("{online} of {} CPUs online", platform.cpus.len());
 
-    let domains = fdt
-        .find("/chosen")
-        .map(|c| {
-            fdt.children(c)
-                .filter(|&d| fdt.is_compatible(d, "xen,domain"))
-                .count()
-        })
-        .unwrap_or(0);
-    if domains == 0 {
-        println!("no xen,domain nodes under /chosen: nothing to run");
-    } else {
-        println!(
-            "{domains} xen,domain node(s) under /chosen, but this build cannot run domains yet"
-        );
-    }
-    println!("powering off");
-    psci::system_off()
+    run_domains(&fdt, platform, &ram, dtb_range, boot_idx)
 }
+
+/// Set once every domain is built; secondary CPUs then start scheduling.
+static RUN: AtomicBool = AtomicBool::new(false);
+
+/// Reads the domains from `/chosen`, builds them and runs them: on this CPU
+/// and, once released, on every secondary.
+fn run_domains(fdt: &Fdt<'_>, platform: Platform, ram: &[Range], dtb: Range, boot_idx: usize) -> ! {
+    let image = mmu::image_range();
+    let mut free: RangeSet = ram.iter().copied().collect();
+    free.remove(image);
+    free.remove(dtb);
+    for r in &platform.reserved {
+        free.remove(*r);
+    }
+    let module_head = |r: Range| -> Option<&[u8]> {
+        let covered = ram.iter().any(|b| b.covers(&r));
+        // SAFETY: only ranges inside RAM are read, and boot modules are not
+        // written by anyone.
+        covered.then(|| unsafe {
+            crate::arch::mem::bytes(Range {
+                start: r.start,
+                end: r.end.min(r.start + 4096),
+            })
+        })
+    };
+    let limits = config::Limits {
+        max_vcpus: entry::MAX_CPUS as u32,
+        host_spis: gic_spis(),
+    };
+    let system =
+        match config::read_system(fdt, &platform, &free, &[image, dtb], &module_head, &limits) {
+            Ok(s) => s,
+            Err(errors) => {
+                println!("the domain configuration has {} error(s):", errors.len());
+                for e in &errors {
+                    println!("  {e}");
+                }
+                stop("fix the device tree; nothing was started")
+            }
+        };
+    for w in &system.ignored {
+        println!("ignored: {w}");
+    }
+    if system.domains.is_empty() {
+        println!("no xen,domain nodes under /chosen: nothing to run");
+        println!("powering off");
+        psci::system_off()
+    }
+    for m in &platform.modules {
+        free.remove(m.range);
+    }
+    let pa_bits = cpu::pa_bits();
+    let ipa_bits = pa_bits.min(40);
+    let console = CONSOLE_UART.get().or({
+        // SAFETY: the early UART is still the console when the device tree
+        // names none.
+        platform
+            .console
+            .as_ref()
+            .map(|_| unsafe { &*core::ptr::addr_of!(EARLY_UART) })
+    });
+    let domids: Vec<u16> = system.domains.iter().map(|d| d.domid).collect();
+    let mut mux = ConsoleMux::new(&domids);
+    mux.switch();
+    let hv = hv::install(hv::Hv {
+        nr_pcpus: platform.cpus.len().min(entry::MAX_CPUS),
+        pcpu_mpidr: platform.cpus.iter().map(|c| c.mpidr).collect(),
+        ipa_bits,
+        pa_bits,
+        vtcr: crate::stage2::vtcr(ipa_bits, pa_bits),
+        midr: crate::arch::guest::reg::midr(),
+        platform,
+        frames: spin::Mutex::new(FrameAllocator::new(free)),
+        domains: spin::Mutex::new(Vec::new()),
+        console,
+        mux: spin::Mutex::new(mux),
+        placement: spin::Mutex::new(Vec::new()),
+    });
+    println!(
+        "Xen dom0less mode: {} domain(s); guest IPA {ipa_bits} bits",
+        system.domains.len()
+    );
+    let mut built = Vec::new();
+    for cfg in &system.domains {
+        match hv::build::build(cfg) {
+            Ok(d) => built.push(d),
+            Err(e) => {
+                println!("{}: cannot build the domain: {e}", cfg.path);
+                stop("a domain could not be built; nothing was started")
+            }
+        }
+    }
+    if let (Some(uart), Some(intid)) = (
+        hv.console,
+        hv.platform.console.as_ref().and_then(|c| c.intid),
+    ) {
+        uart.enable_rx_interrupt();
+        gic::enable_spi(intid, hv.pcpu_mpidr[boot_idx]);
+    }
+    if let crate::console_mux::Target::Domain(id) = hv.mux.lock().focus() {
+        println!("*** Serial input to DOM{id} (type 'CTRL-a' three times to switch input)");
+    }
+    for d in &built {
+        hv::build::start(d);
+    }
+    RUN.store(true, Ordering::Release);
+    cpu::sev();
+    enter_scheduler(
+        boot_idx,
+        core::ptr::addr_of!(entry::OXEN_BOOT_STACK) as usize + entry::STACK_SIZE,
+    )
+}
+
+/// Enables this CPU's interrupts for guests and starts scheduling.
+fn enter_scheduler(idx: usize, stack_top: usize) -> ! {
+    let timer = &hv::hv().platform.timer;
+    gic::enable_private(idx, hv::sched::KICK_SGI);
+    gic::enable_private(idx, timer.hyp_phys);
+    gic::enable_private(idx, timer.virt);
+    if let Some(m) = hv::hv().platform.gic.maintenance_intid {
+        gic::enable_private(idx, m);
+    }
+    gic::unmask_priorities();
+    hv::sched::init_cpu(stack_top);
+    hv::sched::run()
+}
+
+fn gic_spis() -> u32 {
+    GIC_SPIS.load(Ordering::Relaxed)
+}
+
+static GIC_SPIS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
 /// The device tree at `dtb` as a byte slice, if it looks like one.
 fn dtb_blob(dtb: usize) -> Option<&'static [u8]> {
@@ -345,9 +466,12 @@ extern "C" fn oxen_secondary_main(idx: usize) -> ! {
     gic::init_cpu(idx);
     println!("CPU{idx} online (MPIDR {:#x})", cpu::mpidr());
     ONLINE.fetch_or(1 << idx, Ordering::AcqRel);
-    loop {
+    while !RUN.load(Ordering::Acquire) {
         cpu::wfe();
     }
+    // SAFETY: only the address of this CPU's stack is taken.
+    let stacks = core::ptr::addr_of!(entry::OXEN_STACKS) as usize;
+    enter_scheduler(idx, stacks + (idx + 1) * entry::STACK_SIZE)
 }
 
 #[panic_handler]

@@ -36,7 +36,8 @@ pub mod arch;
 pub mod boot;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod drivers;
-
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod hv;
 
 /// The Xen version Oxen presents itself as, everywhere a guest can see one.
 pub const XEN_VERSION: (u16, u16) = (4, 20);

@@ -33,6 +33,15 @@ global_asm!(
     b       oxen_exception_common
 .endm
 
+/* Exits from a guest save the larger guest frame (with FP/SIMD state). */
+.macro OXEN_GUEST_VENTRY kind
+    .balign 0x80
+    sub     sp, sp, #{guest_frame}
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\kind
+    b       oxen_guest_exit_common
+.endm
+
     .section .text.vectors, "ax"
     .balign 0x800
     .global oxen_vectors
@@ -45,14 +54,14 @@ oxen_vectors:
     OXEN_VENTRY 5
     OXEN_VENTRY 6
     OXEN_VENTRY 7
-    OXEN_VENTRY 8
-    OXEN_VENTRY 9
-    OXEN_VENTRY 10
-    OXEN_VENTRY 11
-    OXEN_VENTRY 12
-    OXEN_VENTRY 13
-    OXEN_VENTRY 14
-    OXEN_VENTRY 15
+    OXEN_GUEST_VENTRY 8
+    OXEN_GUEST_VENTRY 9
+    OXEN_GUEST_VENTRY 10
+    OXEN_GUEST_VENTRY 11
+    OXEN_GUEST_VENTRY 12
+    OXEN_GUEST_VENTRY 13
+    OXEN_GUEST_VENTRY 14
+    OXEN_GUEST_VENTRY 15
 
 oxen_exception_common:
     stp     x2, x3, [sp, #16]
@@ -98,6 +107,7 @@ oxen_exception_common:
     eret
 "#,
     frame = const FRAME_SIZE,
+    guest_frame = const super::guest::GUEST_FRAME_SIZE,
 );
 
 /// Which of the sixteen vectors was taken.
@@ -139,7 +149,11 @@ fn sysreg_far() -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn oxen_exception(kind: u64, frame: &mut Frame) {
     let kind = VectorKind(kind);
-    // Nothing is delegated to EL2 yet: every exception is unexpected.
+    // IRQs at EL2 arrive only while a pCPU idles with them unmasked.
+    if kind.0 == 5 {
+        crate::hv::irq::handle_all();
+        return;
+    }
     report_fault(kind, frame, Esr(sysreg_esr()), sysreg_far());
     cpu::halt();
 }

@@ -5,6 +5,8 @@
 pub mod cpu;
 pub mod entry;
 pub mod exception;
+pub mod guest;
 pub mod heap;
+pub mod mem;
 pub mod mmu;
 pub mod psci;

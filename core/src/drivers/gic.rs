@@ -3,8 +3,9 @@
 
 use core::ptr::NonNull;
 
-use arm_gic::gicv3::GicV3;
+use arm_gic::IntId;
 use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::gicv3::{GicV3, SgiTarget, SgiTargetGroup};
 use arm_gic::{UniqueMmioPointer, gicv3::GicCpuInterface};
 
 use crate::hostdt::Gic as GicInfo;
@@ -44,4 +45,45 @@ pub fn init_cpu(cpu: usize) {
     if let Some(gic) = GIC.lock().as_mut() {
         gic.init_cpu(cpu);
     }
+    // `init_cpu` leaves the group-1 enable of this CPU's interface alone.
+    GicCpuInterface::enable_group1(true);
+}
+
+/// Enables a private interrupt (SGI or PPI, by INTID) on this CPU.
+pub fn enable_private(cpu: usize, intid: u32) {
+    if let Some(gic) = GIC.lock().as_mut() {
+        let id = if intid < 16 {
+            IntId::sgi(intid)
+        } else {
+            IntId::ppi(intid - 16)
+        };
+        let _ = gic.set_interrupt_priority(id, Some(cpu), 0x80);
+        let _ = gic.enable_interrupt(id, Some(cpu), true);
+    }
+}
+
+/// Enables a shared interrupt (by INTID), routed to the CPU with `mpidr`.
+pub fn enable_spi(intid: u32, mpidr: u64) {
+    if let Some(gic) = GIC.lock().as_mut() {
+        let id = IntId::spi(intid - 32);
+        let _ = gic.set_interrupt_priority(id, None, 0x80);
+        let _ = gic.distributor().set_routing(id, Some(mpidr));
+        let _ = gic.enable_interrupt(id, None, true);
+    }
+}
+
+/// Lets every priority through this CPU's interface.
+pub fn unmask_priorities() {
+    GicCpuInterface::set_priority_mask(0xff);
+}
+
+/// Sends SGI `sgi` to the CPU with affinity `mpidr`.
+pub fn send_sgi(sgi: u32, mpidr: u64) {
+    let target = SgiTarget::List {
+        affinity3: ((mpidr >> 32) & 0xff) as u8,
+        affinity2: ((mpidr >> 16) & 0xff) as u8,
+        affinity1: ((mpidr >> 8) & 0xff) as u8,
+        target_list: 1 << (mpidr & 0xf),
+    };
+    let _ = GicCpuInterface::send_sgi(IntId::sgi(sgi), target, SgiTargetGroup::CurrentGroup1);
 }

@@ -9,6 +9,11 @@ const DR: usize = 0x00;
 const FR: usize = 0x18;
 const FR_TXFF: u32 = 1 << 5;
 const FR_BUSY: u32 = 1 << 3;
+const FR_RXFE: u32 = 1 << 4;
+const IMSC: usize = 0x38;
+const ICR: usize = 0x44;
+const INT_RX: u32 = 1 << 4;
+const INT_RT: u32 = 1 << 6;
 
 /// A PL011 at a fixed, identity-mapped MMIO address.
 pub struct Pl011 {
@@ -43,6 +48,21 @@ impl Pl011 {
             core::hint::spin_loop();
         }
         self.write(DR, u32::from(b));
+    }
+
+    /// A received byte, if one is waiting.
+    pub fn try_get(&self) -> Option<u8> {
+        if self.read(FR) & FR_RXFE != 0 {
+            self.write(ICR, INT_RX | INT_RT);
+            return None;
+        }
+        Some(self.read(DR) as u8)
+    }
+
+    /// Raises the UART's interrupt when input arrives.
+    pub fn enable_rx_interrupt(&self) {
+        self.write(ICR, INT_RX | INT_RT);
+        self.write(IMSC, self.read(IMSC) | INT_RX | INT_RT);
     }
 
     /// Waits until every byte has left the transmitter.

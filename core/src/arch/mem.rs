@@ -1,0 +1,37 @@
+//! Access to physical memory through the identity map: boot modules,
+//! guest RAM and stage-2 table pages. Every function here checks nothing
+//! about ownership — callers pass ranges they own (validated RAM ranges of a
+//! domain, boot modules described by the device tree).
+
+use crate::memmap::Range;
+
+/// The bytes of a physical range (e.g. a boot module).
+///
+/// # Safety
+///
+/// `r` must be RAM (identity-mapped Normal memory) that nothing writes
+/// while the slice lives.
+pub unsafe fn bytes(r: Range) -> &'static [u8] {
+    // SAFETY: per the contract the range is readable RAM that stays unchanged.
+    unsafe { core::slice::from_raw_parts(r.start as *const u8, r.size() as usize) }
+}
+
+/// A mutable view of a physical range (e.g. guest RAM being loaded).
+///
+/// # Safety
+///
+/// `r` must be RAM owned by the caller, with no other live reference to it.
+pub unsafe fn bytes_mut(r: Range) -> &'static mut [u8] {
+    // SAFETY: per the contract the range is exclusively owned RAM.
+    unsafe { core::slice::from_raw_parts_mut(r.start as *mut u8, r.size() as usize) }
+}
+
+/// One 4 KiB translation-table page at `pa`.
+///
+/// # Safety
+///
+/// `pa` must be a page-aligned table page owned by the caller.
+pub unsafe fn table<'a>(pa: u64) -> &'a mut [u64; 512] {
+    // SAFETY: per the contract `pa` is an exclusively owned, aligned page.
+    unsafe { &mut *(pa as *mut [u64; 512]) }
+}

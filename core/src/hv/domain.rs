@@ -1,0 +1,298 @@
+//! A running domain: its vCPUs, memory, virtual devices and lifecycle
+//! (running, shutting down, torn down, rebuilt on reboot).
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::alloc::Layout;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+
+use crate::arch::guest::{El1Regs, GuestFrame};
+use crate::arch::mem;
+use crate::config::DomainConfig;
+use crate::memmap::Range;
+use crate::stage2::{Stage2, TableMemory};
+use crate::vgic::Vgic;
+use crate::vpl011::{LineBuffer, Vpl011};
+
+/// Where a vCPU is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum VcpuState {
+    /// Not started (secondary vCPUs until PSCI CPU_ON) or stopped by CPU_OFF.
+    Offline = 0,
+    /// In its pCPU's run queue.
+    Runnable = 1,
+    /// Loaded on its pCPU.
+    Running = 2,
+    /// Waiting in WFI for an interrupt.
+    Blocked = 3,
+    /// Its domain is shutting down.
+    Dead = 4,
+}
+
+impl VcpuState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Offline,
+            1 => Self::Runnable,
+            2 => Self::Running,
+            3 => Self::Blocked,
+            _ => Self::Dead,
+        }
+    }
+}
+
+/// Why a domain stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Shutdown {
+    Poweroff = 1,
+    Reboot = 2,
+    Crash = 3,
+}
+
+/// A vCPU's saved state while it is not loaded.
+pub struct VcpuCtx {
+    pub frame: GuestFrame,
+    pub el1: El1Regs,
+}
+
+pub struct Vcpu {
+    pub idx: usize,
+    /// The pCPU it runs on.
+    pub pcpu: usize,
+    /// Its virtual MPIDR affinity (Xen's layout).
+    pub mpidr: u64,
+    state: AtomicU8,
+    pub ctx: spin::Mutex<VcpuCtx>,
+}
+
+impl Vcpu {
+    pub fn new(idx: usize, pcpu: usize, mpidr: u64, state: VcpuState) -> Self {
+        Self {
+            idx,
+            pcpu,
+            mpidr,
+            state: AtomicU8::new(state as u8),
+            ctx: spin::Mutex::new(VcpuCtx {
+                frame: GuestFrame::default(),
+                el1: El1Regs::default(),
+            }),
+        }
+    }
+
+    pub fn state(&self) -> VcpuState {
+        VcpuState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn set_state(&self, s: VcpuState) -> VcpuState {
+        VcpuState::from_u8(self.state.swap(s as u8, Ordering::AcqRel))
+    }
+
+    /// Moves from `from` to `to` if the vCPU is still in `from`.
+    pub fn transition(&self, from: VcpuState, to: VcpuState) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Stage-2 table pages, allocated from the hypervisor heap (identity-mapped,
+/// so a page's address is its physical address).
+#[derive(Default)]
+pub struct HeapTables {
+    /// First page of each allocation → number of pages.
+    blocks: BTreeMap<u64, usize>,
+}
+
+impl TableMemory for HeapTables {
+    fn alloc_tables(&mut self, n: usize) -> Option<u64> {
+        let layout = Layout::from_size_align(n * 4096, n * 4096).ok()?;
+        // SAFETY: a non-zero-sized layout; the memory is zeroed by the allocator.
+        let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        if p.is_null() {
+            return None;
+        }
+        self.blocks.insert(p as u64, n);
+        Some(p as u64)
+    }
+
+    fn free_table(&mut self, pa: u64) {
+        // A multi-page allocation (the concatenated root) is freed through
+        // its first page; its other pages are part of it.
+        if let Some(n) = self.blocks.remove(&pa) {
+            let layout = Layout::from_size_align(n * 4096, n * 4096).expect("valid table layout");
+            // SAFETY: `pa` was returned by `alloc_tables` with this layout.
+            unsafe { alloc::alloc::dealloc(pa as *mut u8, layout) };
+        }
+    }
+
+    fn table(&self, pa: u64) -> &[u64; 512] {
+        // SAFETY: `pa` is a table page this allocator handed out.
+        unsafe { mem::table(pa) }
+    }
+
+    fn table_mut(&mut self, pa: u64) -> &mut [u64; 512] {
+        // SAFETY: `pa` is a table page this allocator handed out; `&mut self`
+        // makes the access exclusive.
+        unsafe { mem::table(pa) }
+    }
+}
+
+/// A domain's memory: its stage-2 tables and where its RAM lives.
+pub struct DomainMem {
+    /// `None` once torn down.
+    pub stage2: Option<Stage2>,
+    pub tables: HeapTables,
+    /// Guest-physical range → host-physical start, for each RAM chunk.
+    pub ram: Vec<(Range, u64)>,
+}
+
+impl DomainMem {
+    /// The host range backing guest range `[ipa, ipa+len)`, if it is all RAM
+    /// of this domain in one chunk.
+    pub fn host_range(&self, ipa: u64, len: u64) -> Option<Range> {
+        let want = Range::with_size(ipa, len)?;
+        self.ram
+            .iter()
+            .find(|(g, _)| g.covers(&want))
+            .map(|(g, h)| Range {
+                start: h + (ipa - g.start),
+                end: h + (ipa - g.start) + len,
+            })
+    }
+
+    /// Whether the host range is RAM of this domain.
+    pub fn owns_host(&self, r: Range) -> bool {
+        self.ram
+            .iter()
+            .any(|(g, h)| Range::with_size(*h, g.size()).is_some_and(|hr| hr.covers(&r)))
+    }
+
+    /// Copies `bytes` into guest RAM at `ipa` (possibly across chunks).
+    pub fn write(&self, mut ipa: u64, mut bytes: &[u8]) -> Result<(), u64> {
+        while !bytes.is_empty() {
+            let (g, h) = self.ram.iter().find(|(g, _)| g.contains(ipa)).ok_or(ipa)?;
+            let n = (g.end - ipa).min(bytes.len() as u64);
+            let host = Range::with_size(h + (ipa - g.start), n).ok_or(ipa)?;
+            // SAFETY: `host` lies inside this domain's RAM chunk, which the
+            // domain owns and which no guest runs on while it is loaded.
+            unsafe { mem::bytes_mut(host) }.copy_from_slice(&bytes[..n as usize]);
+            crate::arch::guest::clean_for_guest(host.start, host.end);
+            bytes = &bytes[n as usize..];
+            ipa += n;
+        }
+        Ok(())
+    }
+}
+
+pub struct Domain {
+    pub id: u16,
+    pub name: String,
+    pub config: DomainConfig,
+    pub vcpus: Vec<Vcpu>,
+    pub mem: spin::Mutex<DomainMem>,
+    pub vgic: spin::Mutex<Vgic>,
+    pub vpl011: Option<spin::Mutex<Vpl011>>,
+    /// Output lines of the vPL011 and of `console_io`.
+    pub uart_out: spin::Mutex<LineBuffer>,
+    pub hvc_out: spin::Mutex<LineBuffer>,
+    pub vttbr: u64,
+    pub cntvoff: u64,
+    /// 0 while running, else the `Shutdown` reason.
+    dying: AtomicU8,
+    /// vCPUs currently loaded on a pCPU.
+    pub active: AtomicU32,
+    torn_down: AtomicBool,
+}
+
+/// A vCPU of a domain.
+#[derive(Clone)]
+pub struct VcpuRef {
+    pub dom: Arc<Domain>,
+    pub idx: usize,
+}
+
+impl VcpuRef {
+    pub fn vcpu(&self) -> &Vcpu {
+        &self.dom.vcpus[self.idx]
+    }
+}
+
+impl Domain {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: DomainConfig,
+        vcpus: Vec<Vcpu>,
+        mem: DomainMem,
+        vgic: Vgic,
+        vttbr: u64,
+        cntvoff: u64,
+    ) -> Self {
+        let vpl011 = config.vpl011.then(|| spin::Mutex::new(Vpl011::new()));
+        Self {
+            id: config.domid,
+            name: config.name.clone(),
+            config,
+            vcpus,
+            mem: spin::Mutex::new(mem),
+            vgic: spin::Mutex::new(vgic),
+            vpl011,
+            uart_out: spin::Mutex::new(LineBuffer::default()),
+            hvc_out: spin::Mutex::new(LineBuffer::default()),
+            vttbr,
+            cntvoff,
+            dying: AtomicU8::new(0),
+            active: AtomicU32::new(0),
+            torn_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Why the domain is stopping, if it is.
+    pub fn dying(&self) -> Option<Shutdown> {
+        match self.dying.load(Ordering::Acquire) {
+            0 => None,
+            1 => Some(Shutdown::Poweroff),
+            2 => Some(Shutdown::Reboot),
+            _ => Some(Shutdown::Crash),
+        }
+    }
+
+    /// Starts stopping the domain (the first reason wins). Every vCPU is
+    /// marked dead; pCPUs running one are kicked so they let go of it.
+    pub fn begin_shutdown(self: &Arc<Self>, why: Shutdown) {
+        if self
+            .dying
+            .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        for v in &self.vcpus {
+            if v.set_state(VcpuState::Dead) == VcpuState::Running {
+                super::sched::kick(v.pcpu);
+            }
+        }
+    }
+
+    /// Claims the right to tear the domain down (true once).
+    pub fn claim_teardown(&self) -> bool {
+        self.dying().is_some()
+            && self.active.load(Ordering::Acquire) == 0
+            && !self.torn_down.swap(true, Ordering::AcqRel)
+    }
+
+    /// Prints the complete lines of a guest console stream with the
+    /// domain's prefix.
+    pub fn console_write(&self, which: &spin::Mutex<LineBuffer>, bytes: &[u8]) {
+        let id = self.id;
+        which.lock().push(bytes, &mut |line| {
+            crate::console::print_fmt(format_args!(
+                "(d{id}) {}\n",
+                core::str::from_utf8(line).unwrap_or("<non-UTF-8 output>")
+            ));
+        });
+    }
+}

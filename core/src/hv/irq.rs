@@ -1,0 +1,74 @@
+//! Physical interrupts taken at EL2: the hypervisor timer (scheduling and
+//! blocked vCPUs' timers), the running vCPU's virtual timer, kicks between
+//! pCPUs, vGIC maintenance, and console input.
+
+use arm_gic::InterruptGroup;
+use arm_gic::gicv3::GicCpuInterface;
+
+use super::sched;
+use crate::arch::guest::reg;
+use crate::console_mux::{Event, Target};
+use crate::guest_layout::GUEST_VTIMER_PPI;
+
+/// Acknowledges and handles every pending physical interrupt.
+pub fn handle_all() {
+    while let Some(intid) = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
+        let id = u32::from(intid);
+        handle(id);
+        GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
+    }
+}
+
+fn handle(id: u32) {
+    let hv = super::hv();
+    let timer = &hv.platform.timer;
+    if id == timer.hyp_phys {
+        sched::on_tick();
+    } else if id == timer.virt {
+        // The loaded vCPU's virtual timer fired: mask its output (the guest
+        // unmasks when it re-arms) and deliver the virtual PPI.
+        reg::set_cntv_ctl(reg::cntv_ctl() | sched::CNTV_IMASK);
+        if let Some(v) = sched::current() {
+            let kicks = v.dom.vgic.lock().inject(v.idx, GUEST_VTIMER_PPI);
+            sched::notify_mask(&v.dom, kicks.0);
+        }
+    } else if hv.console.is_some() && hv.platform.console.as_ref().and_then(|c| c.intid) == Some(id)
+    {
+        console_input();
+    }
+    // Kicks (SGI) and vGIC maintenance need nothing here: every exit
+    // re-syncs the list registers and re-examines the run queue.
+}
+
+/// Bytes typed on the physical console, routed by the Ctrl-a switch.
+fn console_input() {
+    let hv = super::hv();
+    let Some(uart) = hv.console else { return };
+    while let Some(b) = uart.try_get() {
+        let mut mux = hv.mux.lock();
+        mux.feed(b, &mut |ev| match ev {
+            Event::Input(Target::Domain(id), byte) => {
+                if let Some(dom) = hv.domain(id)
+                    && let Some(vuart) = &dom.vpl011
+                {
+                    let level = {
+                        let mut u = vuart.lock();
+                        u.receive(&[byte]);
+                        u.irq_level()
+                    };
+                    super::trap::update_uart_irq(&dom, level);
+                }
+            }
+            Event::Input(Target::Hypervisor, b'q') => sched::dump_state(),
+            Event::Input(Target::Hypervisor, _) => {}
+            Event::Switched(t) => match t {
+                Target::Hypervisor => crate::println!(
+                    "*** Serial input to Oxen (type 'CTRL-a' three times to switch input)"
+                ),
+                Target::Domain(id) => crate::println!(
+                    "*** Serial input to DOM{id} (type 'CTRL-a' three times to switch input)"
+                ),
+            },
+        });
+    }
+}

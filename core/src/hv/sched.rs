@@ -1,0 +1,489 @@
+//! The per-CPU scheduler: each vCPU is placed on one pCPU; every pCPU runs
+//! its runnable vCPUs round-robin with a time slice, blocks vCPUs that wait
+//! in WFI until an interrupt (or their virtual timer) wakes them, and idles
+//! in WFI when nothing is runnable.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use super::domain::{Domain, Shutdown, VcpuState};
+use super::{VcpuRef, hv};
+use crate::arch::entry::MAX_CPUS;
+use crate::arch::guest::{self, GuestFrame, reg};
+use crate::arch::{cpu, psci};
+use crate::println;
+
+/// Time slice, in microseconds.
+const SLICE_US: u64 = 10_000;
+/// SGI used to make another pCPU re-examine its vCPUs.
+pub const KICK_SGI: u32 = 0;
+
+/// HCR_EL2 while a guest runs: stage 2 on, physical interrupts and SErrors
+/// to EL2, WFI/WFE and SMC trapped, broadcast TLB/cache maintenance, EL1
+/// AArch64.
+const HCR_GUEST: u64 = (1 << 0) // VM
+    | (1 << 1)  // SWIO
+    | (1 << 3)  // FMO
+    | (1 << 4)  // IMO
+    | (1 << 5)  // AMO
+    | (1 << 9)  // FB
+    | (1 << 10) // BSU: inner shareable
+    | (1 << 13) // TWI
+    | (1 << 14) // TWE
+    | (1 << 19) // TSC
+    | (1 << 31); // RW
+
+/// CNTV_CTL_EL0 bits.
+pub const CNTV_ENABLE: u64 = 1 << 0;
+pub const CNTV_IMASK: u64 = 1 << 1;
+pub const CNTV_ISTATUS: u64 = 1 << 2;
+
+pub struct Pcpu {
+    runq: spin::Mutex<VecDeque<VcpuRef>>,
+    current: spin::Mutex<Option<VcpuRef>>,
+    stack_top: AtomicUsize,
+    slice_end: AtomicU64,
+    preempt: AtomicBool,
+    scratch: spin::Once<spin::Mutex<Box<GuestFrame>>>,
+}
+
+impl Pcpu {
+    const fn new() -> Self {
+        Self {
+            runq: spin::Mutex::new(VecDeque::new()),
+            current: spin::Mutex::new(None),
+            stack_top: AtomicUsize::new(0),
+            slice_end: AtomicU64::new(0),
+            preempt: AtomicBool::new(false),
+            scratch: spin::Once::new(),
+        }
+    }
+}
+
+static PCPUS: [Pcpu; MAX_CPUS] = [const { Pcpu::new() }; MAX_CPUS];
+
+fn me() -> &'static Pcpu {
+    &PCPUS[cpu::index()]
+}
+
+/// The vCPU loaded on this pCPU.
+pub fn current() -> Option<VcpuRef> {
+    me().current.lock().clone()
+}
+
+/// Records this CPU's stack top (for entering guests) and sets up EL2 for
+/// running them.
+pub fn init_cpu(stack_top: usize) {
+    let p = me();
+    p.stack_top.store(stack_top, Ordering::Release);
+    p.scratch
+        .call_once(|| spin::Mutex::new(Box::new(GuestFrame::default())));
+    let hv = hv();
+    reg::set_vtcr(hv.vtcr);
+    reg::set_vpidr(hv.midr);
+    // CPTR_EL2: RES1 bits, nothing trapped (FP/SIMD is saved on every exit).
+    reg::set_cptr(0x33ff);
+    reg::set_mdcr(0);
+    reg::set_hstr(0);
+    // The physical counter is readable from EL1; the physical timer is not.
+    reg::set_cnthctl(1);
+    reg::set_cntv_ctl(0);
+    reg::set_cnthp_ctl(0);
+    // Let EL1 use the system-register GIC interface.
+    reg::set_icc_sre_el2(reg::icc_sre_el2() | 0b1001);
+    reg::set_ich_hcr(0);
+    for n in 0..guest::nr_lrs() {
+        guest::write_lr(n, 0);
+    }
+    guest::flush_all_guest_tlb_local();
+}
+
+/// Makes a vCPU runnable on its pCPU (from Offline or Blocked).
+pub fn make_runnable(v: &VcpuRef, from: VcpuState) -> bool {
+    if !v.vcpu().transition(from, VcpuState::Runnable) {
+        return false;
+    }
+    let pcpu = v.vcpu().pcpu;
+    PCPUS[pcpu].runq.lock().push_back(v.clone());
+    if pcpu != cpu::index() {
+        kick(pcpu);
+    }
+    true
+}
+
+/// Wakes a vCPU that gained an interrupt: a blocked one becomes runnable,
+/// a running one on another pCPU is kicked so it picks the interrupt up.
+pub fn notify(dom: &Arc<Domain>, idx: usize) {
+    let v = &dom.vcpus[idx];
+    match v.state() {
+        VcpuState::Blocked => {
+            make_runnable(
+                &VcpuRef {
+                    dom: dom.clone(),
+                    idx,
+                },
+                VcpuState::Blocked,
+            );
+        }
+        VcpuState::Running if v.pcpu != cpu::index() => kick(v.pcpu),
+        _ => {}
+    }
+}
+
+/// Wakes every vCPU in a vGIC kick mask.
+pub fn notify_mask(dom: &Arc<Domain>, mask: u64) {
+    for idx in 0..dom.vcpus.len().min(64) {
+        if mask & (1 << idx) != 0 {
+            notify(dom, idx);
+        }
+    }
+}
+
+/// Interrupts pCPU `pcpu` so it re-examines what it runs.
+pub fn kick(pcpu: usize) {
+    if pcpu == cpu::index() {
+        return;
+    }
+    crate::drivers::gic::send_sgi(KICK_SGI, hv().pcpu_mpidr[pcpu]);
+}
+
+fn ticks_per_us() -> u64 {
+    (cpu::counter_frequency() / 1_000_000).max(1)
+}
+
+/// Virtual-timer deadline (physical counter) of a saved vCPU, if armed.
+fn vtimer_deadline(ctl: u64, cval: u64, cntvoff: u64) -> Option<u64> {
+    (ctl & CNTV_ENABLE != 0 && ctl & CNTV_IMASK == 0).then(|| cval.saturating_add(cntvoff))
+}
+
+/// Fires the virtual timers of this pCPU's blocked vCPUs that expired, and
+/// returns the earliest deadline still pending.
+fn fire_blocked_timers() -> Option<u64> {
+    let me_idx = cpu::index();
+    let now = cpu::counter();
+    let mut next: Option<u64> = None;
+    let domains = hv().domains.lock().clone();
+    for dom in &domains {
+        for v in dom.vcpus.iter().filter(|v| v.pcpu == me_idx) {
+            if v.state() != VcpuState::Blocked {
+                continue;
+            }
+            let fire = {
+                let mut ctx = v.ctx.lock();
+                match vtimer_deadline(ctx.el1.cntv_ctl, ctx.el1.cntv_cval, dom.cntvoff) {
+                    Some(d) if d <= now => {
+                        // As if the timer's output had reached the guest: the
+                        // guest's handler unmasks when it re-arms.
+                        ctx.el1.cntv_ctl |= CNTV_IMASK | CNTV_ISTATUS;
+                        true
+                    }
+                    Some(d) => {
+                        next = Some(next.map_or(d, |n| n.min(d)));
+                        false
+                    }
+                    None => false,
+                }
+            };
+            if fire {
+                let kicks = dom
+                    .vgic
+                    .lock()
+                    .inject(v.idx, crate::guest_layout::GUEST_VTIMER_PPI);
+                notify_mask(dom, kicks.0);
+                notify(dom, v.idx);
+            }
+        }
+    }
+    next
+}
+
+/// Programs the EL2 physical timer for the next slice end or blocked-vCPU
+/// timer deadline.
+fn program_timer(next_deadline: Option<u64>) {
+    let p = me();
+    let slice = p.slice_end.load(Ordering::Relaxed);
+    let at = match (p.current.lock().is_some(), next_deadline) {
+        (true, Some(d)) => slice.min(d),
+        (true, None) => slice,
+        (false, Some(d)) => d,
+        (false, None) => {
+            reg::set_cnthp_ctl(0);
+            return;
+        }
+    };
+    reg::set_cnthp_cval(at);
+    reg::set_cnthp_ctl(1);
+}
+
+/// The EL2 timer fired: wake timers, and preempt if the slice is over.
+pub fn on_tick() {
+    reg::set_cnthp_ctl(0);
+    let next = fire_blocked_timers();
+    let p = me();
+    let now = cpu::counter();
+    if now >= p.slice_end.load(Ordering::Relaxed) {
+        if p.runq.lock().is_empty() {
+            // Nobody else wants this pCPU: the current vCPU gets another slice.
+            p.slice_end
+                .store(now + SLICE_US * ticks_per_us(), Ordering::Relaxed);
+        } else {
+            p.preempt.store(true, Ordering::Release);
+        }
+    }
+    program_timer(next);
+}
+
+/// What a trap decided about the vCPU that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Keep running it.
+    Continue,
+    /// Let others run first (WFE, SCHEDOP_yield).
+    Yield,
+    /// It waits for an interrupt (WFI with nothing pending).
+    Block,
+    /// It stopped (PSCI CPU_OFF).
+    Offline,
+}
+
+/// Saves the loaded vCPU into its context and unloads it.
+fn unload(v: &VcpuRef, frame: &GuestFrame) {
+    {
+        let mut ctx = v.vcpu().ctx.lock();
+        ctx.frame = *frame;
+        ctx.el1.save();
+        let n = guest::nr_lrs();
+        let mut lrs = [0u64; 16];
+        for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+            *lr = guest::read_lr(i);
+            guest::write_lr(i, 0);
+        }
+        let kicks = v.dom.vgic.lock().sync_lrs(v.idx, &lrs[..n]);
+        notify_mask(&v.dom, kicks.0);
+    }
+    reg::set_ich_hcr(0);
+    reg::set_cntv_ctl(0);
+    *me().current.lock() = None;
+    if v.dom.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+        maybe_teardown(&v.dom);
+    }
+}
+
+/// Loads `v` onto this pCPU and puts its registers in `frame`.
+fn load(v: &VcpuRef, frame: &mut GuestFrame) {
+    let dom = &v.dom;
+    reg::set_hcr(HCR_GUEST);
+    reg::set_vttbr(dom.vttbr);
+    reg::set_vmpidr((1 << 31) | v.vcpu().mpidr);
+    reg::set_cntvoff(dom.cntvoff);
+    {
+        let ctx = v.vcpu().ctx.lock();
+        ctx.el1.restore();
+        *frame = ctx.frame;
+    }
+    flush_lrs(v);
+    *me().current.lock() = Some(v.clone());
+    let p = me();
+    p.slice_end.store(
+        cpu::counter() + SLICE_US * ticks_per_us(),
+        Ordering::Relaxed,
+    );
+    p.preempt.store(false, Ordering::Relaxed);
+}
+
+/// Re-reads the list registers into the vGIC (what the guest acknowledged
+/// or completed) without unloading.
+fn sync_lrs(v: &VcpuRef) {
+    let n = guest::nr_lrs();
+    let mut lrs = [0u64; 16];
+    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+        *lr = guest::read_lr(i);
+    }
+    let kicks = v.dom.vgic.lock().sync_lrs(v.idx, &lrs[..n]);
+    notify_mask(&v.dom, kicks.0);
+}
+
+/// Loads the vGIC's pending interrupts for `v` into the list registers.
+fn flush_lrs(v: &VcpuRef) {
+    let n = guest::nr_lrs();
+    let mut lrs = [0u64; 16];
+    let flush = v.dom.vgic.lock().flush_lrs(v.idx, n, &mut lrs[..n]);
+    for (i, lr) in lrs.iter().enumerate().take(n) {
+        guest::write_lr(i, *lr);
+    }
+    // En, plus the underflow interrupt when more are pending than fit.
+    reg::set_ich_hcr(1 | if flush.underflow { 1 << 1 } else { 0 });
+}
+
+fn maybe_teardown(dom: &Arc<Domain>) {
+    if dom.claim_teardown() {
+        super::build::teardown(dom);
+    }
+}
+
+/// Picks the next runnable vCPU of this pCPU, claiming it.
+fn pick() -> Option<VcpuRef> {
+    loop {
+        let v = me().runq.lock().pop_front()?;
+        if !v.vcpu().transition(VcpuState::Runnable, VcpuState::Running) {
+            continue; // dead or already taken
+        }
+        v.dom.active.fetch_add(1, Ordering::AcqRel);
+        if v.dom.dying().is_some() {
+            v.vcpu().set_state(VcpuState::Dead);
+            if v.dom.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                maybe_teardown(&v.dom);
+            }
+            continue;
+        }
+        return Some(v);
+    }
+}
+
+/// Waits for an interrupt with nothing loaded.
+fn idle_once() {
+    let next = fire_blocked_timers();
+    program_timer(next);
+    if !me().runq.lock().is_empty() {
+        return;
+    }
+    // WFI with IRQs still masked, so an interrupt that arrived after the
+    // run-queue check above still ends the wait; then unmask briefly to
+    // take whatever is pending.
+    // SAFETY: the IRQ vector handles interrupts on this stack; nothing is
+    // held across the WFI or while IRQs are unmasked.
+    unsafe {
+        core::arch::asm!(
+            "wfi",
+            "msr daifclr, #2",
+            "isb",
+            "msr daifset, #2",
+            options(nostack)
+        )
+    };
+}
+
+/// Picks something to run, idling until there is, and loads it into `frame`.
+fn switch_in(frame: &mut GuestFrame) {
+    loop {
+        if let Some(v) = pick() {
+            load(&v, frame);
+            let next = fire_blocked_timers();
+            program_timer(next);
+            return;
+        }
+        idle_once();
+    }
+}
+
+/// The end of every guest exit: decides what runs next on this pCPU and
+/// leaves its registers in `frame`.
+pub fn finish_exit(frame: &mut GuestFrame, after: After) {
+    let Some(cur) = current() else {
+        switch_in(frame);
+        return;
+    };
+    let p = me();
+    let dead = cur.dom.dying().is_some() || cur.vcpu().state() == VcpuState::Dead;
+    let preempt = p.preempt.swap(false, Ordering::AcqRel);
+    if !dead && after == After::Continue && !preempt {
+        sync_lrs(&cur);
+        flush_lrs(&cur);
+        return;
+    }
+    if !dead && after == After::Block {
+        // Block unless an interrupt is already deliverable; a wake-up racing
+        // with this sees Blocked and re-queues the vCPU.
+        cur.vcpu().set_state(VcpuState::Blocked);
+        sync_lrs(&cur);
+        let pending = cur.dom.vgic.lock().has_pending(cur.idx);
+        if pending
+            && cur
+                .vcpu()
+                .transition(VcpuState::Blocked, VcpuState::Running)
+        {
+            flush_lrs(&cur);
+            return;
+        }
+    }
+    unload(&cur, frame);
+    if !dead {
+        match after {
+            After::Continue | After::Yield => {
+                if cur
+                    .vcpu()
+                    .transition(VcpuState::Running, VcpuState::Runnable)
+                {
+                    p.runq.lock().push_back(cur.clone());
+                }
+            }
+            After::Offline => {
+                cur.vcpu()
+                    .transition(VcpuState::Running, VcpuState::Offline);
+            }
+            After::Block => {}
+        }
+    }
+    drop(cur);
+    switch_in(frame);
+}
+
+/// A pCPU's life after boot: run vCPUs forever.
+pub fn run() -> ! {
+    let p = me();
+    let scratch = p.scratch.get().expect("init_cpu ran");
+    let top = p.stack_top.load(Ordering::Acquire);
+    let frame_ptr: *const GuestFrame = {
+        let mut f = scratch.lock();
+        switch_in(&mut f);
+        &**f
+    };
+    // SAFETY: the scratch frame is heap memory owned by this pCPU, only
+    // used here, and stays alive for the hypervisor's lifetime.
+    guest::enter(unsafe { &*frame_ptr }, top)
+}
+
+/// Prints every domain's vCPUs: where they run, their state, PC, virtual
+/// timer and interrupts (Xen's debug key 'q' shows the same kind of
+/// report). Never waits for a lock another CPU may hold.
+pub fn dump_state() {
+    let now = cpu::counter();
+    let Some(domains) = hv().domains.try_lock().map(|d| d.clone()) else {
+        println!("state dump: domain list busy");
+        return;
+    };
+    for d in &domains {
+        println!("d{} ({}): {:?}", d.id, d.name, d.dying());
+        for v in &d.vcpus {
+            let (pc, ctl, cval) = v
+                .ctx
+                .try_lock()
+                .map(|c| (c.frame.pc, c.el1.cntv_ctl, c.el1.cntv_cval))
+                .unwrap_or_default();
+            let irqs = d.vgic.try_lock().map(|g| g.describe(v.idx));
+            println!(
+                "  vcpu{} on cpu{}: {:?}, saved pc {pc:#x}, vtimer ctl {ctl:#x} cval {cval:#x} (now {:#x}), irqs (pending, active) {irqs:?}, run queue {:?}",
+                v.idx,
+                v.pcpu,
+                v.state(),
+                now.wrapping_sub(d.cntvoff),
+                PCPUS[v.pcpu].runq.try_lock().map(|q| q.len())
+            );
+        }
+    }
+}
+
+/// Called when a domain was torn down and nothing replaced it.
+pub fn all_domains_gone() -> ! {
+    println!("all domains have stopped: powering off");
+    psci::system_off()
+}
+
+/// Stops the domain of the current vCPU.
+pub fn shutdown_current(why: Shutdown) {
+    if let Some(cur) = current() {
+        cur.dom.begin_shutdown(why);
+    }
+}

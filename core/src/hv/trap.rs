@@ -1,0 +1,348 @@
+//! Guest exits: synchronous traps (hypercalls, PSCI, WFI/WFE, trapped system
+//! registers, MMIO to emulated devices) and interrupts, each ending in the
+//! scheduler.
+
+use alloc::sync::Arc;
+
+use super::VcpuRef;
+use super::domain::{Domain, Shutdown, VcpuState};
+use super::sched::{self, After};
+use crate::arch::guest::{self, GuestFrame, reg};
+use crate::esr::{Esr, ExceptionClass};
+use crate::guest_layout::{GUEST_GICV3_GICD, GUEST_GICV3_GICR0, GUEST_PL011, GUEST_VPL011_SPI};
+use crate::inject::{self, Kind, PSTATE_EL1H_MASKED};
+use crate::println;
+use crate::vpsci::{self, Call};
+
+/// The Xen hypercall immediate (`HVC #0xEA1`).
+const XEN_HYPERCALL_TAG: u16 = 0xea1;
+/// Xen's ENOSYS, returned negated.
+const ENOSYS: i64 = -38;
+const EFAULT: i64 = -14;
+
+/// Entered from the vector code on every exit from a guest.
+#[unsafe(no_mangle)]
+extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
+    let after = match kind & 3 {
+        0 => match sched::current() {
+            Some(v) => sync_trap(&v, frame),
+            None => After::Continue,
+        },
+        1 => {
+            super::irq::handle_all();
+            After::Continue
+        }
+        2 => After::Continue, // FIQs are not used
+        _ => {
+            // SError from a guest: that domain cannot go on.
+            if let Some(v) = sched::current() {
+                println!(
+                    "d{} vcpu{}: SError (ESR {:#x}); crashing the domain",
+                    v.dom.id,
+                    v.idx,
+                    reg::esr()
+                );
+                v.dom.begin_shutdown(Shutdown::Crash);
+            }
+            After::Continue
+        }
+    };
+    sched::finish_exit(frame, after);
+}
+
+fn set_reg(frame: &mut GuestFrame, r: u8, v: u64) {
+    if r < 31 {
+        frame.x[r as usize] = v;
+    }
+}
+
+fn get_reg(frame: &GuestFrame, r: u8) -> u64 {
+    if r < 31 { frame.x[r as usize] } else { 0 }
+}
+
+/// Takes the guest into its EL1 exception vector.
+fn inject(frame: &mut GuestFrame, kind: Kind) {
+    let inj = inject::synchronous(kind, frame.pc, frame.pstate, reg::vbar_el1());
+    reg::set_esr_el1(inj.esr_el1);
+    reg::set_elr_el1(inj.elr_el1);
+    reg::set_spsr_el1(inj.spsr_el1);
+    if let Some(far) = inj.far_el1 {
+        reg::set_far_el1(far);
+    }
+    frame.pc = inj.pc;
+    frame.pstate = inj.pstate;
+}
+
+fn sync_trap(v: &VcpuRef, frame: &mut GuestFrame) -> After {
+    let esr = Esr(reg::esr());
+    match esr.class() {
+        ExceptionClass::Hvc64 => match esr.imm16() {
+            0 => psci(v, frame),
+            XEN_HYPERCALL_TAG => hypercall(v, frame),
+            _ => {
+                // HVC is taken after the instruction: point back at it.
+                frame.pc -= 4;
+                inject(frame, Kind::Undefined);
+                After::Continue
+            }
+        },
+        ExceptionClass::Smc64 => {
+            // SMC traps before executing: step over it.
+            frame.pc += 4;
+            if esr.imm16() == 0 {
+                psci(v, frame)
+            } else {
+                frame.pc -= 4;
+                inject(frame, Kind::Undefined);
+                After::Continue
+            }
+        }
+        ExceptionClass::WfiWfe => {
+            frame.pc += 4;
+            if esr.iss() & 1 == 0 {
+                // WFI: wait unless the virtual timer already fired.
+                let ctl = reg::cntv_ctl();
+                let fired = ctl & sched::CNTV_ENABLE != 0
+                    && ctl & sched::CNTV_ISTATUS != 0
+                    && ctl & sched::CNTV_IMASK == 0;
+                if fired { After::Continue } else { After::Block }
+            } else {
+                After::Yield
+            }
+        }
+        ExceptionClass::SysReg => {
+            let acc = esr.sysreg();
+            if acc.is_icc_sgi1r() && !acc.read {
+                let value = get_reg(frame, acc.reg);
+                let kicks = v.dom.vgic.lock().write_sgi1r(v.idx, value);
+                sched::notify_mask(&v.dom, kicks.0);
+                frame.pc += 4;
+            } else {
+                inject(frame, Kind::Undefined);
+            }
+            After::Continue
+        }
+        ExceptionClass::DataAbortLower => data_abort(v, frame, esr),
+        ExceptionClass::InstrAbortLower => {
+            inject(frame, Kind::InstructionAbort { far: reg::far() });
+            After::Continue
+        }
+        _ => {
+            inject(frame, Kind::Undefined);
+            After::Continue
+        }
+    }
+}
+
+fn data_abort(v: &VcpuRef, frame: &mut GuestFrame, esr: Esr) -> After {
+    let da = esr.data_abort();
+    let far = reg::far();
+    let ipa = ((reg::hpfar() >> 4) << 12) | (far & 0xfff);
+    let in_gic = GUEST_GICV3_GICD.contains(ipa) || GUEST_GICV3_GICR0.contains(ipa);
+    let in_uart = v.dom.vpl011.is_some() && GUEST_PL011.contains(ipa);
+    if !da.isv || da.s1ptw || !(in_gic || in_uart) {
+        inject(frame, Kind::DataAbort { far });
+        return After::Continue;
+    }
+    let value = get_reg(frame, da.reg);
+    let result: Result<u64, ()> = if in_gic {
+        let access = if da.write {
+            crate::vgic::Access::Write {
+                size: da.size,
+                value,
+            }
+        } else {
+            crate::vgic::Access::Read { size: da.size }
+        };
+        let r = v.dom.vgic.lock().mmio(v.idx, ipa, access);
+        match r {
+            Ok((val, kicks)) => {
+                sched::notify_mask(&v.dom, kicks.0);
+                Ok(val)
+            }
+            Err(_) => Err(()),
+        }
+    } else {
+        uart_access(&v.dom, ipa - GUEST_PL011.start, da.write, da.size, value)
+    };
+    match result {
+        Ok(val) => {
+            if !da.write {
+                let val = if da.sign_extend {
+                    let shift = 64 - 8 * u32::from(da.size);
+                    (((val << shift) as i64) >> shift) as u64
+                } else {
+                    val
+                };
+                let val = if da.sixty_four {
+                    val
+                } else {
+                    val & 0xffff_ffff
+                };
+                set_reg(frame, da.reg, val);
+            }
+            frame.pc += 4;
+        }
+        Err(()) => inject(frame, Kind::DataAbort { far }),
+    }
+    After::Continue
+}
+
+/// A guest access to its vPL011; output goes to the console, the interrupt
+/// line to the vGIC.
+fn uart_access(
+    dom: &Arc<Domain>,
+    offset: u64,
+    write: bool,
+    size: u8,
+    value: u64,
+) -> Result<u64, ()> {
+    let Some(uart) = &dom.vpl011 else {
+        return Err(());
+    };
+    let access = if write {
+        crate::vpl011::Access::Write {
+            size,
+            value: value as u32,
+        }
+    } else {
+        crate::vpl011::Access::Read { size }
+    };
+    let (r, level) = {
+        let mut u = uart.lock();
+        let r = u.mmio(offset, access, &mut |bytes| {
+            dom.console_write(&dom.uart_out, bytes)
+        });
+        (r, u.irq_level())
+    };
+    update_uart_irq(dom, level);
+    r.map(u64::from).map_err(|_| ())
+}
+
+/// Drives the vPL011's SPI from its line level.
+pub fn update_uart_irq(dom: &Arc<Domain>, level: bool) {
+    let kicks = dom.vgic.lock().set_level(0, GUEST_VPL011_SPI, level);
+    sched::notify_mask(dom, kicks.0);
+}
+
+fn psci(v: &VcpuRef, frame: &mut GuestFrame) -> After {
+    let call = vpsci::decode([frame.x[0], frame.x[1], frame.x[2], frame.x[3]]);
+    let (ret, after): (i64, After) = match call {
+        Call::Version => (vpsci::PSCI_VERSION as i64, After::Continue),
+        Call::SmcccVersion => (vpsci::SMCCC_VERSION as i64, After::Continue),
+        Call::SmcccArchFeatures(_) => (vpsci::NOT_SUPPORTED, After::Continue),
+        Call::Features(f) => (vpsci::features(f), After::Continue),
+        Call::MigrateInfoType => (2, After::Continue), // no Trusted OS to migrate
+        Call::CpuSuspend => (vpsci::SUCCESS, After::Block),
+        Call::CpuOff => (vpsci::SUCCESS, After::Offline),
+        Call::CpuOn {
+            target,
+            entry,
+            context,
+        } => (cpu_on(v, target, entry, context), After::Continue),
+        Call::AffinityInfo { target, level } => {
+            let r = match (level, vpsci::vcpu_of_mpidr(target, v.dom.vcpus.len())) {
+                (0, Some(i)) => match v.dom.vcpus[i].state() {
+                    VcpuState::Offline | VcpuState::Dead => vpsci::AFFINITY_OFF,
+                    _ => vpsci::AFFINITY_ON,
+                },
+                _ => vpsci::INVALID_PARAMETERS,
+            };
+            (r, After::Continue)
+        }
+        Call::SystemOff => {
+            v.dom.begin_shutdown(Shutdown::Poweroff);
+            (vpsci::SUCCESS, After::Continue)
+        }
+        Call::SystemReset => {
+            v.dom.begin_shutdown(Shutdown::Reboot);
+            (vpsci::SUCCESS, After::Continue)
+        }
+        Call::Unknown(_) => (vpsci::NOT_SUPPORTED, After::Continue),
+    };
+    frame.x[0] = ret as u64;
+    after
+}
+
+fn cpu_on(v: &VcpuRef, target: u64, entry: u64, context: u64) -> i64 {
+    let Some(idx) = vpsci::vcpu_of_mpidr(target, v.dom.vcpus.len()) else {
+        return vpsci::INVALID_PARAMETERS;
+    };
+    let t = &v.dom.vcpus[idx];
+    match t.state() {
+        VcpuState::Offline => {}
+        VcpuState::Dead => return vpsci::DENIED,
+        _ => return vpsci::ALREADY_ON,
+    }
+    {
+        let mut ctx = t.ctx.lock();
+        ctx.frame = GuestFrame::default();
+        ctx.frame.pc = entry;
+        ctx.frame.x[0] = context;
+        ctx.frame.pstate = PSTATE_EL1H_MASKED;
+        ctx.el1 = Default::default();
+        ctx.el1.sctlr = super::build::SCTLR_EL1_RESET;
+    }
+    if sched::make_runnable(
+        &VcpuRef {
+            dom: v.dom.clone(),
+            idx,
+        },
+        VcpuState::Offline,
+    ) {
+        vpsci::SUCCESS
+    } else {
+        vpsci::ALREADY_ON
+    }
+}
+
+/// Copies guest-virtual `[gva, gva+len)` out of the running vCPU's memory,
+/// page by page; `None` on any translation failure or non-RAM page.
+fn read_guest(dom: &Domain, gva: u64, out: &mut [u8]) -> Option<()> {
+    let mut done = 0usize;
+    while done < out.len() {
+        let va = gva.checked_add(done as u64)?;
+        let pa = guest::translate_gva(va, false)?;
+        let n = (0x1000 - (pa & 0xfff)).min((out.len() - done) as u64);
+        let host = crate::memmap::Range::with_size(pa, n)?;
+        if !dom.mem.lock().owns_host(host) {
+            return None;
+        }
+        // SAFETY: `host` is RAM of this domain (checked just above).
+        let src = unsafe { crate::arch::mem::bytes(host) };
+        out[done..done + n as usize].copy_from_slice(src);
+        done += n as usize;
+    }
+    Some(())
+}
+
+fn hypercall(v: &VcpuRef, frame: &mut GuestFrame) -> After {
+    let nr = frame.x[16];
+    let ret = match nr {
+        18 => console_io(v, frame.x[0], frame.x[1], frame.x[2]),
+        _ => ENOSYS,
+    };
+    frame.x[0] = ret as u64;
+    After::Continue
+}
+
+/// `console_io` (18): write to the hypervisor console, read typed input.
+fn console_io(v: &VcpuRef, cmd: u64, count: u64, buf: u64) -> i64 {
+    match cmd {
+        0 => {
+            let mut chunk = [0u8; 256];
+            let mut done = 0u64;
+            while done < count {
+                let n = (count - done).min(chunk.len() as u64) as usize;
+                if read_guest(&v.dom, buf.wrapping_add(done), &mut chunk[..n]).is_none() {
+                    return EFAULT;
+                }
+                v.dom.console_write(&v.dom.hvc_out, &chunk[..n]);
+                done += n as u64;
+            }
+            0
+        }
+        1 => 0, // no input is routed to console_io readers yet
+        _ => ENOSYS,
+    }
+}
