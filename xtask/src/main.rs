@@ -2,15 +2,27 @@
 //!
 //! - `cargo xtask build [--board B] [--features F | --no-default-features] [--release]`
 //!   builds the bootable Image and prints its path as the last line.
-//! - `cargo xtask run [--board B] [--features F | --no-default-features] [--smp N]`
-//!   builds and boots it in QEMU with the console attached.
+//! - `cargo xtask run [build options] [--config NAME] [--peer oxen|xen]
+//!   [--smp N] [--check]` boots a config from `configs/` (`default` unless
+//!   named; `none` boots the hypervisor alone on QEMU's own tree) on Oxen
+//!   or on Xen 4.20, with the console attached, or with `--check` captured
+//!   and checked against the config's expectations. `--image FILE` boots
+//!   that arm64 Image instead of building Oxen or fetching Xen.
+//! - `cargo xtask guests [--refresh]` fetches (or, with `--refresh`,
+//!   updates) the guests' Debian packages and prints what it has.
 //! - `cargo xtask test` runs every check: rustfmt, clippy (host and
 //!   aarch64), host unit tests, then the QEMU tests.
 //!
 //! Each command first installs what it is missing (the pinned toolchain and
 //! target, `qemu-system-arm`, `device-tree-compiler`).
 
+mod configs;
+mod cpio;
+mod debian;
+mod dts;
+mod expect;
 mod image;
+mod initramfs;
 mod qemu;
 mod setup;
 mod test;
@@ -165,10 +177,81 @@ fn parse_build_args(args: &mut Vec<String>) -> Result<BuildSpec, String> {
     Ok(spec)
 }
 
-const USAGE: &str = "usage: cargo xtask <build|run|test> [options]
-  build [--board B] [--features F | --no-default-features] [--release|--debug]
-  run   [build options] [--smp N] [--config NAME]
-  test  [--no-qemu]";
+const USAGE: &str = "usage: cargo xtask <build|run|guests|test> [options]
+  build  [--board B] [--features F | --no-default-features] [--release|--debug]
+  run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check]
+         [--image FILE]
+  guests [--refresh]
+  test   [--no-qemu]";
+
+/// `cargo xtask run` after the build options.
+fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
+    let mut smp = None;
+    let mut config = "default".to_string();
+    let mut peer = expect::Peer::Oxen;
+    let mut check = false;
+    let mut image = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smp" => {
+                smp = Some(
+                    it.next()
+                        .and_then(|v| v.parse().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or("--smp needs a number")?,
+                )
+            }
+            "--config" => config = it.next().ok_or("--config needs a name")?,
+            "--peer" => peer = expect::Peer::parse(&it.next().ok_or("--peer needs a name")?)?,
+            "--check" => check = true,
+            "--image" => image = Some(PathBuf::from(it.next().ok_or("--image needs a file")?)),
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    let img = match image {
+        Some(i) => i,
+        None => configs::image_for(peer, spec)?,
+    };
+    if config == "none" {
+        if check {
+            return Err("--check needs a config: `none` has no expectations".into());
+        }
+        return qemu::run_interactive(&qemu::Machine::new(&img, smp.unwrap_or(2)));
+    }
+    let p = configs::prepare(&config, peer, &img, smp)?;
+    eprintln!(
+        "xtask: {} on {}: {}",
+        p.name,
+        p.peer.name(),
+        p.dts.display()
+    );
+    if !check {
+        return qemu::run_interactive(&p.machine);
+    }
+    eprintln!(
+        "+ qemu-system-aarch64 {} (captured, at most {} s)",
+        p.machine.args().join(" "),
+        p.want.limit.as_secs()
+    );
+    let out = configs::run(&p)?;
+    print!("{}", out.log);
+    let problems = configs::check(&p, &out);
+    let secs = out.elapsed.as_secs_f64();
+    if problems.is_empty() {
+        println!("xtask: {config} on {}: ok ({secs:.1} s)", peer.name());
+        Ok(())
+    } else {
+        for pr in &problems {
+            println!("    {pr}");
+        }
+        Err(format!(
+            "{config} on {}: {} problem(s) after {secs:.1} s",
+            peer.name(),
+            problems.len()
+        ))
+    }
+}
 
 fn real_main() -> Result<(), String> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -191,28 +274,23 @@ fn real_main() -> Result<(), String> {
             setup::ensure_toolchain()?;
             setup::ensure_host_tools()?;
             let spec = parse_build_args(&mut args)?;
-            let mut smp = 2;
-            let mut config = None;
-            let mut it = args.drain(..);
-            while let Some(a) = it.next() {
-                match a.as_str() {
-                    "--smp" => {
-                        smp = it
-                            .next()
-                            .and_then(|v| v.parse().ok())
-                            .ok_or("--smp needs a number")?
-                    }
-                    "--config" => config = Some(it.next().ok_or("--config needs a name")?),
-                    other => return Err(format!("unknown option {other}\n{USAGE}")),
-                }
+            run(&spec, args)
+        }
+        "guests" => {
+            let refresh = match args.as_slice() {
+                [] => false,
+                [r] if r == "--refresh" => true,
+                _ => return Err(format!("unknown option {}\n{USAGE}", args.join(" "))),
+            };
+            let g = debian::fetch(refresh)?;
+            for p in &g.packages {
+                println!("{} {}", p.name, p.version);
             }
-            if let Some(c) = config {
-                return Err(format!(
-                    "--config {c}: no configs exist yet; domains arrive with the dom0less work"
-                ));
-            }
-            let img = build(&spec)?;
-            qemu::run_interactive(&qemu::Machine::new(&img, smp))
+            println!("linux   {}", g.linux.display());
+            println!("busybox {}", g.busybox.display());
+            println!("xen     {}", g.xen.display());
+            println!("initramfs {}", initramfs::build(&g.busybox)?.display());
+            Ok(())
         }
         "test" => {
             let qemu = !args.iter().any(|a| a == "--no-qemu");

@@ -94,6 +94,17 @@ pub struct Outcome {
 /// passes. A hypervisor fault (which halts a CPU rather than the machine)
 /// ends the run early.
 pub fn run_captured(m: &Machine, limit: Duration) -> Result<Outcome, String> {
+    run_captured_until(m, limit, &|_| false)
+}
+
+/// As [`run_captured`], but also stops QEMU (status `None`, not timed out)
+/// as soon as `done` holds for the console so far: for systems that keep
+/// running, such as Xen once its domains powered off.
+pub fn run_captured_until(
+    m: &Machine,
+    limit: Duration,
+    done: &dyn Fn(&str) -> bool,
+) -> Result<Outcome, String> {
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(m.args())
         .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
@@ -138,9 +149,19 @@ pub fn run_captured(m: &Machine, limit: Duration) -> Result<Outcome, String> {
     let mut timed_out = false;
     let mut faulted = false;
     let mut fault_seen_at: Option<Instant> = None;
+    let mut seen = 0;
     let status = loop {
         if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
             break st.code();
+        }
+        let len = log.lock().unwrap().len();
+        if len != seen {
+            seen = len;
+            if done(&log.lock().unwrap()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
         }
         if fault.load(Ordering::Relaxed) {
             // Give the report a moment to finish printing.

@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::configs;
+use crate::expect::Peer;
 use crate::qemu::{self, Machine, Outcome};
 use crate::{BuildSpec, build, cargo, root, run_cmd, setup};
 
@@ -178,6 +180,10 @@ pub fn run_all(with_qemu: bool) -> Result<(), String> {
             )?;
         }
     }
+    if with_qemu {
+        // Host tests compile device trees with dtc.
+        step("QEMU tools", setup::ensure_host_tools)?;
+    }
     step("host tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace"]);
@@ -187,15 +193,20 @@ pub fn run_all(with_qemu: bool) -> Result<(), String> {
         run_cmd(&mut c)
     })?;
     if with_qemu {
-        step("QEMU tools", setup::ensure_host_tools)?;
-        qemu_tests(&boards)?;
+        let (passed, failed) = qemu_tests(&boards)?;
+        let (cpassed, cfailed) = config_tests()?;
+        let failed: Vec<String> = failed.into_iter().chain(cfailed).collect();
+        println!("qemu: {} passed, {} failed", passed + cpassed, failed.len());
+        if !failed.is_empty() {
+            return Err(format!("QEMU tests failed: {}", failed.join(", ")));
+        }
     }
     Ok(())
 }
 
 /// Boots each board with no features, its defaults and all features, on 2
-/// and 4 CPUs, and checks the boot log.
-fn qemu_tests(boards: &[String]) -> Result<(), String> {
+/// and 4 CPUs, and checks the boot log. Returns (passed, failed names).
+fn qemu_tests(boards: &[String]) -> Result<(usize, Vec<String>), String> {
     let mut passed = 0;
     let mut failed = Vec::new();
     for b in boards {
@@ -245,12 +256,51 @@ fn qemu_tests(boards: &[String]) -> Result<(), String> {
             }
         }
     }
-    println!("qemu: {passed} passed, {} failed", failed.len());
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("QEMU tests failed: {}", failed.join(", ")))
+    Ok((passed, failed))
+}
+
+/// Boots every config under `configs/` on Oxen (default features) and
+/// checks it against its `.expect`. A config whose `requires:` names a
+/// feature the image lacks is skipped and says so.
+fn config_tests() -> Result<(usize, Vec<String>), String> {
+    let spec = BuildSpec::default();
+    let feats = board_features(&spec.board)?;
+    let image = configs::image_for(Peer::Oxen, &spec)?;
+    let mut passed = 0;
+    let mut failed = Vec::new();
+    for name in configs::names()? {
+        let prepared = configs::prepare(&name, Peer::Oxen, &image, None)?;
+        let missing: Vec<&String> = prepared
+            .requires
+            .iter()
+            .filter(|f| !feats.default.contains(f))
+            .collect();
+        if !missing.is_empty() {
+            println!(
+                "config {name}: skipped (needs features not in the default image: {})",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            continue;
+        }
+        let out = configs::run(&prepared)?;
+        let problems = configs::check(&prepared, &out);
+        if problems.is_empty() {
+            println!("config {name}: ok ({:.1} s)", out.elapsed.as_secs_f64());
+            passed += 1;
+        } else {
+            println!("config {name}: FAILED");
+            for p in &problems {
+                println!("    {p}");
+            }
+            println!("---- console log ----\n{}---- end ----", out.log);
+            failed.push(format!("config {name}"));
+        }
     }
+    Ok((passed, failed))
 }
 
 #[cfg(test)]

@@ -1,0 +1,821 @@
+//! Configs: a DTS fragment in Xen's dom0less bindings (`configs/*.dts`)
+//! plus its expectations (`configs/*.expect`), turned into a QEMU machine —
+//! QEMU's own device tree with the config merged in, each boot module
+//! placed in RAM with its exact size, and a loader for each — that boots on
+//! Oxen or on Xen alike. The format is in docs/configs.md.
+
+use std::path::{Path, PathBuf};
+
+use crate::debian::{self, Guests};
+use crate::dts::{self, Node, Source};
+use crate::expect::{self, End, Peer, Want};
+use crate::qemu::{self, Machine, Outcome};
+use crate::root;
+
+/// Modules are placed from here up: clear of the hypervisor image at RAM
+/// base + text offset and of the DTB QEMU puts 128 MiB above RAM base.
+pub const MODULE_BASE: u64 = 0x5000_0000;
+/// Module placement alignment.
+pub const MODULE_ALIGN: u64 = 2 << 20;
+/// Where QEMU virt's RAM starts.
+pub const RAM_BASE: u64 = 0x4000_0000;
+/// Where QEMU puts its DTB after a hypervisor image smaller than 128 MiB.
+const QEMU_DTB: u64 = 0x4800_0000;
+/// The RAM a config gets unless it asks for more or needs more.
+pub const DEFAULT_MEMORY_MIB: u64 = 2048;
+/// Host CPUs unless the config or `--smp` says otherwise.
+pub const DEFAULT_CPUS: u32 = 2;
+
+/// The `xtask,*` properties a config may use; each is removed before the
+/// DTB is compiled.
+const FILE_PROP: &str = "xtask,file";
+const MEMORY_PROP: &str = "xtask,qemu-memory";
+const CPUS_PROP: &str = "xtask,qemu-cpus";
+
+/// The `configs/` directory.
+pub fn dir() -> PathBuf {
+    root().join("configs")
+}
+
+/// Every config, by name (`configs/<name>.dts`), sorted.
+pub fn names() -> Result<Vec<String>, String> {
+    let d = dir();
+    let mut v: Vec<String> = std::fs::read_dir(&d)
+        .map_err(|e| format!("{}: {e}", d.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".dts"))
+                .map(String::from)
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// A domain of a config, in creation order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    pub name: String,
+    /// `memory` in KiB, when readable.
+    pub memory_kib: Option<u64>,
+}
+
+/// A boot module whose file the xtask supplies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleRef {
+    /// Child indices from the root to the module node.
+    pub at: Vec<usize>,
+    /// The node's path, for messages.
+    pub path: String,
+    /// The `xtask,file` value.
+    pub file: String,
+    pub address_cells: u32,
+    pub size_cells: u32,
+}
+
+/// What the xtask reads from a config's tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub domains: Vec<Domain>,
+    pub modules: Vec<ModuleRef>,
+    /// `xtask,qemu-memory`, in MiB.
+    pub memory_mib: Option<u64>,
+    /// `xtask,qemu-cpus`.
+    pub cpus: Option<u32>,
+}
+
+/// Reads the domains, the modules to supply and the machine settings,
+/// collecting every error. Only what the xtask itself needs is checked; the
+/// rest is the hypervisor's to accept or refuse, so configs can test that.
+pub fn plan(src: &Source) -> Result<Plan, Vec<String>> {
+    let mut errors = Vec::new();
+    let root = &src.root;
+    let memory_mib = root.prop(MEMORY_PROP).and_then(|p| {
+        let v = p.strings().and_then(|s| s.first().cloned());
+        match v.as_deref().and_then(parse_size_mib) {
+            Some(m) => Some(m),
+            None => {
+                errors.push(format!(
+                    "/: {MEMORY_PROP} = {} is not a size (expected e.g. \"3G\" or \"2560M\")",
+                    p.value.as_deref().unwrap_or("(empty)")
+                ));
+                None
+            }
+        }
+    });
+    let cpus = match root.u32_prop(CPUS_PROP) {
+        None => None,
+        Some(Ok(0)) => {
+            errors.push(format!("/: {CPUS_PROP} = <0> (expected at least 1)"));
+            None
+        }
+        Some(Ok(n)) => Some(n),
+        Some(Err(e)) => {
+            errors.push(format!("/: {e} (expected e.g. <4>)"));
+            None
+        }
+    };
+    for p in &root.props {
+        if p.name.starts_with("xtask,") && p.name != MEMORY_PROP && p.name != CPUS_PROP {
+            errors.push(format!(
+                "/: {} is not an xtask property (expected {MEMORY_PROP} or {CPUS_PROP} here, {FILE_PROP} in a module)",
+                p.name
+            ));
+        }
+    }
+    let mut domains = Vec::new();
+    if let Some(chosen) = root.child("chosen") {
+        for d in chosen
+            .children
+            .iter()
+            .filter(|c| c.is_compatible("xen,domain"))
+        {
+            let memory_kib = d.prop("memory").and_then(|p| match p.cells().as_deref() {
+                Some([hi, lo]) => Some(u64::from(*hi) << 32 | u64::from(*lo)),
+                Some([v]) => Some(u64::from(*v)),
+                _ => None,
+            });
+            domains.push(Domain {
+                name: d.name.clone(),
+                memory_kib,
+            });
+        }
+    }
+    let mut modules = Vec::new();
+    collect_modules(root, "", &mut Vec::new(), &mut modules, &mut errors);
+    if errors.is_empty() {
+        Ok(Plan {
+            domains,
+            modules,
+            memory_mib,
+            cpus,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn collect_modules(
+    node: &Node,
+    path: &str,
+    at: &mut Vec<usize>,
+    out: &mut Vec<ModuleRef>,
+    errors: &mut Vec<String>,
+) {
+    for (i, child) in node.children.iter().enumerate() {
+        let child_path = format!("{path}/{}", child.name);
+        at.push(i);
+        for p in &child.props {
+            if p.name.starts_with("xtask,") && p.name != FILE_PROP {
+                errors.push(format!(
+                    "{child_path}: {} is not an xtask property (expected {FILE_PROP} in a module node; {MEMORY_PROP} and {CPUS_PROP} belong in /)",
+                    p.name
+                ));
+            }
+        }
+        if let Some(p) = child.prop(FILE_PROP) {
+            let file = p
+                .strings()
+                .filter(|s| s.len() == 1)
+                .map(|mut s| s.remove(0));
+            let cells = |name: &str| match node.u32_prop(name) {
+                Some(Ok(v)) if (1..=2).contains(&v) => Ok(v),
+                Some(Ok(v)) => Err(format!("{path}: {name} = <{v}> (expected 1 or 2)")),
+                Some(Err(e)) => Err(format!("{path}: {e}")),
+                None => Err(format!(
+                    "{path}: no {name}, needed to write the reg of {child_path} (expected <1> or <2>)"
+                )),
+            };
+            match (file, cells("#address-cells"), cells("#size-cells")) {
+                (Some(file), Ok(ac), Ok(sc)) => out.push(ModuleRef {
+                    at: at.clone(),
+                    path: child_path.clone(),
+                    file,
+                    address_cells: ac,
+                    size_cells: sc,
+                }),
+                (file, ac, sc) => {
+                    if file.is_none() {
+                        errors.push(format!(
+                            "{child_path}: {FILE_PROP} = {} is not one string (expected \"linux\", \"initramfs\" or a path relative to the repository)",
+                            p.value.as_deref().unwrap_or("(empty)")
+                        ));
+                    }
+                    errors.extend(ac.err());
+                    errors.extend(sc.err());
+                }
+            }
+        }
+        collect_modules(child, &child_path, at, out, errors);
+        at.pop();
+    }
+}
+
+/// `"3G"`, `"2560M"` → MiB.
+pub fn parse_size_mib(s: &str) -> Option<u64> {
+    let (n, mult) = match s.trim() {
+        t if t.ends_with(['G', 'g']) => (&t[..t.len() - 1], 1024),
+        t if t.ends_with(['M', 'm']) => (&t[..t.len() - 1], 1),
+        _ => return None,
+    };
+    n.parse::<u64>()
+        .ok()
+        .filter(|&v| v > 0)
+        .and_then(|v| v.checked_mul(mult))
+}
+
+/// Places files of the given sizes one after the other from `base`, each
+/// start aligned to `align`; fails if the last one does not end by `limit`.
+pub fn place(sizes: &[u64], base: u64, align: u64, limit: u64) -> Result<Vec<u64>, String> {
+    let mut next = base;
+    let mut out = Vec::new();
+    for &size in sizes {
+        let at = next.div_ceil(align) * align;
+        next = at + size;
+        out.push(at);
+    }
+    if next > limit {
+        return Err(format!(
+            "the boot modules end at {next:#x}, past the end of RAM at {limit:#x}: \
+             give the config more with {MEMORY_PROP}"
+        ));
+    }
+    Ok(out)
+}
+
+/// The RAM a config gets: what it asks for, else enough for its domains'
+/// memory, its modules and the hypervisor, in whole GiB, at least 2 GiB.
+pub fn memory_mib(plan: &Plan, modules_end: u64) -> u64 {
+    if let Some(m) = plan.memory_mib {
+        return m;
+    }
+    let domains_mib: u64 = plan
+        .domains
+        .iter()
+        .filter_map(|d| d.memory_kib)
+        .sum::<u64>()
+        / 1024;
+    let modules_mib = (modules_end.saturating_sub(RAM_BASE)) >> 20;
+    // 512 MiB spare: the hypervisor, its heap, page tables, guest DTBs.
+    let need = domains_mib + modules_mib + 512;
+    need.div_ceil(1024).max(DEFAULT_MEMORY_MIB / 1024) * 1024
+}
+
+/// Writes each placed module's `reg` (exact size, in its parent's cells),
+/// gives it a unit address, and removes every `xtask,*` property.
+pub fn apply(src: &mut Source, placed: &[(ModuleRef, u64, u64)]) -> Result<(), String> {
+    for (m, addr, size) in placed {
+        let mut node = &mut src.root;
+        for &i in &m.at {
+            node = &mut node.children[i];
+        }
+        let mut cells = dts::split_cells(*addr, m.address_cells)
+            .ok_or(format!("{}: address {addr:#x} does not fit", m.path))?;
+        cells.extend(dts::split_cells(*size, m.size_cells).ok_or(format!(
+            "{}: {} is {size} bytes, too big for #size-cells = <{}>",
+            m.path, m.file, m.size_cells
+        ))?);
+        node.set("reg", Some(dts::cells_value(&cells)));
+        node.name = format!("{}@{addr:x}", node.base_name());
+    }
+    strip_xtask(&mut src.root);
+    Ok(())
+}
+
+fn strip_xtask(node: &mut Node) {
+    node.props.retain(|p| !p.name.starts_with("xtask,"));
+    for c in &mut node.children {
+        strip_xtask(c);
+    }
+}
+
+/// QEMU's tree with the config's merged in: dtc merges a later root block
+/// into the earlier tree, so the config's `/chosen` adds to QEMU's.
+pub fn merge(host: &Source, config: &Source) -> String {
+    let mut out = String::new();
+    for h in host
+        .header
+        .iter()
+        .chain(config.header.iter().filter(|h| !host.header.contains(h)))
+    {
+        out.push_str(h);
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&host.write_root());
+    out.push('\n');
+    out.push_str("/* ---- merged from the config ---- */\n");
+    out.push_str(&config.write_root());
+    out
+}
+
+/// A config ready to boot.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub name: String,
+    pub peer: Peer,
+    pub machine: Machine,
+    pub want: Want,
+    /// Features the image needs for this config (its `requires:` line).
+    pub requires: Vec<String>,
+    /// The merged source the DTB was compiled from, for people.
+    pub dts: PathBuf,
+}
+
+/// The files behind `xtask,file` names, fetched only when a config needs
+/// them.
+struct Files {
+    guests: Option<Guests>,
+}
+
+impl Files {
+    fn guests(&mut self) -> Result<&Guests, String> {
+        if self.guests.is_none() {
+            self.guests = Some(debian::fetch(false)?);
+        }
+        Ok(self.guests.as_ref().unwrap())
+    }
+
+    fn resolve(&mut self, name: &str, node: &str) -> Result<PathBuf, String> {
+        match name {
+            "linux" => Ok(self.guests()?.linux.clone()),
+            "initramfs" => {
+                let bb = self.guests()?.busybox.clone();
+                crate::initramfs::build(&bb)
+            }
+            path => {
+                let p = root().join(path);
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(format!(
+                        "{node}: {FILE_PROP} = \"{path}\": no such file {} (expected \"linux\", \"initramfs\" or a path relative to the repository)",
+                        p.display()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// Prepares config `name` to boot on `peer` from the hypervisor `image`:
+/// reads and checks the config and its expectations, supplies and places
+/// its modules, and builds the DTB. `smp` overrides the host CPUs.
+pub fn prepare(name: &str, peer: Peer, image: &Path, smp: Option<u32>) -> Result<Prepared, String> {
+    let dts_path = dir().join(format!("{name}.dts"));
+    let expect_path = dir().join(format!("{name}.expect"));
+    if !dts_path.is_file() {
+        return Err(format!(
+            "no config {} (configs: {})",
+            dts_path.display(),
+            names().unwrap_or_default().join(", ")
+        ));
+    }
+    let expect_text = std::fs::read_to_string(&expect_path).map_err(|e| {
+        format!(
+            "{}: {e} (every config states its outcome there)",
+            expect_path.display()
+        )
+    })?;
+    let expect =
+        expect::parse(&expect_text, &format!("configs/{name}.expect")).map_err(|e| e.join("\n"))?;
+
+    let work = debian::cache_dir()
+        .join("run")
+        .join(format!("{name}.{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let result = prepare_in(name, peer, image, smp, &dts_path, &expect, &work);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn prepare_in(
+    name: &str,
+    peer: Peer,
+    image: &Path,
+    smp: Option<u32>,
+    dts_path: &Path,
+    expect: &expect::Expect,
+    work: &Path,
+) -> Result<Prepared, String> {
+    let mut config = dts::canonical(dts_path, &work.join("config.dts"))?;
+    let plan = plan(&config).map_err(|e| {
+        e.iter()
+            .map(|e| format!("configs/{name}.dts: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let domain_names: Vec<String> = plan.domains.iter().map(|d| d.name.clone()).collect();
+    let unknown = expect.unknown_domains(&domain_names);
+    if !unknown.is_empty() {
+        return Err(format!(
+            "configs/{name}.expect names {} but configs/{name}.dts has the domains {}",
+            unknown.join(", "),
+            domain_names.join(", ")
+        ));
+    }
+
+    let img = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let (text_offset, image_size) =
+        crate::image::check_header(&img).map_err(|e| format!("{}: {e}", image.display()))?;
+    if RAM_BASE + text_offset + image_size > QEMU_DTB {
+        return Err(format!(
+            "{}: the image ends past {QEMU_DTB:#x}, so QEMU would move its DTB into the modules' place",
+            image.display()
+        ));
+    }
+
+    let mut files = Files { guests: None };
+    let mut sized = Vec::new();
+    for m in &plan.modules {
+        let path = files.resolve(&m.file, &m.path)?;
+        let size = std::fs::metadata(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        sized.push((m.clone(), path, size));
+    }
+    let sizes: Vec<u64> = sized.iter().map(|s| s.2).collect();
+    let unbounded = place(&sizes, MODULE_BASE, MODULE_ALIGN, u64::MAX)?;
+    let modules_end = unbounded
+        .iter()
+        .zip(&sizes)
+        .map(|(a, s)| a + s)
+        .max()
+        .unwrap_or(MODULE_BASE);
+    let memory = memory_mib(&plan, modules_end);
+    let addrs = place(&sizes, MODULE_BASE, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
+    let placed: Vec<(ModuleRef, u64, u64)> = sized
+        .iter()
+        .zip(&addrs)
+        .map(|((m, _, size), a)| (m.clone(), *a, *size))
+        .collect();
+    apply(&mut config, &placed)?;
+
+    let smp = smp.or(plan.cpus).unwrap_or(DEFAULT_CPUS);
+    let mut machine = Machine::new(image, smp);
+    machine.memory = format!("{memory}M");
+    let host = dump_qemu_tree(&machine, work)?;
+
+    let out_dir = debian::cache_dir()
+        .join("run")
+        .join(format!("{name}-smp{smp}"));
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let merged = work.join("host.dts");
+    std::fs::write(&merged, merge(&host, &config)).map_err(|e| e.to_string())?;
+    let dtb = work.join("host.dtb");
+    dts::dtc(&["-I", "dts", "-O", "dtb"], &merged, &dtb)?;
+    // Move into place whole, so a concurrent run never reads half a file.
+    let (final_dts, final_dtb) = (out_dir.join("host.dts"), out_dir.join("host.dtb"));
+    for (from, to) in [(&merged, &final_dts), (&dtb, &final_dtb)] {
+        std::fs::rename(from, to).map_err(|e| format!("{}: {e}", to.display()))?;
+    }
+
+    machine.dtb = Some(final_dtb);
+    machine.loaders = sized
+        .iter()
+        .zip(&addrs)
+        .map(|((_, path, _), a)| (path.clone(), *a))
+        .collect();
+    Ok(Prepared {
+        name: name.into(),
+        peer,
+        machine,
+        want: expect.for_peer(peer, &domain_names),
+        requires: expect.requires.clone(),
+        dts: final_dts,
+    })
+}
+
+/// QEMU's own tree for these machine options, as canonical source.
+fn dump_qemu_tree(m: &Machine, work: &Path) -> Result<Source, String> {
+    let dtb = work.join("qemu.dtb");
+    let mut cmd = std::process::Command::new("qemu-system-aarch64");
+    cmd.args([
+        "-M",
+        &format!(
+            "virt,virtualization=on,gic-version=3,dumpdtb={}",
+            dtb.display()
+        ),
+        "-cpu",
+        &m.cpu,
+        "-smp",
+        &m.smp.to_string(),
+        "-m",
+        &m.memory,
+        "-display",
+        "none",
+    ]);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run qemu-system-aarch64: {e}"))?;
+    if !dtb.is_file() {
+        return Err(format!(
+            "`{}` wrote no DTB:\n{}",
+            crate::show(&cmd),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = work.join("qemu.dts");
+    dts::dtc(&["-I", "dtb", "-O", "dts"], &dtb, &text)?;
+    let s = std::fs::read_to_string(&text).map_err(|e| e.to_string())?;
+    Source::parse(&s).map_err(|e| format!("QEMU's tree: {e}"))
+}
+
+/// Boots a prepared config headless and collects its console: until QEMU
+/// exits, or, for a run that does not end by power-off, until every
+/// expected line appeared; or until the config's limit.
+pub fn run(p: &Prepared) -> Result<Outcome, String> {
+    match p.want.end {
+        End::PowerOff => qemu::run_captured(&p.machine, p.want.limit),
+        End::Running => qemu::run_captured_until(&p.machine, p.want.limit, &|log: &str| {
+            p.want.missing(log).is_empty()
+        }),
+    }
+}
+
+/// The problems with a captured run of a prepared config; empty when it
+/// went as expected.
+pub fn check(p: &Prepared, out: &Outcome) -> Vec<String> {
+    expect::check(out, &p.want)
+}
+
+/// Boots on `peer`'s image: Oxen's is built from `spec`, Xen's fetched.
+pub fn image_for(peer: Peer, spec: &crate::BuildSpec) -> Result<PathBuf, String> {
+    match peer {
+        Peer::Oxen => crate::build(spec),
+        Peer::Xen => Ok(debian::fetch(false)?.xen),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(text: &str) -> Source {
+        Source::parse(text).unwrap()
+    }
+
+    const CONFIG: &str = "/dts-v1/;
+
+/ {
+\txtask,qemu-cpus = <0x04>;
+
+\tchosen {
+\t\txen,xen-bootargs = \"console=dtuart dtuart=/pl011@9000000 bootscrub=0\";
+
+\t\tdomU1 {
+\t\t\tcompatible = \"xen,domain\";
+\t\t\t#address-cells = <0x02>;
+\t\t\t#size-cells = <0x01>;
+\t\t\tmemory = <0x00 0x40000>;
+\t\t\tcpus = <0x01>;
+\t\t\tvpl011;
+
+\t\t\tkernel {
+\t\t\t\tcompatible = \"multiboot,kernel\\0multiboot,module\";
+\t\t\t\txtask,file = \"linux\";
+\t\t\t\tbootargs = \"console=ttyAMA0 oxen.name=domU1\";
+\t\t\t};
+
+\t\t\tramdisk {
+\t\t\t\tcompatible = \"multiboot,ramdisk\\0multiboot,module\";
+\t\t\t\txtask,file = \"initramfs\";
+\t\t\t};
+\t\t};
+
+\t\tdomU2 {
+\t\t\tcompatible = \"xen,domain\";
+\t\t\t#address-cells = <0x01>;
+\t\t\t#size-cells = <0x01>;
+\t\t\tmemory = <0x00 0x40000>;
+
+\t\t\tkernel {
+\t\t\t\tcompatible = \"multiboot,kernel\\0multiboot,module\";
+\t\t\t\txtask,file = \"linux\";
+\t\t\t};
+\t\t};
+
+\t\tnot-a-domain {
+\t\t};
+\t};
+};
+";
+
+    #[test]
+    fn a_config_plan_lists_domains_in_order_and_modules_with_their_cells() {
+        let p = plan(&src(CONFIG)).unwrap();
+        let names: Vec<&str> = p.domains.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["domU1", "domU2"]);
+        assert_eq!(p.domains[0].memory_kib, Some(256 * 1024));
+        assert_eq!(p.cpus, Some(4));
+        assert_eq!(p.memory_mib, None);
+        let files: Vec<(&str, &str, u32, u32)> = p
+            .modules
+            .iter()
+            .map(|m| {
+                (
+                    m.path.as_str(),
+                    m.file.as_str(),
+                    m.address_cells,
+                    m.size_cells,
+                )
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("/chosen/domU1/kernel", "linux", 2, 1),
+                ("/chosen/domU1/ramdisk", "initramfs", 2, 1),
+                ("/chosen/domU2/kernel", "linux", 1, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_module_under_a_node_without_cells_is_refused_with_the_path() {
+        let text = CONFIG.replace(
+            "\t\t\t#size-cells = <0x01>;\n\t\t\tmemory = <0x00 0x40000>;\n\n",
+            "\t\t\tmemory = <0x00 0x40000>;\n\n",
+        );
+        let errs = plan(&src(&text)).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("/chosen/domU2: no #size-cells"),
+            "{errs:?}"
+        );
+        assert!(errs[0].contains("/chosen/domU2/kernel"));
+    }
+
+    #[test]
+    fn unknown_xtask_properties_and_bad_values_are_all_reported() {
+        let text = CONFIG
+            .replace("xtask,qemu-cpus = <0x04>;", "xtask,qemu-cpus = <0x00>;\n\txtask,memory = \"2G\";\n\txtask,qemu-memory = \"lots\";")
+            .replace("xtask,file = \"initramfs\";", "xtask,file = <0x01>;\n\t\t\t\txtask,addr = <0x01>;");
+        let errs = plan(&src(&text)).unwrap_err();
+        assert_eq!(errs.len(), 5, "{errs:#?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("xtask,qemu-memory = \"lots\" is not a size"))
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("xtask,qemu-cpus = <0> (expected at least 1)"))
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("/: xtask,memory is not an xtask property"))
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("/chosen/domU1/ramdisk: xtask,addr"))
+        );
+        assert!(errs.iter().any(|e| {
+            e.starts_with("/chosen/domU1/ramdisk: xtask,file = <0x01> is not one string")
+        }));
+    }
+
+    #[test]
+    fn modules_are_placed_in_order_aligned_and_within_ram() {
+        let mb = 1 << 20;
+        let a = place(
+            &[30 * mb + 5, 1, 3 * mb],
+            MODULE_BASE,
+            MODULE_ALIGN,
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!(
+            a,
+            [0x5000_0000, 0x5000_0000 + 32 * mb, 0x5000_0000 + 34 * mb]
+        );
+        let err = place(&[30 * mb], MODULE_BASE, MODULE_ALIGN, MODULE_BASE + 16 * mb).unwrap_err();
+        assert!(err.contains("past the end of RAM"), "{err}");
+        assert!(err.contains(MEMORY_PROP));
+    }
+
+    #[test]
+    fn memory_grows_in_whole_gib_with_the_domains_unless_the_config_says() {
+        let mut p = plan(&src(CONFIG)).unwrap();
+        // 2 x 256 MiB, 256 MiB below the modules and 300 MiB of them, and
+        // 512 MiB spare fit in 2 GiB.
+        assert_eq!(memory_mib(&p, MODULE_BASE + (300 << 20)), 2048);
+        // 2 GiB + 256 MiB, 256 MiB below the modules, 512 MiB spare.
+        p.domains[0].memory_kib = Some(2 << 20);
+        assert_eq!(memory_mib(&p, MODULE_BASE), 3072);
+        p.memory_mib = Some(1536);
+        assert_eq!(memory_mib(&p, MODULE_BASE), 1536);
+    }
+
+    #[test]
+    fn sizes_read_with_units() {
+        assert_eq!(parse_size_mib("3G"), Some(3072));
+        assert_eq!(parse_size_mib("2560M"), Some(2560));
+        assert_eq!(parse_size_mib("2560"), None);
+        assert_eq!(parse_size_mib("0G"), None);
+    }
+
+    #[test]
+    fn applying_placements_writes_exact_regs_in_each_domains_cells_and_strips_xtask() {
+        let mut s = src(CONFIG);
+        let p = plan(&s).unwrap();
+        let placed = vec![
+            (p.modules[0].clone(), 0x5000_0000, 30_892_544),
+            (p.modules[1].clone(), 0x5200_0000, 1_977_000),
+            (p.modules[2].clone(), 0x5240_0000, 30_892_544),
+        ];
+        apply(&mut s, &placed).unwrap();
+        let d1 = s.root.child("chosen").unwrap().child("domU1").unwrap();
+        let k = d1.child("kernel@50000000").unwrap();
+        assert_eq!(
+            k.prop("reg").unwrap().cells(),
+            Some(vec![0, 0x5000_0000, 30_892_544])
+        );
+        assert_eq!(k.prop("xtask,file"), None);
+        assert_eq!(
+            k.prop("bootargs").unwrap().strings(),
+            Some(vec!["console=ttyAMA0 oxen.name=domU1".into()])
+        );
+        let r = d1.child("ramdisk@52000000").unwrap();
+        assert_eq!(
+            r.prop("reg").unwrap().cells(),
+            Some(vec![0, 0x5200_0000, 1_977_000])
+        );
+        let d2 = s.root.child("chosen").unwrap().child("domU2").unwrap();
+        let k2 = d2.child("kernel@52400000").unwrap();
+        assert_eq!(
+            k2.prop("reg").unwrap().cells(),
+            Some(vec![0x5240_0000, 30_892_544])
+        );
+        assert!(!s.write().contains("xtask,"));
+    }
+
+    #[test]
+    fn a_module_too_big_for_its_size_cells_is_refused() {
+        let mut s = src(CONFIG);
+        let p = plan(&s).unwrap();
+        let err = apply(&mut s, &[(p.modules[0].clone(), 0x5000_0000, 5 << 30)]).unwrap_err();
+        assert!(
+            err.starts_with("/chosen/domU1/kernel: linux is 5368709120 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_merged_source_has_the_host_tree_then_the_config() {
+        let host = src(
+            "/dts-v1/;\n\n/ {\n\tmodel = \"linux,dummy-virt\";\n\n\tchosen {\n\t\tstdout-path = \"/pl011@9000000\";\n\t};\n};\n",
+        );
+        let mut config = src(CONFIG);
+        strip_xtask(&mut config.root);
+        let merged = merge(&host, &config);
+        assert_eq!(merged.matches("/dts-v1/;").count(), 1);
+        let host_at = merged.find("stdout-path").unwrap();
+        let config_at = merged.find("xen,xen-bootargs").unwrap();
+        assert!(host_at < config_at);
+        assert_eq!(merged.matches("\n/ {").count(), 2);
+    }
+
+    #[test]
+    fn dtc_merges_the_config_into_qemus_chosen() {
+        // The real tool, on the real merge: one /chosen with both halves.
+        let dir = std::env::temp_dir().join(format!("oxen-merge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = src(
+            "/dts-v1/;\n\n/ {\n\t#address-cells = <0x02>;\n\t#size-cells = <0x02>;\n\n\tchosen {\n\t\tstdout-path = \"/pl011@9000000\";\n\t};\n};\n",
+        );
+        let mut config = src(CONFIG);
+        let p = plan(&config).unwrap();
+        let placed: Vec<_> = p
+            .modules
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.clone(), 0x5000_0000 + ((i as u64) << 25), 100))
+            .collect();
+        apply(&mut config, &placed).unwrap();
+        let input = dir.join("in.dts");
+        std::fs::write(&input, merge(&host, &config)).unwrap();
+        let result = dts::canonical(&input, &dir.join("out.dts"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let out = result.unwrap();
+        let chosen = out.root.child("chosen").unwrap();
+        assert!(chosen.prop("stdout-path").is_some());
+        assert!(chosen.prop("xen,xen-bootargs").is_some());
+        assert!(
+            chosen
+                .child("domU1")
+                .unwrap()
+                .child("ramdisk@52000000")
+                .is_some()
+        );
+        assert_eq!(
+            out.root
+                .children
+                .iter()
+                .filter(|c| c.name == "chosen")
+                .count(),
+            1
+        );
+    }
+}
