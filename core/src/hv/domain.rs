@@ -199,6 +199,8 @@ pub struct Domain {
     /// Output lines of the vPL011 and of `console_io`.
     pub uart_out: spin::Mutex<LineBuffer>,
     pub hvc_out: spin::Mutex<LineBuffer>,
+    /// Console input for `console_io` reads (domains without a vPL011).
+    pub hvc_in: spin::Mutex<alloc::collections::VecDeque<u8>>,
     pub vttbr: u64,
     pub cntvoff: u64,
     /// 0 while running, else the `Shutdown` reason.
@@ -242,6 +244,7 @@ impl Domain {
             vpl011,
             uart_out: spin::Mutex::new(LineBuffer::default()),
             hvc_out: spin::Mutex::new(LineBuffer::default()),
+            hvc_in: spin::Mutex::new(alloc::collections::VecDeque::new()),
             vttbr,
             cntvoff,
             dying: AtomicU8::new(0),

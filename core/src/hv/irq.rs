@@ -40,6 +40,9 @@ fn handle(id: u32) {
     // re-syncs the list registers and re-examines the run queue.
 }
 
+/// Bytes kept for a domain's `console_io` reads.
+const HVC_INPUT_MAX: usize = 1024;
+
 /// Bytes typed on the physical console, routed by the Ctrl-a switch.
 fn console_input() {
     let hv = super::hv();
@@ -48,15 +51,23 @@ fn console_input() {
         let mut mux = hv.mux.lock();
         mux.feed(b, &mut |ev| match ev {
             Event::Input(Target::Domain(id), byte) => {
-                if let Some(dom) = hv.domain(id)
-                    && let Some(vuart) = &dom.vpl011
-                {
-                    let level = {
-                        let mut u = vuart.lock();
-                        u.receive(&[byte]);
-                        u.irq_level()
-                    };
-                    super::trap::update_uart_irq(&dom, level);
+                let Some(dom) = hv.domain(id) else { return };
+                match &dom.vpl011 {
+                    Some(vuart) => {
+                        let level = {
+                            let mut u = vuart.lock();
+                            u.receive(&[byte]);
+                            u.irq_level()
+                        };
+                        super::trap::update_uart_irq(&dom, level);
+                    }
+                    None => {
+                        let mut q = dom.hvc_in.lock();
+                        // Bounded like a UART FIFO: drop when nobody reads.
+                        if q.len() < HVC_INPUT_MAX {
+                            q.push_back(byte);
+                        }
+                    }
                 }
             }
             Event::Input(Target::Hypervisor, b'q') => sched::dump_state(),

@@ -316,6 +316,27 @@ fn read_guest(dom: &Domain, gva: u64, out: &mut [u8]) -> Option<()> {
     Some(())
 }
 
+/// Copies `data` into guest-virtual `[gva, gva+len)` of the running vCPU,
+/// page by page; `None` on any translation failure or non-RAM page.
+fn write_guest(dom: &Domain, gva: u64, data: &[u8]) -> Option<()> {
+    let mut done = 0usize;
+    while done < data.len() {
+        let va = gva.checked_add(done as u64)?;
+        let pa = guest::translate_gva(va, true)?;
+        let n = (0x1000 - (pa & 0xfff)).min((data.len() - done) as u64);
+        let host = crate::memmap::Range::with_size(pa, n)?;
+        if !dom.mem.lock().owns_host(host) {
+            return None;
+        }
+        // SAFETY: `host` is RAM of this domain (checked just above), which
+        // only its own vCPUs use; this one is stopped in the hypervisor.
+        let dst = unsafe { crate::arch::mem::bytes_mut(host) };
+        dst.copy_from_slice(&data[done..done + n as usize]);
+        done += n as usize;
+    }
+    Some(())
+}
+
 fn hypercall(v: &VcpuRef, frame: &mut GuestFrame) -> After {
     let nr = frame.x[16];
     let ret = match nr {
@@ -342,7 +363,23 @@ fn console_io(v: &VcpuRef, cmd: u64, count: u64, buf: u64) -> i64 {
             }
             0
         }
-        1 => 0, // no input is routed to console_io readers yet
+        1 => {
+            // Input typed while this domain has the console focus, when it
+            // has no vPL011 to receive it.
+            let mut chunk = [0u8; 256];
+            let n = {
+                let mut q = v.dom.hvc_in.lock();
+                let n = q.len().min(count as usize).min(chunk.len());
+                for b in chunk.iter_mut().take(n) {
+                    *b = q.pop_front().unwrap_or(0);
+                }
+                n
+            };
+            if write_guest(&v.dom, buf, &chunk[..n]).is_none() {
+                return EFAULT;
+            }
+            n as i64
+        }
         _ => ENOSYS,
     }
 }
