@@ -29,6 +29,7 @@ pub mod subsystem;
 pub mod vgic;
 pub mod vpl011;
 pub mod vpsci;
+pub mod xen;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;

@@ -14,11 +14,10 @@ use crate::inject::{self, Kind, PSTATE_EL1H_MASKED};
 use crate::println;
 use crate::vpsci::{self, Call};
 
-/// The Xen hypercall immediate (`HVC #0xEA1`).
-const XEN_HYPERCALL_TAG: u16 = 0xea1;
-/// Xen's ENOSYS, returned negated.
-const ENOSYS: i64 = -38;
-const EFAULT: i64 = -14;
+use crate::xen::{HYPERCALL_TAG as XEN_HYPERCALL_TAG, errno, nr};
+
+const ENOSYS: i64 = errno::ENOSYS.ret();
+const EFAULT: i64 = errno::EFAULT.ret();
 
 /// Entered from the vector code on every exit from a guest.
 #[unsafe(no_mangle)]
@@ -340,7 +339,7 @@ fn write_guest(dom: &Domain, gva: u64, data: &[u8]) -> Option<()> {
 fn hypercall(v: &VcpuRef, frame: &mut GuestFrame) -> After {
     let nr = frame.x[16];
     let ret = match nr {
-        18 => console_io(v, frame.x[0], frame.x[1], frame.x[2]),
+        nr::CONSOLE_IO => console_io(v, frame.x[0], frame.x[1], frame.x[2]),
         _ => ENOSYS,
     };
     frame.x[0] = ret as u64;
