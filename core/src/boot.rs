@@ -239,6 +239,30 @@ fn run_domains(fdt: &Fdt<'_>, platform: Platform, ram: &[Range], dtb: Range, boo
     for w in &system.ignored {
         println!("ignored: {w}");
     }
+    // What each domain's xen,enhanced asks of this image, all checked
+    // before anything is built.
+    let registry = match Registry::linked() {
+        Ok(r) => r,
+        Err(e) => stop(&alloc::format!("{e}")),
+    };
+    let errors: Vec<_> = system
+        .domains
+        .iter()
+        .filter_map(|d| crate::enhanced::grant(&d.path, d.enhanced, &registry).err())
+        .collect();
+    if !errors.is_empty() {
+        println!("the domain configuration has {} error(s):", errors.len());
+        for e in &errors {
+            println!("  {e}");
+        }
+        stop("fix the device tree or build Oxen with the features it needs; nothing was started")
+    }
+    let dups = crate::hypercall::duplicates(&crate::hypercall::HYPERCALLS);
+    if let Some((nr, a, b)) = dups.first() {
+        stop(&alloc::format!(
+            "hypercall {nr} is claimed by both {a} and {b}"
+        ));
+    }
     if system.domains.is_empty() {
         println!("no xen,domain nodes under /chosen: nothing to run");
         println!("powering off");
@@ -273,6 +297,7 @@ fn run_domains(fdt: &Fdt<'_>, platform: Platform, ram: &[Range], dtb: Range, boo
         console,
         mux: spin::Mutex::new(mux),
         placement: spin::Mutex::new(Vec::new()),
+        registry,
     });
     println!(
         "Xen dom0less mode: {} domain(s); guest IPA {ipa_bits} bits",

@@ -6,6 +6,75 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::bootargs::BootArgs;
+use crate::config::Enhanced;
+use crate::memmap::Range;
+use crate::xen::DomId;
+
+/// The Xen interfaces a domain can be given. They are Xen's guest ABI, so
+/// core knows them; which *subsystem* provides one is up to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Interface {
+    GrantTable,
+    EventChannel,
+    Xenstore,
+    ExtendedRegions,
+}
+
+impl Interface {
+    /// In words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::GrantTable => "grant tables",
+            Self::EventChannel => "event channels",
+            Self::Xenstore => "xenstore",
+            Self::ExtendedRegions => "extended regions",
+        }
+    }
+
+    /// The board cargo feature that links the subsystem providing it.
+    pub fn cargo_feature(self) -> &'static str {
+        match self {
+            Self::GrantTable => "gnttab",
+            Self::EventChannel => "evtchn",
+            Self::Xenstore => "xenstore",
+            Self::ExtendedRegions => "extended-regions",
+        }
+    }
+}
+
+/// What a subsystem learns about a domain being built.
+#[derive(Debug, Clone)]
+pub struct DomainSetup<'a> {
+    pub domid: DomId,
+    /// The `xen,domain` node's path, for messages.
+    pub path: &'a str,
+    pub enhanced: Enhanced,
+    pub vcpus: u32,
+    /// Guest RAM banks (guest-physical).
+    pub ram: &'a [Range],
+    /// Bytes of RAM in each of Xen's two guest banks.
+    pub ram_split: [u64; 2],
+    /// The stage-2 input-address size.
+    pub ipa_bits: u32,
+    /// Whether the domain is given each interface.
+    pub granted: &'a [Interface],
+}
+
+impl DomainSetup<'_> {
+    pub fn has(&self, i: Interface) -> bool {
+        self.granted.contains(&i)
+    }
+}
+
+/// The contributions to a domain's `/hypervisor` node, collected from the
+/// subsystems in declared order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HypervisorParts {
+    /// `reg` entries, appended in subsystem order (the grant window first).
+    pub reg: Vec<Range>,
+    /// The event-channel upcall PPI, if a subsystem provides one.
+    pub interrupt_ppi: Option<u32>,
+}
 
 /// One optional interface (event channels, grant tables, …) living in its own
 /// crate under `features/`.
@@ -32,6 +101,30 @@ pub trait Subsystem: Sync {
     fn init(&self, _ctx: &InitContext<'_>) -> Result<(), InitError> {
         Ok(())
     }
+
+    /// The Xen interface this subsystem implements, if any.
+    fn provides(&self) -> Option<Interface> {
+        None
+    }
+
+    /// Whether a domain with this `xen,enhanced` value gets the interface:
+    /// each subsystem decides for itself what the value means to it.
+    fn grants(&self, _enhanced: Enhanced) -> bool {
+        false
+    }
+
+    /// A domain is being built (or rebuilt); called for every subsystem,
+    /// granted or not, in declared order.
+    fn domain_created(&self, _dom: &DomainSetup<'_>) -> Result<(), InitError> {
+        Ok(())
+    }
+
+    /// A domain is gone (powered off, crashed, or about to be rebuilt).
+    fn domain_destroyed(&self, _domid: DomId) {}
+
+    /// Adds this subsystem's part of the domain's `/hypervisor` node
+    /// (called only for domains that have the node, in declared order).
+    fn hypervisor_node(&self, _dom: &DomainSetup<'_>, _node: &mut HypervisorParts) {}
 }
 
 /// Every subsystem linked into the image, in link order (unsorted).

@@ -20,6 +20,7 @@ use crate::loader::{self, ImageHeader};
 use crate::memmap::Range;
 use crate::println;
 use crate::stage2::{S2Attrs, S2Mem, Stage2};
+use crate::subsystem::DomainSetup;
 use crate::vgic::Vgic;
 use crate::vpsci;
 
@@ -108,6 +109,25 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         ram,
     };
 
+    // What the subsystems make of the domain's xen,enhanced value.
+    let granted = crate::enhanced::grant(&cfg.path, cfg.enhanced, &hv.registry)
+        .map_err(|e| format!("{e}"))?;
+    let setup = DomainSetup {
+        domid: cfg.domid,
+        path: &cfg.path,
+        enhanced: cfg.enhanced,
+        vcpus: cfg.vcpus,
+        ram: &banks,
+        ram_split: ram_split(bytes),
+        ipa_bits: hv.ipa_bits,
+        granted: &granted,
+    };
+    for s in hv.registry.iter() {
+        s.domain_created(&setup)
+            .map_err(|e| format!("subsystem {}: {e}", s.name()))?;
+    }
+    let hypervisor = crate::enhanced::hypervisor_node(&hv.registry, &setup);
+
     // The kernel, ramdisk and device tree.
     // SAFETY: boot modules are RAM the frame allocator never hands out.
     let kernel = unsafe { mem::bytes(cfg.kernel.range) };
@@ -125,8 +145,11 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         timer_clock_frequency: hv.platform.timer.clock_frequency,
     };
     // The DT's size does not depend on where the initrd lands.
-    let probe = guest_dt::build(&spec(initrd_len.map(|n| Range { start: 0, end: n })), None)
-        .map_err(|e| format!("guest device tree: {e}"))?;
+    let probe = guest_dt::build(
+        &spec(initrd_len.map(|n| Range { start: 0, end: n })),
+        hypervisor.as_ref(),
+    )
+    .map_err(|e| format!("guest device tree: {e}"))?;
     let plan = loader::plan(
         &banks,
         &header,
@@ -181,10 +204,11 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         vgic,
         vttbr,
         cpu::counter(),
+        granted.clone(),
     ));
 
     println!(
-        "d{} ({}): {} vCPU(s), {} MiB at {}, kernel {} entry {:#x}, device tree at {:#x}{}{}",
+        "d{} ({}): {} vCPU(s), {} MiB at {}, kernel {} entry {:#x}, device tree at {:#x}{}{}; xen,enhanced {}: {}",
         dom.id,
         dom.name,
         cfg.vcpus,
@@ -201,6 +225,16 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
             .map(|r| format!(", ramdisk at {:#x}", r.start))
             .unwrap_or_default(),
         if cfg.vpl011 { ", vpl011" } else { "" },
+        cfg.enhanced,
+        if granted.is_empty() {
+            String::from("no Xen interfaces")
+        } else {
+            granted
+                .iter()
+                .map(|i| i.describe())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     hv.domains.lock().push(dom.clone());
     Ok(dom)
@@ -224,6 +258,9 @@ pub fn teardown(dom: &Arc<Domain>) {
     let hv = hv();
     let why = dom.dying().unwrap_or(Shutdown::Poweroff);
     hv.domains.lock().retain(|d| !Arc::ptr_eq(d, dom));
+    for s in hv.registry.iter() {
+        s.domain_destroyed(dom.id);
+    }
     {
         // Drop every TLB entry of its VMID before its memory is reused.
         let saved = reg::vttbr();

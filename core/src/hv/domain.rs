@@ -53,6 +53,43 @@ pub enum Shutdown {
     Crash = 3,
 }
 
+/// A vCPU's runstate, as Xen accounts it (`struct vcpu_runstate_info`),
+/// and where the guest asked to see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Runstate {
+    /// Guest-virtual address of the guest's copy (0: none registered).
+    pub gva: u64,
+    /// RUNSTATE_running 0, runnable 1, blocked 2, offline 3.
+    pub state: u32,
+    pub entry_ns: u64,
+    pub time: [u64; 4],
+}
+
+impl Runstate {
+    /// Accounts the time spent in the current state and enters `state`.
+    pub fn enter(&mut self, state: u32, now_ns: u64) {
+        let spent = now_ns.saturating_sub(self.entry_ns);
+        if let Some(t) = self.time.get_mut(self.state as usize) {
+            *t += spent;
+        }
+        self.state = state;
+        self.entry_ns = now_ns;
+    }
+
+    /// The guest's 48-byte view, with XEN_RUNSTATE_UPDATE set in
+    /// `state_entry_time` when `updating`.
+    pub fn bytes(&self, updating: bool) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[..4].copy_from_slice(&self.state.to_le_bytes());
+        let entry = self.entry_ns | if updating { 1 << 63 } else { 0 };
+        b[8..16].copy_from_slice(&entry.to_le_bytes());
+        for (i, t) in self.time.iter().enumerate() {
+            b[16 + 8 * i..24 + 8 * i].copy_from_slice(&t.to_le_bytes());
+        }
+        b
+    }
+}
+
 /// A vCPU's saved state while it is not loaded.
 pub struct VcpuCtx {
     pub frame: GuestFrame,
@@ -67,6 +104,7 @@ pub struct Vcpu {
     pub mpidr: u64,
     state: AtomicU8,
     pub ctx: spin::Mutex<VcpuCtx>,
+    pub runstate: spin::Mutex<Runstate>,
 }
 
 impl Vcpu {
@@ -79,6 +117,10 @@ impl Vcpu {
             ctx: spin::Mutex::new(VcpuCtx {
                 frame: GuestFrame::default(),
                 el1: El1Regs::default(),
+            }),
+            runstate: spin::Mutex::new(Runstate {
+                state: 3,
+                ..Runstate::default()
             }),
         }
     }
@@ -203,6 +245,10 @@ pub struct Domain {
     pub hvc_in: spin::Mutex<alloc::collections::VecDeque<u8>>,
     pub vttbr: u64,
     pub cntvoff: u64,
+    /// The Xen interfaces this domain was given.
+    pub granted: Vec<crate::subsystem::Interface>,
+    /// HVM parameters (0 unless a subsystem set one).
+    pub hvm_params: spin::Mutex<[u64; crate::hypercall::hvm::HVM_NR_PARAMS as usize]>,
     /// 0 while running, else the `Shutdown` reason.
     dying: AtomicU8,
     /// vCPUs currently loaded on a pCPU.
@@ -224,7 +270,6 @@ impl VcpuRef {
 }
 
 impl Domain {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: DomainConfig,
         vcpus: Vec<Vcpu>,
@@ -232,6 +277,7 @@ impl Domain {
         vgic: Vgic,
         vttbr: u64,
         cntvoff: u64,
+        granted: Vec<crate::subsystem::Interface>,
     ) -> Self {
         let vpl011 = config.vpl011.then(|| spin::Mutex::new(Vpl011::new()));
         Self {
@@ -247,6 +293,8 @@ impl Domain {
             hvc_in: spin::Mutex::new(alloc::collections::VecDeque::new()),
             vttbr,
             cntvoff,
+            granted,
+            hvm_params: spin::Mutex::new([0; crate::hypercall::hvm::HVM_NR_PARAMS as usize]),
             dying: AtomicU8::new(0),
             active: AtomicU32::new(0),
             torn_down: AtomicBool::new(false),

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod domain;
+pub mod hcall;
 pub mod irq;
 pub mod sched;
 pub mod trap;
@@ -35,6 +36,8 @@ pub struct Hv {
     /// The pCPU each (domid, vcpu) runs on, fixed at first build so a
     /// rebooted domain keeps its placement.
     pub placement: spin::Mutex<Vec<((u16, usize), usize)>>,
+    /// The linked subsystems, in declared order.
+    pub registry: crate::subsystem::Registry,
 }
 
 static HV: spin::Once<Hv> = spin::Once::new();

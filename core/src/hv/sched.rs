@@ -248,8 +248,37 @@ pub enum After {
     Offline,
 }
 
-/// Saves the loaded vCPU into its context and unloads it.
-fn unload(v: &VcpuRef, frame: &GuestFrame) {
+/// Nanoseconds since boot, Xen's system time on Arm.
+fn now_ns() -> u64 {
+    let f = u128::from(cpu::counter_frequency().max(1));
+    (u128::from(cpu::counter()) * 1_000_000_000 / f) as u64
+}
+
+/// Accounts `v` entering runstate `state` and, while it is loaded, writes
+/// the guest's copy (with Xen's update-in-progress flag around it).
+fn set_runstate(v: &VcpuRef, state: u32) {
+    v.vcpu().runstate.lock().enter(state, now_ns());
+    publish_runstate(v);
+}
+
+/// Writes the loaded vCPU's runstate to the area its guest registered;
+/// failures (the area unmapped) are ignored, as Xen ignores them.
+pub fn publish_runstate(v: &VcpuRef) {
+    let rs = *v.vcpu().runstate.lock();
+    if rs.gva == 0 {
+        return;
+    }
+    let dom = &v.dom;
+    let flagged = rs.bytes(true);
+    let _ = super::hcall::write_guest(dom, rs.gva + 8, &flagged[8..16]);
+    let _ = super::hcall::write_guest(dom, rs.gva, &flagged);
+    let _ = super::hcall::write_guest(dom, rs.gva + 8, &rs.bytes(false)[8..16]);
+}
+
+/// Saves the loaded vCPU into its context and unloads it; `runstate` is
+/// the state it leaves for.
+fn unload(v: &VcpuRef, frame: &GuestFrame, runstate: u32) {
+    set_runstate(v, runstate);
     {
         let mut ctx = v.vcpu().ctx.lock();
         ctx.frame = *frame;
@@ -284,6 +313,7 @@ fn load(v: &VcpuRef, frame: &mut GuestFrame) {
         *frame = ctx.frame;
     }
     flush_lrs(v);
+    set_runstate(v, 0);
     *me().current.lock() = Some(v.clone());
     let p = me();
     p.slice_end.store(
@@ -408,7 +438,12 @@ pub fn finish_exit(frame: &mut GuestFrame, after: After) {
             return;
         }
     }
-    unload(&cur, frame);
+    let runstate = match (dead, after) {
+        (true, _) | (false, After::Offline) => 3,
+        (false, After::Block) => 2,
+        (false, _) => 1,
+    };
+    unload(&cur, frame, runstate);
     if !dead {
         match after {
             After::Continue | After::Yield => {

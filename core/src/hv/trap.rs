@@ -7,17 +7,14 @@ use alloc::sync::Arc;
 use super::VcpuRef;
 use super::domain::{Domain, Shutdown, VcpuState};
 use super::sched::{self, After};
-use crate::arch::guest::{self, GuestFrame, reg};
+use crate::arch::guest::{GuestFrame, reg};
 use crate::esr::{Esr, ExceptionClass};
 use crate::guest_layout::{GUEST_GICV3_GICD, GUEST_GICV3_GICR0, GUEST_PL011, GUEST_VPL011_SPI};
 use crate::inject::{self, Kind, PSTATE_EL1H_MASKED};
 use crate::println;
 use crate::vpsci::{self, Call};
 
-use crate::xen::{HYPERCALL_TAG as XEN_HYPERCALL_TAG, errno, nr};
-
-const ENOSYS: i64 = errno::ENOSYS.ret();
-const EFAULT: i64 = errno::EFAULT.ret();
+use crate::xen::HYPERCALL_TAG as XEN_HYPERCALL_TAG;
 
 /// Entered from the vector code on every exit from a guest.
 #[unsafe(no_mangle)]
@@ -295,90 +292,11 @@ fn cpu_on(v: &VcpuRef, target: u64, entry: u64, context: u64) -> i64 {
     }
 }
 
-/// Copies guest-virtual `[gva, gva+len)` out of the running vCPU's memory,
-/// page by page; `None` on any translation failure or non-RAM page.
-fn read_guest(dom: &Domain, gva: u64, out: &mut [u8]) -> Option<()> {
-    let mut done = 0usize;
-    while done < out.len() {
-        let va = gva.checked_add(done as u64)?;
-        let pa = guest::translate_gva(va, false)?;
-        let n = (0x1000 - (pa & 0xfff)).min((out.len() - done) as u64);
-        let host = crate::memmap::Range::with_size(pa, n)?;
-        if !dom.mem.lock().owns_host(host) {
-            return None;
-        }
-        // SAFETY: `host` is RAM of this domain (checked just above).
-        let src = unsafe { crate::arch::mem::bytes(host) };
-        out[done..done + n as usize].copy_from_slice(src);
-        done += n as usize;
-    }
-    Some(())
-}
-
-/// Copies `data` into guest-virtual `[gva, gva+len)` of the running vCPU,
-/// page by page; `None` on any translation failure or non-RAM page.
-fn write_guest(dom: &Domain, gva: u64, data: &[u8]) -> Option<()> {
-    let mut done = 0usize;
-    while done < data.len() {
-        let va = gva.checked_add(done as u64)?;
-        let pa = guest::translate_gva(va, true)?;
-        let n = (0x1000 - (pa & 0xfff)).min((data.len() - done) as u64);
-        let host = crate::memmap::Range::with_size(pa, n)?;
-        if !dom.mem.lock().owns_host(host) {
-            return None;
-        }
-        // SAFETY: `host` is RAM of this domain (checked just above), which
-        // only its own vCPUs use; this one is stopped in the hypervisor.
-        let dst = unsafe { crate::arch::mem::bytes_mut(host) };
-        dst.copy_from_slice(&data[done..done + n as usize]);
-        done += n as usize;
-    }
-    Some(())
-}
-
 fn hypercall(v: &VcpuRef, frame: &mut GuestFrame) -> After {
     let nr = frame.x[16];
-    let ret = match nr {
-        nr::CONSOLE_IO => console_io(v, frame.x[0], frame.x[1], frame.x[2]),
-        _ => ENOSYS,
-    };
+    let args = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4]];
+    let mut caller = super::hcall::CurrentVcpu::new(v);
+    let ret = crate::hypercall::dispatch(&crate::hypercall::HYPERCALLS, &mut caller, nr, args);
     frame.x[0] = ret as u64;
-    After::Continue
-}
-
-/// `console_io` (18): write to the hypervisor console, read typed input.
-fn console_io(v: &VcpuRef, cmd: u64, count: u64, buf: u64) -> i64 {
-    match cmd {
-        0 => {
-            let mut chunk = [0u8; 256];
-            let mut done = 0u64;
-            while done < count {
-                let n = (count - done).min(chunk.len() as u64) as usize;
-                if read_guest(&v.dom, buf.wrapping_add(done), &mut chunk[..n]).is_none() {
-                    return EFAULT;
-                }
-                v.dom.console_write(&v.dom.hvc_out, &chunk[..n]);
-                done += n as u64;
-            }
-            0
-        }
-        1 => {
-            // Input typed while this domain has the console focus, when it
-            // has no vPL011 to receive it.
-            let mut chunk = [0u8; 256];
-            let n = {
-                let mut q = v.dom.hvc_in.lock();
-                let n = q.len().min(count as usize).min(chunk.len());
-                for b in chunk.iter_mut().take(n) {
-                    *b = q.pop_front().unwrap_or(0);
-                }
-                n
-            };
-            if write_guest(&v.dom, buf, &chunk[..n]).is_none() {
-                return EFAULT;
-            }
-            n as i64
-        }
-        _ => ENOSYS,
-    }
+    caller.after()
 }

@@ -17,9 +17,12 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use linkme::distributed_slice;
+use oxen_core::config::Enhanced;
 use oxen_core::guest_layout::GUEST_RAM_BANKS;
 use oxen_core::memmap::{Range, RangeSet};
-use oxen_core::subsystem::{InitContext, InitError, SUBSYSTEMS, Subsystem};
+use oxen_core::subsystem::{
+    DomainSetup, HypervisorParts, InitContext, InitError, Interface, SUBSYSTEMS, Subsystem,
+};
 
 const MIB: u64 = 1 << 20;
 /// Regions are aligned (and sized) to 2 MiB.
@@ -85,6 +88,23 @@ impl Subsystem for ExtendedRegions {
         };
         ENABLED.store(on, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn provides(&self) -> Option<Interface> {
+        Some(Interface::ExtendedRegions)
+    }
+
+    /// Every domain with a `/hypervisor` node gets its extended regions.
+    fn grants(&self, enhanced: Enhanced) -> bool {
+        matches!(enhanced, Enhanced::NoXenstore | Enhanced::Enabled)
+    }
+
+    fn hypervisor_node(&self, dom: &DomainSetup<'_>, node: &mut HypervisorParts) {
+        // Oxen runs 64-bit guests only; Xen gives 32-bit guests none.
+        if enabled() && dom.has(Interface::ExtendedRegions) {
+            node.reg
+                .extend(domu_regions(dom.ram_split, dom.ipa_bits, &[]));
+        }
     }
 }
 

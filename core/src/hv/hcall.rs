@@ -1,0 +1,150 @@
+//! The calling vCPU as hypercall handlers see it ([`Caller`]): guest
+//! memory through the vCPU's own translation, the domain's HVM parameters,
+//! consoles and scheduler requests.
+
+use alloc::vec::Vec;
+
+use super::VcpuRef;
+use super::domain::{Domain, Shutdown};
+use super::sched::After;
+use crate::arch::{guest, mem};
+use crate::hypercall::{Caller, Request, ShutdownReason};
+use crate::memmap::Range;
+use crate::subsystem::Interface;
+use crate::xen::DomId;
+use crate::xen::errno::{EFAULT, Errno};
+
+/// Copies guest-virtual `[gva, gva+len)` of the loaded vCPU, page by page;
+/// `None` on any translation failure or page that is not the domain's RAM.
+pub fn read_guest(dom: &Domain, gva: u64, out: &mut [u8]) -> Option<()> {
+    let mut done = 0usize;
+    while done < out.len() {
+        let va = gva.checked_add(done as u64)?;
+        let pa = guest::translate_gva(va, false)?;
+        let n = (0x1000 - (pa & 0xfff)).min((out.len() - done) as u64);
+        let host = Range::with_size(pa, n)?;
+        if !dom.mem.lock().owns_host(host) {
+            return None;
+        }
+        // SAFETY: `host` is RAM of this domain (checked just above).
+        let src = unsafe { mem::bytes(host) };
+        out[done..done + n as usize].copy_from_slice(src);
+        done += n as usize;
+    }
+    Some(())
+}
+
+/// Copies into guest-virtual `[gva, gva+len)` of the loaded vCPU.
+pub fn write_guest(dom: &Domain, gva: u64, data: &[u8]) -> Option<()> {
+    let mut done = 0usize;
+    while done < data.len() {
+        let va = gva.checked_add(done as u64)?;
+        let pa = guest::translate_gva(va, true)?;
+        let n = (0x1000 - (pa & 0xfff)).min((data.len() - done) as u64);
+        let host = Range::with_size(pa, n)?;
+        if !dom.mem.lock().owns_host(host) {
+            return None;
+        }
+        // SAFETY: `host` is RAM of this domain (checked just above), which
+        // only its own vCPUs use; the calling one is stopped in Oxen.
+        let dst = unsafe { mem::bytes_mut(host) };
+        dst.copy_from_slice(&data[done..done + n as usize]);
+        done += n as usize;
+    }
+    Some(())
+}
+
+/// The vCPU that made the hypercall.
+pub struct CurrentVcpu<'a> {
+    v: &'a VcpuRef,
+    after: After,
+}
+
+impl<'a> CurrentVcpu<'a> {
+    pub fn new(v: &'a VcpuRef) -> Self {
+        Self {
+            v,
+            after: After::Continue,
+        }
+    }
+
+    /// What the scheduler should do once the hypercall returns.
+    pub fn after(&self) -> After {
+        self.after
+    }
+}
+
+impl Caller for CurrentVcpu<'_> {
+    fn domid(&self) -> DomId {
+        self.v.dom.id
+    }
+
+    fn vcpu(&self) -> usize {
+        self.v.idx
+    }
+
+    fn nr_vcpus(&self) -> usize {
+        self.v.dom.vcpus.len()
+    }
+
+    fn domain_exists(&self, domid: DomId) -> bool {
+        super::hv().domain(domid).is_some()
+    }
+
+    fn granted(&self, i: Interface) -> bool {
+        self.v.dom.granted.contains(&i)
+    }
+
+    fn read(&mut self, gva: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        read_guest(&self.v.dom, gva, buf).ok_or(EFAULT)
+    }
+
+    fn write(&mut self, gva: u64, data: &[u8]) -> Result<(), Errno> {
+        write_guest(&self.v.dom, gva, data).ok_or(EFAULT)
+    }
+
+    fn hvm_param(&self, index: u32) -> u64 {
+        self.v
+            .dom
+            .hvm_params
+            .lock()
+            .get(index as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn request(&mut self, r: Request) {
+        match r {
+            Request::Yield => self.after = After::Yield,
+            Request::Block => self.after = After::Block,
+            Request::Shutdown(reason) => {
+                let why = match reason {
+                    ShutdownReason::Poweroff => Shutdown::Poweroff,
+                    ShutdownReason::Reboot => Shutdown::Reboot,
+                    ShutdownReason::Crash
+                    | ShutdownReason::Watchdog
+                    | ShutdownReason::Suspend
+                    | ShutdownReason::SoftReset => Shutdown::Crash,
+                };
+                self.v.dom.begin_shutdown(why);
+            }
+        }
+    }
+
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.v.dom.console_write(&self.v.dom.hvc_out, bytes);
+    }
+
+    fn console_read(&mut self, max: usize) -> Vec<u8> {
+        let mut q = self.v.dom.hvc_in.lock();
+        let n = q.len().min(max);
+        q.drain(..n).collect()
+    }
+
+    fn set_runstate_area(&mut self, vcpu: usize, gva: u64) {
+        self.v.dom.vcpus[vcpu].runstate.lock().gva = gva;
+        if vcpu == self.v.idx {
+            super::sched::publish_runstate(self.v);
+        }
+    }
+}
