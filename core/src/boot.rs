@@ -299,6 +299,7 @@ fn run_domains(fdt: &Fdt<'_>, platform: Platform, ram: &[Range], dtb: Range, boo
         placement: spin::Mutex::new(Vec::new()),
         registry,
     });
+    crate::services::install(&hv::services::SERVICES);
     println!(
         "Xen dom0less mode: {} domain(s); guest IPA {ipa_bits} bits",
         system.domains.len()

@@ -26,6 +26,8 @@ pub mod inject;
 pub mod loader;
 pub mod memmap;
 pub mod pagetable;
+pub mod services;
+pub mod shared;
 pub mod stage2;
 pub mod subsystem;
 pub mod vgic;

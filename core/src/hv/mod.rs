@@ -8,6 +8,7 @@ pub mod domain;
 pub mod hcall;
 pub mod irq;
 pub mod sched;
+pub mod services;
 pub mod trap;
 
 use alloc::sync::Arc;

@@ -1,0 +1,112 @@
+//! [`Services`] for the running hypervisor: pages from the frame
+//! allocator, stage-2 mappings of a live domain, and the upcall.
+
+use super::{hv, sched};
+use crate::arch::guest::{self, reg};
+use crate::guest_layout::GUEST_EVTCHN_PPI;
+use crate::memmap::Range;
+use crate::services::Services;
+use crate::shared::SharedPage;
+use crate::stage2::{S2Attrs, S2Mem};
+use crate::xen::DomId;
+use crate::xen::errno::{EINVAL, ENOMEM, ESRCH, Errno};
+
+/// The hypervisor's implementation.
+pub struct HvServices;
+
+/// Invalidates every stage-1/stage-2 TLB entry of `vttbr`'s VMID on every
+/// CPU, from whichever domain is loaded here.
+fn flush_vmid(vttbr: u64) {
+    let saved = reg::vttbr();
+    reg::set_vttbr(vttbr);
+    guest::flush_guest_tlb();
+    reg::set_vttbr(saved);
+}
+
+impl Services for HvServices {
+    fn alloc_page(&self) -> Option<SharedPage> {
+        let r = hv().frames.lock().alloc(4096, 4096)?;
+        // SAFETY: a page the frame allocator just handed out: RAM, mapped
+        // at its address, owned until `free_page`.
+        let p = unsafe { SharedPage::new(r.start) };
+        p.zero();
+        Some(p)
+    }
+
+    fn free_page(&self, page: SharedPage) {
+        hv().frames.lock().free(Range {
+            start: page.pa(),
+            end: page.pa() + 4096,
+        });
+    }
+
+    fn guest_page(&self, dom: DomId, gfn: u64) -> Option<SharedPage> {
+        let d = hv().domain(dom)?;
+        let m = d.mem.lock();
+        let ipa = gfn.checked_mul(4096)?;
+        let (pa, attrs) = m.stage2.as_ref()?.translate(&m.tables, ipa)?;
+        let page = Range::with_size(pa & !0xfff, 4096)?;
+        // Only the domain's own RAM: never a page Oxen mapped into it.
+        (attrs.mem == S2Mem::Normal && attrs.write && m.owns_host(page)).then(|| {
+            // SAFETY: RAM of a live domain, freed only at its teardown,
+            // after every subsystem has let go of it (domain_destroyed).
+            unsafe { SharedPage::new(page.start) }
+        })
+    }
+
+    fn map(&self, dom: DomId, gfn: u64, page: SharedPage, writable: bool) -> Result<(), Errno> {
+        let d = hv().domain(dom).ok_or(ESRCH)?;
+        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
+        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
+        {
+            let mut m = d.mem.lock();
+            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
+            let s2 = stage2.as_mut().ok_or(ESRCH)?;
+            s2.map(
+                tables,
+                range,
+                page.pa(),
+                S2Attrs {
+                    mem: S2Mem::Normal,
+                    write: writable,
+                    exec: false,
+                },
+            )
+            .map_err(|e| match e {
+                crate::stage2::S2Error::OutOfTables => ENOMEM,
+                _ => EINVAL,
+            })?;
+        }
+        flush_vmid(d.vttbr);
+        Ok(())
+    }
+
+    fn unmap(&self, dom: DomId, gfn: u64) -> Result<(), Errno> {
+        let d = hv().domain(dom).ok_or(ESRCH)?;
+        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
+        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
+        {
+            let mut m = d.mem.lock();
+            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
+            let s2 = stage2.as_mut().ok_or(ESRCH)?;
+            s2.unmap(tables, range).map_err(|_| EINVAL)?;
+        }
+        flush_vmid(d.vttbr);
+        Ok(())
+    }
+
+    fn upcall(&self, dom: DomId, vcpu: usize) {
+        if let Some(d) = hv().domain(dom) {
+            let kicks = d.vgic.lock().inject(vcpu, GUEST_EVTCHN_PPI);
+            sched::notify_mask(&d, kicks.0);
+            sched::notify(&d, vcpu);
+        }
+    }
+
+    fn vcpus(&self, dom: DomId) -> Option<usize> {
+        hv().domain(dom).map(|d| d.vcpus.len())
+    }
+}
+
+/// The instance boot installs.
+pub static SERVICES: HvServices = HvServices;

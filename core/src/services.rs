@@ -1,0 +1,42 @@
+//! What the running hypervisor offers subsystems: pages shared with
+//! guests, stage-2 mappings of them, and the event-channel upcall. Core
+//! installs the implementation at boot; subsystems reach it through
+//! [`services`] and their host tests substitute a fake of their own.
+
+use crate::shared::SharedPage;
+use crate::xen::DomId;
+use crate::xen::errno::Errno;
+
+/// Hypervisor operations a subsystem may use.
+pub trait Services: Sync {
+    /// A zeroed page owned by the hypervisor (e.g. a shared_info page or a
+    /// grant-table frame).
+    fn alloc_page(&self) -> Option<SharedPage>;
+    /// Returns a page from [`Services::alloc_page`].
+    fn free_page(&self, page: SharedPage);
+    /// The page of `dom`'s own RAM at guest frame `gfn`, if it is RAM.
+    fn guest_page(&self, dom: DomId, gfn: u64) -> Option<SharedPage>;
+    /// Maps `page` into `dom`'s guest-physical space at `gfn`, replacing
+    /// whatever was there (TLBs are invalidated).
+    fn map(&self, dom: DomId, gfn: u64, page: SharedPage, writable: bool) -> Result<(), Errno>;
+    /// Removes the mapping at `gfn` (TLBs are invalidated).
+    fn unmap(&self, dom: DomId, gfn: u64) -> Result<(), Errno>;
+    /// Raises the event-channel upcall (PPI 31) on `vcpu` of `dom`.
+    fn upcall(&self, dom: DomId, vcpu: usize);
+    /// Number of vCPUs of `dom`, if it exists.
+    fn vcpus(&self, dom: DomId) -> Option<usize>;
+}
+
+static SERVICES: spin::Once<&'static dyn Services> = spin::Once::new();
+
+/// Installs the implementation (once, at boot).
+pub fn install(s: &'static dyn Services) {
+    SERVICES.call_once(|| s);
+}
+
+/// The hypervisor's services.
+pub fn services() -> &'static dyn Services {
+    *SERVICES
+        .get()
+        .expect("subsystem used hypervisor services before boot installed them")
+}
