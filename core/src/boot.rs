@@ -41,7 +41,7 @@ macro_rules! board {
 }
 
 /// Command-line options core itself implements.
-const CORE_OPTIONS: &[&str] = &["console", "dtuart"];
+const CORE_OPTIONS: &[&str] = &["console", "dtuart", "xsm"];
 
 /// Bit `i` set once CPU `i` (its index in `/cpus`) is up.
 static ONLINE: AtomicU64 = AtomicU64::new(0);
@@ -194,7 +194,16 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     let online = ONLINE.load(Ordering::Acquire).count_ones();
     println!("{online} of {} CPUs online", platform.cpus.len());
 
-    run_domains(&fdt, platform, &ram, dtb_range, boot_idx)
+    // Xen's XSM choice doubles as the connection policy: SILO (the
+    // default) or dummy (any domain may connect to any other).
+    let silo = match args.get("xsm").and_then(|a| a.value) {
+        None | Some("silo") => true,
+        Some("dummy") => false,
+        Some(other) => stop(&alloc::format!(
+            "/chosen: xen,xen-bootargs option \"xsm={other}\" is not supported (expected \"silo\" or \"dummy\")"
+        )),
+    };
+    run_domains(&fdt, platform, &ram, dtb_range, boot_idx, silo)
 }
 
 /// Set once every domain is built; secondary CPUs then start scheduling.
@@ -202,7 +211,14 @@ static RUN: AtomicBool = AtomicBool::new(false);
 
 /// Reads the domains from `/chosen`, builds them and runs them: on this CPU
 /// and, once released, on every secondary.
-fn run_domains(fdt: &Fdt<'_>, platform: Platform, ram: &[Range], dtb: Range, boot_idx: usize) -> ! {
+fn run_domains(
+    fdt: &Fdt<'_>,
+    platform: Platform,
+    ram: &[Range],
+    dtb: Range,
+    boot_idx: usize,
+    silo: bool,
+) -> ! {
     let image = mmu::image_range();
     let mut free: RangeSet = ram.iter().copied().collect();
     free.remove(image);
@@ -298,6 +314,8 @@ fn run_domains(fdt: &Fdt<'_>, platform: Platform, ram: &[Range], dtb: Range, boo
         mux: spin::Mutex::new(mux),
         placement: spin::Mutex::new(Vec::new()),
         registry,
+        silo,
+        connections: spin::Mutex::new(Vec::new()),
     });
     crate::services::install(&hv::services::SERVICES);
     println!(
@@ -313,6 +331,20 @@ fn run_domains(fdt: &Fdt<'_>, platform: Platform, ram: &[Range], dtb: Range, boo
                 stop("a domain could not be built; nothing was started")
             }
         }
+    }
+    let nodes: Vec<_> = system.domains.iter().map(|d| (d.node, d.domid)).collect();
+    let mut errors = Vec::new();
+    for s in hv.registry.iter() {
+        if let Err(e) = s.domains_built(fdt, &nodes) {
+            errors.extend(e);
+        }
+    }
+    if !errors.is_empty() {
+        println!("the domain configuration has {} error(s):", errors.len());
+        for e in &errors {
+            println!("  {e}");
+        }
+        stop("fix the device tree; nothing was started")
     }
     if let (Some(uart), Some(intid)) = (
         hv.console,

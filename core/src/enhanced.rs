@@ -251,6 +251,9 @@ mod tests {
             ram_split: [0, 0],
             ipa_bits: 40,
             granted: &granted,
+            max_grant_frames: 64,
+            max_maptrack_frames: 1024,
+            max_evtchn_port: 1023,
         };
         let node = hypervisor_node(&r, &dom).unwrap();
         assert_eq!(

@@ -21,6 +21,33 @@ pub trait Services: Sync {
     fn map(&self, dom: DomId, gfn: u64, page: SharedPage, writable: bool) -> Result<(), Errno>;
     /// Removes the mapping at `gfn` (TLBs are invalidated).
     fn unmap(&self, dom: DomId, gfn: u64) -> Result<(), Errno>;
+    /// Maps `page` (another domain's RAM, for a grant) into `dom` at `gfn`,
+    /// never executable; `EBUSY` if something is mapped there already.
+    fn map_foreign(
+        &self,
+        dom: DomId,
+        gfn: u64,
+        page: SharedPage,
+        writable: bool,
+    ) -> Result<(), Errno>;
+    /// Removes a mapping made by [`Services::map_foreign`], only if `gfn`
+    /// still maps `page`; `ENOENT` otherwise. TLBs are invalidated.
+    fn unmap_foreign(&self, dom: DomId, gfn: u64, page: SharedPage) -> Result<(), Errno>;
+    /// Cleans and/or invalidates data-cache lines of `page` at
+    /// `[offset, offset + len)`.
+    fn cache_maintenance(
+        &self,
+        page: SharedPage,
+        offset: usize,
+        len: usize,
+        clean: bool,
+        invalidate: bool,
+    );
+    /// Whether domains `a` and `b` may be connected (interdomain event
+    /// channels, grant mappings): the connection policy.
+    fn may_connect(&self, a: DomId, b: DomId) -> bool;
+    /// Records that the configuration connects `a` and `b`.
+    fn connect(&self, a: DomId, b: DomId);
     /// Raises the event-channel upcall (PPI 31) on `vcpu` of `dom`.
     fn upcall(&self, dom: DomId, vcpu: usize);
     /// Number of vCPUs of `dom`, if it exists.

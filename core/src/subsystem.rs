@@ -58,6 +58,11 @@ pub struct DomainSetup<'a> {
     pub ipa_bits: u32,
     /// Whether the domain is given each interface.
     pub granted: &'a [Interface],
+    /// Grant-table limits from the configuration.
+    pub max_grant_frames: u32,
+    pub max_maptrack_frames: u32,
+    /// Highest event-channel port.
+    pub max_evtchn_port: u32,
 }
 
 impl DomainSetup<'_> {
@@ -121,6 +126,18 @@ pub trait Subsystem: Sync {
 
     /// A domain is gone (powered off, crashed, or about to be rebuilt).
     fn domain_destroyed(&self, _domid: DomId) {}
+
+    /// Every domain has been built and none runs yet: the moment to read
+    /// what the host device tree says about connections between domains
+    /// (e.g. static event channels). `domains` maps each `xen,domain`
+    /// node to its domain ID. Errors stop the boot.
+    fn domains_built(
+        &self,
+        _fdt: &crate::hostdt::Fdt<'_>,
+        _domains: &[(crate::hostdt::NodeId, DomId)],
+    ) -> Result<(), Vec<crate::hostdt::DtError>> {
+        Ok(())
+    }
 
     /// Adds this subsystem's part of the domain's `/hypervisor` node
     /// (called only for domains that have the node, in declared order).

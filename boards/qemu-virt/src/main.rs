@@ -11,8 +11,12 @@
 // Each optional Xen interface is linked only when its cargo feature is on;
 // linking it is what registers it. Forgetting a line here silently drops a
 // subsystem, which `cargo xtask test` catches by comparing the boot log.
+#[cfg(feature = "evtchn")]
+use oxen_evtchn as _;
 #[cfg(feature = "extended-regions")]
 use oxen_extended_regions as _;
+#[cfg(feature = "gnttab")]
+use oxen_gnttab as _;
 
 use oxen_core::boot::Board;
 

@@ -121,6 +121,9 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         ram_split: ram_split(bytes),
         ipa_bits: hv.ipa_bits,
         granted: &granted,
+        max_grant_frames: cfg.max_grant_frames,
+        max_maptrack_frames: cfg.max_maptrack_frames,
+        max_evtchn_port: cfg.max_evtchn_port,
     };
     for s in hv.registry.iter() {
         s.domain_created(&setup)
@@ -158,8 +161,8 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         initrd_len,
     )
     .map_err(|e| format!("{e}"))?;
-    let dtb =
-        guest_dt::build(&spec(plan.initrd), None).map_err(|e| format!("guest device tree: {e}"))?;
+    let dtb = guest_dt::build(&spec(plan.initrd), hypervisor.as_ref())
+        .map_err(|e| format!("guest device tree: {e}"))?;
     {
         let m = &memory;
         m.write(plan.kernel.start, kernel)

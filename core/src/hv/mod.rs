@@ -39,6 +39,11 @@ pub struct Hv {
     pub placement: spin::Mutex<Vec<((u16, usize), usize)>>,
     /// The linked subsystems, in declared order.
     pub registry: crate::subsystem::Registry,
+    /// Xen's SILO policy (the default, `xsm=silo`): domains talk only to
+    /// domains the configuration connects them to. `xsm=dummy` opens it.
+    pub silo: bool,
+    /// Pairs of domains the configuration connects.
+    pub connections: spin::Mutex<Vec<(crate::xen::DomId, crate::xen::DomId)>>,
 }
 
 static HV: spin::Once<Hv> = spin::Once::new();

@@ -9,7 +9,7 @@ use crate::services::Services;
 use crate::shared::SharedPage;
 use crate::stage2::{S2Attrs, S2Mem};
 use crate::xen::DomId;
-use crate::xen::errno::{EINVAL, ENOMEM, ESRCH, Errno};
+use crate::xen::errno::{EBUSY, EINVAL, ENOENT, ENOMEM, ESRCH, Errno};
 
 /// The hypervisor's implementation.
 pub struct HvServices;
@@ -93,6 +93,91 @@ impl Services for HvServices {
         }
         flush_vmid(d.vttbr);
         Ok(())
+    }
+
+    fn map_foreign(
+        &self,
+        dom: DomId,
+        gfn: u64,
+        page: SharedPage,
+        writable: bool,
+    ) -> Result<(), Errno> {
+        let d = hv().domain(dom).ok_or(ESRCH)?;
+        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
+        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
+        {
+            let mut m = d.mem.lock();
+            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
+            let s2 = stage2.as_mut().ok_or(ESRCH)?;
+            if s2.translate(tables, ipa).is_some() {
+                return Err(EBUSY);
+            }
+            s2.map(
+                tables,
+                range,
+                page.pa(),
+                S2Attrs {
+                    mem: S2Mem::Normal,
+                    write: writable,
+                    exec: false,
+                },
+            )
+            .map_err(|e| match e {
+                crate::stage2::S2Error::OutOfTables => ENOMEM,
+                _ => EINVAL,
+            })?;
+        }
+        flush_vmid(d.vttbr);
+        Ok(())
+    }
+
+    fn unmap_foreign(&self, dom: DomId, gfn: u64, page: SharedPage) -> Result<(), Errno> {
+        let d = hv().domain(dom).ok_or(ESRCH)?;
+        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
+        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
+        {
+            let mut m = d.mem.lock();
+            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
+            let s2 = stage2.as_mut().ok_or(ESRCH)?;
+            match s2.translate(tables, ipa) {
+                Some((pa, _)) if pa & !0xfff == page.pa() => {}
+                _ => return Err(ENOENT),
+            }
+            s2.unmap(tables, range).map_err(|_| EINVAL)?;
+        }
+        flush_vmid(d.vttbr);
+        Ok(())
+    }
+
+    fn cache_maintenance(
+        &self,
+        page: SharedPage,
+        offset: usize,
+        len: usize,
+        clean: bool,
+        invalidate: bool,
+    ) {
+        let start = page.pa() + offset.min(4096) as u64;
+        let end = page.pa() + (offset + len).min(4096) as u64;
+        guest::dcache_range(start, end, clean, invalidate);
+    }
+
+    fn may_connect(&self, a: DomId, b: DomId) -> bool {
+        let hv = hv();
+        a == b
+            || !hv.silo
+            || hv
+                .connections
+                .lock()
+                .iter()
+                .any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b))
+    }
+
+    fn connect(&self, a: DomId, b: DomId) {
+        let mut c = hv().connections.lock();
+        if !c.iter().any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b)) {
+            c.push((a, b));
+        }
     }
 
     fn upcall(&self, dom: DomId, vcpu: usize) {

@@ -50,6 +50,9 @@ fn contributes_its_regions_after_whatever_came_before() {
         ram_split: [512 << 20, 0],
         ipa_bits: 40,
         granted: &granted,
+        max_grant_frames: 64,
+        max_maptrack_frames: 1024,
+        max_evtchn_port: 1023,
     };
     let grant = Range {
         start: 0x3800_0000,

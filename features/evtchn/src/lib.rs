@@ -1,0 +1,37 @@
+//! Xen event channels for Oxen's guests: the per-domain port tables, every
+//! `event_channel_op` sub-op with Xen's errors, both delivery ABIs (2-level
+//! and FIFO), `vcpu_info` registration, ports served inside the hypervisor,
+//! and static channels from the host device tree.
+//!
+//! Pure logic: guest memory is reached only through [`SharedPage`], and the
+//! rest of the hypervisor (upcall injection, subsystems listening on ports)
+//! through [`Env`], so everything here runs in host tests. `docs/evtchn.md`
+//! describes the interface, the connection policy and the differences from
+//! Xen.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod abi;
+mod channels;
+mod domain;
+mod env;
+mod fifo;
+mod hypercall;
+mod l2;
+mod service;
+mod static_channels;
+
+#[cfg(test)]
+mod fake;
+
+pub use abi::{arg_size, has_output};
+pub use channels::{EventChannels, Policy, PortStatus, Status};
+pub use env::{Env, SharedPage};
+pub use static_channels::{COMPATIBLE, PROPERTY, StaticChannel, StaticEnd, read_static_channels};
+
+/// An event-channel port number (`evtchn_port_t`).
+pub type Port = u32;

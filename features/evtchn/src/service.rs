@@ -1,0 +1,246 @@
+//! Event channels in the running hypervisor: the subsystem, every domain's
+//! ports behind one lock, the [`Env`] over core's services, and the
+//! hypercall, shared_info and vcpu_info glue.
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use linkme::distributed_slice;
+use oxen_core::config::Enhanced;
+use oxen_core::guest_layout::GUEST_EVTCHN_PPI;
+use oxen_core::hostdt::{DtError, Fdt, NodeId};
+use oxen_core::hypercall::memory::XENMAPSPACE_SHARED_INFO;
+use oxen_core::hypercall::vcpu::VCPUOP_REGISTER_VCPU_INFO;
+use oxen_core::hypercall::{
+    Caller, HYPERCALLS, Hypercall, PHYSMAP_SPACES, PhysmapSpace, VCPU_OPS, VcpuOp,
+};
+use oxen_core::services::services;
+use oxen_core::shared::SharedPage;
+use oxen_core::subsystem::{
+    DomainSetup, HypervisorParts, InitContext, InitError, Interface, SUBSYSTEMS, Subsystem,
+};
+use oxen_core::xen::errno::{ENOMEM, ENOSYS, ESRCH, Errno};
+use oxen_core::xen::{DomId, nr};
+
+use crate::{Env, EventChannels, Policy, Port, StaticChannel, arg_size, has_output};
+
+type Channels = EventChannels<SharedPage>;
+
+static EVENTS: spin::Once<spin::Mutex<Channels>> = spin::Once::new();
+/// The static channels read at boot, bound again when a domain is rebuilt.
+static STATIC: spin::Mutex<Vec<StaticChannel>> = spin::Mutex::new(Vec::new());
+
+fn events() -> &'static spin::Mutex<Channels> {
+    EVENTS.call_once(|| spin::Mutex::new(EventChannels::new(Policy::Silo, true)))
+}
+
+/// The hypervisor as event channels see it.
+struct HvEnv;
+
+impl Env for HvEnv {
+    type Page = SharedPage;
+
+    fn guest_page(&self, dom: DomId, gfn: u64) -> Option<SharedPage> {
+        services().guest_page(dom, gfn)
+    }
+
+    fn upcall(&self, dom: DomId, vcpu: usize) {
+        services().upcall(dom, vcpu);
+    }
+
+    fn notify_hypervisor(&self, _callback: u32, _dom: DomId, _port: Port) {
+        // No subsystem binds hypervisor-side ports yet (xenstore will).
+    }
+}
+
+fn event_channel_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
+    let (cmd, arg) = (a[0] as u32, a[1]);
+    let Some(size) = arg_size(cmd) else {
+        return ENOSYS.ret();
+    };
+    let mut buf = vec![0u8; size];
+    if let Err(e) = c.read(arg, &mut buf) {
+        return e.ret();
+    }
+    let r = events()
+        .lock()
+        .event_channel_op(&HvEnv, c.domid(), cmd, &mut buf);
+    if r == 0
+        && has_output(cmd)
+        && let Err(e) = c.write(arg, &buf)
+    {
+        return e.ret();
+    }
+    r
+}
+
+#[distributed_slice(HYPERCALLS)]
+static EVENT_CHANNEL_OP: Hypercall = Hypercall {
+    nr: nr::EVENT_CHANNEL_OP,
+    name: "event_channel_op",
+    interface: Some(Interface::EventChannel),
+    handler: event_channel_op,
+};
+
+/// `XENMEM_add_to_physmap(XENMAPSPACE_shared_info, 0, gpfn)`.
+fn map_shared_info(c: &mut dyn Caller, idx: u64, gpfn: u64) -> Result<(), Errno> {
+    let dom = c.domid();
+    let page = {
+        let mut ev = events().lock();
+        ev.map_shared_info(dom, idx, gpfn)?;
+        *ev.shared_info(dom).ok_or(ESRCH)?
+    };
+    services().map(dom, gpfn, page, true)
+}
+
+#[distributed_slice(PHYSMAP_SPACES)]
+static SHARED_INFO_SPACE: PhysmapSpace = PhysmapSpace {
+    space: XENMAPSPACE_SHARED_INFO,
+    interface: Interface::EventChannel,
+    handler: map_shared_info,
+};
+
+/// `VCPUOP_register_vcpu_info(vcpu, {mfn, offset})`.
+fn register_vcpu_info(c: &mut dyn Caller, vcpu: usize, arg: u64) -> i64 {
+    let mut b = [0u8; 16];
+    if let Err(e) = c.read(arg, &mut b) {
+        return e.ret();
+    }
+    let gfn = u64::from_le_bytes(b[..8].try_into().unwrap_or([0; 8]));
+    let offset = u32::from_le_bytes(b[8..12].try_into().unwrap_or([0; 4]));
+    match events()
+        .lock()
+        .register_vcpu_info(&HvEnv, c.domid(), vcpu, gfn, offset)
+    {
+        Ok(()) => 0,
+        Err(e) => e.ret(),
+    }
+}
+
+#[distributed_slice(VCPU_OPS)]
+static REGISTER_VCPU_INFO: VcpuOp = VcpuOp {
+    cmd: VCPUOP_REGISTER_VCPU_INFO,
+    interface: Interface::EventChannel,
+    handler: register_vcpu_info,
+};
+
+struct EventChannelSubsystem;
+
+impl Subsystem for EventChannelSubsystem {
+    fn name(&self) -> &'static str {
+        "evtchn"
+    }
+
+    /// After the grant table (`reg[0]`), before extended regions.
+    fn order(&self) -> u32 {
+        20
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["evtchn_fifo"]
+    }
+
+    fn init(&self, ctx: &InitContext<'_>) -> Result<(), InitError> {
+        let fifo = match ctx.bootargs.boolean("evtchn_fifo") {
+            None => true,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                return Err(InitError {
+                    message: alloc::format!("{e}"),
+                });
+            }
+        };
+        // Xen's XSM choice is the connection policy (core validates it).
+        let policy = match ctx.bootargs.get("xsm").and_then(|a| a.value) {
+            Some("dummy") => Policy::Open,
+            _ => Policy::Silo,
+        };
+        EVENTS.call_once(|| spin::Mutex::new(EventChannels::new(policy, fifo)));
+        Ok(())
+    }
+
+    fn provides(&self) -> Option<Interface> {
+        Some(Interface::EventChannel)
+    }
+
+    /// Domains with a `/hypervisor` node (Xen gives every domU event
+    /// channels, advertised or not; Oxen closes them otherwise).
+    fn grants(&self, enhanced: Enhanced) -> bool {
+        matches!(enhanced, Enhanced::NoXenstore | Enhanced::Enabled)
+    }
+
+    fn domain_created(&self, dom: &DomainSetup<'_>) -> Result<(), InitError> {
+        if !dom.has(Interface::EventChannel) {
+            return Ok(());
+        }
+        let fail = |what: String| InitError { message: what };
+        let page = services().alloc_page().ok_or_else(|| {
+            fail(alloc::format!(
+                "no memory for the shared_info page ({})",
+                ENOMEM.name()
+            ))
+        })?;
+        events()
+            .lock()
+            .domain_created(dom.domid, dom.vcpus as usize, dom.max_evtchn_port, page)
+            .map_err(|e| {
+                fail(alloc::format!(
+                    "cannot set up event channels ({})",
+                    e.name()
+                ))
+            })?;
+        // A rebuilt domain gets its static channels back.
+        let channels: Vec<StaticChannel> = STATIC
+            .lock()
+            .iter()
+            .filter(|c| c.local.dom == dom.domid || c.remote.dom == dom.domid)
+            .cloned()
+            .collect();
+        if !channels.is_empty() {
+            events()
+                .lock()
+                .bind_static(&HvEnv, &channels)
+                .map_err(|e| fail(alloc::format!("static event channels: {}", e.len())))?;
+        }
+        Ok(())
+    }
+
+    fn domain_destroyed(&self, domid: DomId) {
+        let mut ev = events().lock();
+        if ev.has_domain(domid) {
+            let page = ev.shared_info(domid).copied();
+            ev.domain_destroyed(domid);
+            drop(ev);
+            if let Some(p) = page {
+                services().free_page(p);
+            }
+        }
+    }
+
+    fn domains_built(
+        &self,
+        fdt: &Fdt<'_>,
+        domains: &[(NodeId, DomId)],
+    ) -> Result<(), Vec<DtError>> {
+        let channels = crate::read_static_channels(fdt, domains)?;
+        if channels.is_empty() {
+            return Ok(());
+        }
+        events().lock().bind_static(&HvEnv, &channels)?;
+        for c in &channels {
+            services().connect(c.local.dom, c.remote.dom);
+        }
+        *STATIC.lock() = channels;
+        Ok(())
+    }
+
+    fn hypervisor_node(&self, dom: &DomainSetup<'_>, node: &mut HypervisorParts) {
+        if dom.has(Interface::EventChannel) {
+            node.interrupt_ppi = Some(GUEST_EVTCHN_PPI);
+        }
+    }
+}
+
+#[distributed_slice(SUBSYSTEMS)]
+static EVENT_CHANNELS: &dyn Subsystem = &EventChannelSubsystem;

@@ -1,0 +1,75 @@
+//! Xen grant tables, version 1, as Xen serves them to Arm guests: per-domain
+//! tables whose frames the guest places in its grant window with
+//! `XENMEM_add_to_physmap`, and `grant_table_op` to map another domain's
+//! granted page into the caller's stage-2, unmap it, or copy through
+//! grants.
+//!
+//! The logic is pure: memory and stage-2 changes go through [`Env`], which
+//! the hypervisor implements over real pages and the tests fake.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod abi;
+mod env;
+mod ops;
+mod service;
+mod table;
+mod tables;
+
+#[cfg(test)]
+mod fake;
+
+pub use env::{CacheOp, Env, GrantFrame, MapError};
+pub use ops::{MAX_BATCH, arg_bytes};
+pub use tables::{GrantTables, Revoked, TableError};
+
+use linkme::distributed_slice;
+use oxen_core::config::Enhanced;
+use oxen_core::guest_layout::GUEST_GNTTAB;
+use oxen_core::subsystem::{
+    DomainSetup, HypervisorParts, InitError, Interface, SUBSYSTEMS, Subsystem,
+};
+
+struct GrantTableSubsystem;
+
+impl Subsystem for GrantTableSubsystem {
+    fn name(&self) -> &'static str {
+        "gnttab"
+    }
+
+    /// First: the grant window is `reg[0]` of `/hypervisor`.
+    fn order(&self) -> u32 {
+        10
+    }
+
+    fn provides(&self) -> Option<Interface> {
+        Some(Interface::GrantTable)
+    }
+
+    /// Domains with a `/hypervisor` node. (Xen lets every domU use grant
+    /// tables, advertised or not.)
+    fn grants(&self, enhanced: Enhanced) -> bool {
+        matches!(enhanced, Enhanced::NoXenstore | Enhanced::Enabled)
+    }
+
+    fn hypervisor_node(&self, dom: &DomainSetup<'_>, node: &mut HypervisorParts) {
+        if dom.has(Interface::GrantTable) {
+            node.reg.push(GUEST_GNTTAB);
+        }
+    }
+
+    fn domain_created(&self, dom: &DomainSetup<'_>) -> Result<(), InitError> {
+        service::domain_created(dom).map_err(|message| InitError { message })
+    }
+
+    fn domain_destroyed(&self, domid: oxen_core::xen::DomId) {
+        service::domain_destroyed(domid);
+    }
+}
+
+#[distributed_slice(SUBSYSTEMS)]
+static GRANT_TABLES: &dyn Subsystem = &GrantTableSubsystem;
