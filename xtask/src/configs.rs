@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::debian::{self, Guests};
 use crate::dts::{self, Node, Source};
 use crate::expect::{self, End, Peer, Want};
+use crate::guests_build;
 use crate::qemu::{self, Machine, Outcome};
 use crate::root;
 
@@ -199,7 +200,7 @@ fn collect_modules(
                 (file, ac, sc) => {
                     if file.is_none() {
                         errors.push(format!(
-                            "{child_path}: {FILE_PROP} = {} is not one string (expected \"linux\", \"initramfs\" or a path relative to the repository)",
+                            "{child_path}: {FILE_PROP} = {} is not one string (expected \"linux\", \"initramfs\", \"guest:NAME\" or a path relative to the repository)",
                             p.value.as_deref().unwrap_or("(empty)")
                         ));
                     }
@@ -324,10 +325,12 @@ pub struct Prepared {
     pub dts: PathBuf,
 }
 
-/// The files behind `xtask,file` names, fetched only when a config needs
-/// them.
+/// The files behind `xtask,file` names, fetched (or built) only when a
+/// config needs them, and each only once.
 struct Files {
     guests: Option<Guests>,
+    /// Test guests already built: name and Image.
+    built: Vec<(String, PathBuf)>,
 }
 
 impl Files {
@@ -345,13 +348,23 @@ impl Files {
                 let bb = self.guests()?.busybox.clone();
                 crate::initramfs::build(&bb)
             }
+            file if guests_build::guest_name(file).is_some() => {
+                let guest = guests_build::guest_name(file).unwrap_or_default();
+                if let Some((_, img)) = self.built.iter().find(|(n, _)| n == guest) {
+                    return Ok(img.clone());
+                }
+                let img = guests_build::build(guest)
+                    .map_err(|e| format!("{node}: {FILE_PROP} = \"{file}\": {e}"))?;
+                self.built.push((guest.to_string(), img.clone()));
+                Ok(img)
+            }
             path => {
                 let p = root().join(path);
                 if p.is_file() {
                     Ok(p)
                 } else {
                     Err(format!(
-                        "{node}: {FILE_PROP} = \"{path}\": no such file {} (expected \"linux\", \"initramfs\" or a path relative to the repository)",
+                        "{node}: {FILE_PROP} = \"{path}\": no such file {} (expected \"linux\", \"initramfs\", \"guest:NAME\" or a path relative to the repository)",
                         p.display()
                     ))
                 }
@@ -427,7 +440,10 @@ fn prepare_in(
         ));
     }
 
-    let mut files = Files { guests: None };
+    let mut files = Files {
+        guests: None,
+        built: Vec::new(),
+    };
     let mut sized = Vec::new();
     for m in &plan.modules {
         let path = files.resolve(&m.file, &m.path)?;
@@ -525,13 +541,14 @@ fn dump_qemu_tree(m: &Machine, work: &Path) -> Result<Source, String> {
 
 /// Boots a prepared config headless and collects its console: until QEMU
 /// exits, or, for a run that does not end by power-off, until every
-/// expected line appeared; or until the config's limit.
+/// expected line appeared and every test guest printed its closing line;
+/// or until the config's limit.
 pub fn run(p: &Prepared) -> Result<Outcome, String> {
     match p.want.end {
         End::PowerOff => qemu::run_captured(&p.machine, p.want.limit),
-        End::Running => qemu::run_captured_until(&p.machine, p.want.limit, &|log: &str| {
-            p.want.missing(log).is_empty()
-        }),
+        End::Running => {
+            qemu::run_captured_until(&p.machine, p.want.limit, &|log: &str| p.want.complete(log))
+        }
     }
 }
 
@@ -817,5 +834,23 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn an_unknown_test_guest_is_refused_with_the_node_and_the_guests_there_are() {
+        let mut files = Files {
+            guests: None,
+            built: Vec::new(),
+        };
+        let err = files
+            .resolve("guest:no-such", "/chosen/domU1/kernel")
+            .unwrap_err();
+        assert!(
+            err.starts_with(
+                "/chosen/domU1/kernel: xtask,file = \"guest:no-such\": no test guest \"no-such\""
+            ),
+            "{err}"
+        );
+        assert!(err.contains("guests: abi"), "{err}");
     }
 }

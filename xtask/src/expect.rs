@@ -54,6 +54,16 @@ pub struct Rule {
     pub text: String,
 }
 
+/// `cases: DOMAIN all[, at least N]`: the domain runs a test guest whose
+/// every `TEST` line must say PASS, at least `at_least` of them, and which
+/// must print its closing `N passed, 0 failed` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CasesRule {
+    pub domain: String,
+    pub peer: Option<Peer>,
+    pub at_least: usize,
+}
+
 /// A parsed `.expect` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expect {
@@ -64,6 +74,7 @@ pub struct Expect {
     pub requires: Vec<String>,
     pub lines: Vec<Rule>,
     pub absent: Vec<Rule>,
+    pub cases: Vec<CasesRule>,
 }
 
 /// The default wall-clock limit: QEMU's TCG is slow and a Linux domain
@@ -81,6 +92,7 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
     let mut requires = Vec::new();
     let mut lines = Vec::new();
     let mut absent = Vec::new();
+    let mut cases = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -89,7 +101,7 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         let mut err = |msg: String| errors.push(format!("{file}:{}: {msg}", n + 1));
         let Some((key, value)) = line.split_once(':') else {
             err(format!(
-                "`{line}` is not `KEY: VALUE` (KEY is end, limit, not or a domain name)"
+                "`{line}` is not `KEY: VALUE` (KEY is end, limit, requires, cases, not or a domain name)"
             ));
             continue;
         };
@@ -106,7 +118,7 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         };
         if key.is_empty() || key.contains(char::is_whitespace) {
             err(format!(
-                "`{key}` is not a key (expected end, limit, not or a domain name)"
+                "`{key}` is not a key (expected end, limit, requires, cases, not or a domain name)"
             ));
             continue;
         }
@@ -143,6 +155,14 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
                     "limit: \"{value}\" is not a number of seconds (e.g. `limit: 240`)"
                 )),
             },
+            "cases" => match parse_cases(&value) {
+                Ok((domain, at_least)) => cases.push(CasesRule {
+                    domain,
+                    peer,
+                    at_least,
+                }),
+                Err(e) => err(e),
+            },
             _ if value.is_empty() => err(format!("`{key}:` has no text to look for")),
             "not" => absent.push(Rule {
                 domain: None,
@@ -170,7 +190,28 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         requires,
         lines,
         absent,
+        cases,
     })
+}
+
+/// The value of a `cases:` rule: `DOMAIN all` or `DOMAIN all, at least N`.
+fn parse_cases(value: &str) -> Result<(String, usize), String> {
+    let bad = || {
+        format!("cases: \"{value}\" is not `DOMAIN all` or `DOMAIN all, at least N` (N at least 1)")
+    };
+    let (domain, rest) = value.split_once(char::is_whitespace).ok_or_else(bad)?;
+    let rest = rest.trim();
+    let at_least = match rest.strip_prefix("all").map(str::trim) {
+        Some("") => 1,
+        Some(more) => more
+            .strip_prefix(',')
+            .and_then(|m| m.trim().strip_prefix("at least"))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(bad)?,
+        None => return Err(bad()),
+    };
+    Ok((domain.to_string(), at_least))
 }
 
 impl Expect {
@@ -180,8 +221,10 @@ impl Expect {
             .lines
             .iter()
             .filter_map(|r| r.domain.as_deref())
+            .chain(self.cases.iter().map(|c| c.domain.as_str()))
             .filter(|d| !domains.iter().any(|n| n == d))
             .collect();
+        v.sort_unstable();
         v.dedup();
         v
     }
@@ -211,6 +254,12 @@ impl Expect {
                 .filter(applies)
                 .map(|r| r.text.clone())
                 .collect(),
+            cases: self
+                .cases
+                .iter()
+                .filter(|c| c.peer.is_none_or(|p| p == peer))
+                .map(|c| (c.domain.clone(), c.at_least))
+                .collect(),
         }
     }
 }
@@ -226,6 +275,9 @@ pub struct Want {
     /// (domain, text) pairs.
     pub lines: Vec<(String, String)>,
     pub absent: Vec<String>,
+    /// Domains running a test guest, each with the fewest cases it must
+    /// pass.
+    pub cases: Vec<(String, usize)>,
 }
 
 /// Text that always fails a run, wherever it appears.
@@ -278,6 +330,12 @@ impl Want {
 /// a `CONSOLEIO_write` line as `(dN) …`, after the hypervisor's own
 /// `(XEN) ` prefix.
 fn tag(line: &str) -> Option<usize> {
+    split_tag(line).0
+}
+
+/// A console line split into its domain tag (if any) and what the domain
+/// printed.
+fn split_tag(line: &str) -> (Option<usize>, &str) {
     let mut l = line.trim_start();
     for own in ["(XEN) ", "(oxen) "] {
         if let Some(rest) = l.strip_prefix(own) {
@@ -285,12 +343,154 @@ fn tag(line: &str) -> Option<usize> {
             break;
         }
     }
-    let (digits, _) = if let Some(rest) = l.strip_prefix("DOM") {
-        rest.split_once(':')?
+    let tagged = if let Some(rest) = l.strip_prefix("DOM") {
+        rest.split_once(':')
     } else {
-        l.strip_prefix("(d")?.split_once(')')?
+        l.strip_prefix("(d").and_then(|r| r.split_once(')'))
     };
-    digits.parse().ok()
+    match tagged.and_then(|(digits, rest)| Some((digits.parse().ok()?, rest))) {
+        Some((id, rest)) => (Some(id), rest.strip_prefix(' ').unwrap_or(rest)),
+        None => (None, l),
+    }
+}
+
+/// What a test guest prints, one line at a time (tests/guests/, format in
+/// docs/testing.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestLine<'a> {
+    /// `TEST <name> PASS [<note>]`.
+    Pass { name: &'a str, note: &'a str },
+    /// `TEST <name> FAIL <why>`.
+    Fail { name: &'a str, why: &'a str },
+    /// A line starting `TEST ` that is neither.
+    Malformed(&'a str),
+    /// The closing `N passed, M failed`.
+    Summary { passed: usize, failed: usize },
+}
+
+impl<'a> GuestLine<'a> {
+    /// Reads a line a domain printed (its tag already removed); `None` for
+    /// anything that is not a test guest's line.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("TEST ") {
+            let mut words = rest.splitn(3, ' ');
+            let (name, verdict) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let detail = words.next().unwrap_or("").trim();
+            return Some(match verdict {
+                _ if name.is_empty() => Self::Malformed(text),
+                "PASS" => Self::Pass { name, note: detail },
+                "FAIL" => Self::Fail { name, why: detail },
+                _ => Self::Malformed(text),
+            });
+        }
+        let (p, f) = text.split_once(" passed, ")?;
+        let f = f.strip_suffix(" failed")?;
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(p) || !digits(f) {
+            return None;
+        }
+        Some(Self::Summary {
+            passed: p.parse().ok()?,
+            failed: f.parse().ok()?,
+        })
+    }
+}
+
+/// What one domain's test guest printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestRun<'a> {
+    pub passed: Vec<(&'a str, &'a str)>,
+    pub failed: Vec<(&'a str, &'a str)>,
+    pub malformed: Vec<&'a str>,
+    /// The closing line's counts, if it came.
+    pub summary: Option<(usize, usize)>,
+    /// The last case reported, for saying where a guest stopped.
+    pub last: Option<&'a str>,
+}
+
+impl Want {
+    /// Whether every expected line appeared and every test guest printed
+    /// its closing line: when a run that keeps going can be stopped.
+    pub fn complete(&self, log: &str) -> bool {
+        self.missing(log).is_empty()
+            && self
+                .cases
+                .iter()
+                .all(|(d, _)| self.guest_run(log, d).summary.is_some())
+    }
+
+    /// The test-guest lines of `domain`: tagged with its ID, or untagged
+    /// when it is the only domain (a hypervisor prints the domain with the
+    /// console focus untagged, and with several that is ambiguous).
+    pub fn guest_run<'a>(&self, log: &'a str, domain: &str) -> GuestRun<'a> {
+        let id = self.domains.iter().position(|d| d == domain).map(|i| i + 1);
+        let mut run = GuestRun::default();
+        for line in log.lines() {
+            let (tag, text) = split_tag(line);
+            let mine = match tag {
+                Some(t) => Some(t) == id,
+                None => self.domains.len() == 1,
+            };
+            if !mine {
+                continue;
+            }
+            match GuestLine::parse(text) {
+                Some(GuestLine::Pass { name, note }) => {
+                    run.passed.push((name, note));
+                    run.last = Some(name);
+                }
+                Some(GuestLine::Fail { name, why }) => {
+                    run.failed.push((name, why));
+                    run.last = Some(name);
+                }
+                Some(GuestLine::Malformed(l)) => run.malformed.push(l),
+                Some(GuestLine::Summary { passed, failed }) => run.summary = Some((passed, failed)),
+                None => {}
+            }
+        }
+        run
+    }
+
+    /// The problems with the test guest `domain` ran: failed or malformed
+    /// cases, too few cases, a closing line that disagrees with the cases
+    /// or never came (the guest hung, or crashed and was stopped).
+    pub fn case_problems(&self, out: &Outcome, domain: &str, at_least: usize) -> Vec<String> {
+        let run = self.guest_run(&out.log, domain);
+        let mut problems = Vec::new();
+        for (name, why) in &run.failed {
+            problems.push(format!("{domain}: TEST {name} FAIL {why}"));
+        }
+        for l in &run.malformed {
+            problems.push(format!(
+                "{domain}: \"{l}\" is not a test line (expected `TEST <name> PASS [note]` or `TEST <name> FAIL <why>`)"
+            ));
+        }
+        let (p, f) = (run.passed.len(), run.failed.len());
+        let after = match run.last {
+            Some(last) => format!("after {} case(s), the last {last}", p + f),
+            None => "before its first case".to_string(),
+        };
+        match run.summary {
+            None if out.timed_out => problems.push(format!(
+                "{domain} hung {after}: no closing \"N passed, M failed\" line within {:.0} s",
+                out.elapsed.as_secs_f64()
+            )),
+            None => problems.push(format!(
+                "{domain} stopped {after} without its closing \"N passed, M failed\" line (crashed or cut short)"
+            )),
+            Some((sp, sf)) if (sp, sf) != (p, f) => problems.push(format!(
+                "{domain} closed with \"{sp} passed, {sf} failed\" but printed {p} PASS and {f} FAIL line(s)"
+            )),
+            Some(_) => {}
+        }
+        if p < at_least {
+            problems.push(format!(
+                "{domain} passed {p} case(s), at least {at_least} expected"
+            ));
+        }
+        problems
+    }
 }
 
 /// The problems with a captured run, empty when it went as expected.
@@ -312,6 +512,9 @@ pub fn check(out: &Outcome, want: &Want) -> Vec<String> {
     let missing = want.missing(&out.log);
     for (d, text) in &missing {
         problems.push(format!("{d} never printed \"{text}\""));
+    }
+    for (d, at_least) in &want.cases {
+        problems.extend(want.case_problems(out, d, *at_least));
     }
     let secs = out.elapsed.as_secs_f64();
     match want.end {
@@ -517,6 +720,7 @@ not on oxen: unhandled
             end: End::Running,
             limit: Duration::from_secs(1),
             absent: vec![],
+            cases: vec![],
         };
         assert_eq!(
             want.missing("(d1) oxen-init: domU1 reached init\n").len(),
@@ -526,5 +730,236 @@ not on oxen: unhandled
             want.missing("(d1) x reached init\n(d1) x reached init\n")
                 .is_empty()
         );
+    }
+
+    const GUEST_EXPECT: &str = "\
+end: power-off
+cases: domU1 all, at least 3
+cases on xen: domU2 all
+";
+
+    fn guest_want(peer: Peer) -> Want {
+        parse(GUEST_EXPECT, "guest.expect")
+            .unwrap()
+            .for_peer(peer, &domains())
+    }
+
+    const GUEST_OK: &str = "\
+(oxen) d1 (domU1): 1 vCPU(s)
+(d1) abi guest: device tree at 0x47e00000
+(d1) TEST dt.cpus PASS
+(d1) TEST psci.version PASS
+(d1) TEST xen.hvc_bad_immediate_undefined PASS elr=at
+(d1) 3 passed, 0 failed
+";
+
+    #[test]
+    fn a_cases_rule_names_the_domain_and_the_fewest_cases() {
+        let e = parse(GUEST_EXPECT, "g").unwrap();
+        assert_eq!(
+            e.cases,
+            [
+                CasesRule {
+                    domain: "domU1".into(),
+                    peer: None,
+                    at_least: 3
+                },
+                CasesRule {
+                    domain: "domU2".into(),
+                    peer: Some(Peer::Xen),
+                    at_least: 1
+                },
+            ]
+        );
+        assert_eq!(guest_want(Peer::Oxen).cases, [("domU1".to_string(), 3)]);
+        assert_eq!(guest_want(Peer::Xen).cases.len(), 2);
+    }
+
+    #[test]
+    fn a_malformed_cases_rule_is_reported_with_what_is_accepted() {
+        let errs = parse(
+            "end: running\ncases: domU1\ncases: domU1 some\ncases: domU1 all, at least 0\ncases: domU1 all, at most 3\n",
+            "g.expect",
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs[0].starts_with("g.expect:2: cases: \"domU1\" is not `DOMAIN all`"));
+        assert!(errs.iter().all(|e| e.contains("`DOMAIN all, at least N`")));
+    }
+
+    #[test]
+    fn a_cases_rule_for_a_domain_the_config_lacks_is_found() {
+        let e = parse("end: running\ncases: domU7 all\n", "g").unwrap();
+        assert_eq!(e.unknown_domains(&domains()), ["domU7"]);
+    }
+
+    #[test]
+    fn guest_lines_read_as_pass_fail_summary_or_nothing() {
+        assert_eq!(
+            GuestLine::parse("TEST psci.version PASS"),
+            Some(GuestLine::Pass {
+                name: "psci.version",
+                note: ""
+            })
+        );
+        assert_eq!(
+            GuestLine::parse("TEST x.y PASS elr=after"),
+            Some(GuestLine::Pass {
+                name: "x.y",
+                note: "elr=after"
+            })
+        );
+        assert_eq!(
+            GuestLine::parse("TEST dt.cpus FAIL /cpus lists 1 cpu node(s)"),
+            Some(GuestLine::Fail {
+                name: "dt.cpus",
+                why: "/cpus lists 1 cpu node(s)"
+            })
+        );
+        assert_eq!(
+            GuestLine::parse("TEST dt.cpus SKIP"),
+            Some(GuestLine::Malformed("TEST dt.cpus SKIP"))
+        );
+        assert_eq!(
+            GuestLine::parse("12 passed, 3 failed"),
+            Some(GuestLine::Summary {
+                passed: 12,
+                failed: 3
+            })
+        );
+        assert_eq!(GuestLine::parse("qemu: 12 passed, 3 failed"), None);
+        assert_eq!(GuestLine::parse("abi guest: starting"), None);
+    }
+
+    #[test]
+    fn the_domain_tag_is_split_off_both_hypervisors_lines() {
+        assert_eq!(
+            split_tag("(XEN) DOM2: TEST a PASS"),
+            (Some(2), "TEST a PASS")
+        );
+        assert_eq!(
+            split_tag("(d1) 3 passed, 0 failed"),
+            (Some(1), "3 passed, 0 failed")
+        );
+        assert_eq!(split_tag("(XEN) Freed 368kB"), (None, "Freed 368kB"));
+    }
+
+    #[test]
+    fn a_guest_whose_every_case_passed_and_that_closed_passes() {
+        let want = guest_want(Peer::Oxen);
+        assert_eq!(
+            check(&outcome(GUEST_OK, Some(0)), &want),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_failing_guest_case_turns_the_run_red() {
+        let want = guest_want(Peer::Oxen);
+        let log = GUEST_OK
+            .replace(
+                "TEST psci.version PASS",
+                "TEST psci.version FAIL PSCI_VERSION is 0x2, expected 0x10001 (1.1)",
+            )
+            .replace("3 passed, 0 failed", "2 passed, 1 failed");
+        let p = check(&outcome(&log, Some(0)), &want);
+        assert_eq!(
+            p,
+            [
+                "domU1: TEST psci.version FAIL PSCI_VERSION is 0x2, expected 0x10001 (1.1)",
+                "domU1 passed 2 case(s), at least 3 expected",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hung_guest_turns_the_run_red_and_says_where_it_stopped() {
+        let want = guest_want(Peer::Oxen);
+        let log = GUEST_OK.replace("(d1) 3 passed, 0 failed\n", "");
+        let mut out = outcome(&log, None);
+        out.timed_out = true;
+        let p = check(&out, &want);
+        assert!(
+            p.contains(
+                &"domU1 hung after 3 case(s), the last xen.hvc_bad_immediate_undefined: no closing \"N passed, M failed\" line within 30 s"
+                    .to_string()
+            ),
+            "{p:#?}"
+        );
+        assert!(p.iter().any(|p| p.starts_with("hung: no power-off")));
+    }
+
+    #[test]
+    fn a_crashed_guest_with_partial_output_turns_the_run_red() {
+        let want = guest_want(Peer::Oxen);
+        // The domain died after two cases; the machine still powered off.
+        let log =
+            "(d1) TEST dt.cpus PASS\n(d1) TEST psci.version PASS\n(oxen) d1 (domU1): crashed\n";
+        let p = check(&outcome(log, Some(0)), &want);
+        assert_eq!(
+            p,
+            [
+                "domU1 stopped after 2 case(s), the last psci.version without its closing \"N passed, M failed\" line (crashed or cut short)",
+                "domU1 passed 2 case(s), at least 3 expected",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_guest_that_prints_nothing_turns_the_run_red() {
+        let want = guest_want(Peer::Oxen);
+        let p = check(
+            &outcome("(oxen) all domains have stopped\n", Some(0)),
+            &want,
+        );
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0].contains("before its first case"));
+    }
+
+    #[test]
+    fn a_closing_line_that_disagrees_with_the_cases_turns_the_run_red() {
+        let want = guest_want(Peer::Oxen);
+        let log = GUEST_OK.replace("3 passed", "4 passed");
+        let p = check(&outcome(&log, Some(0)), &want);
+        assert_eq!(
+            p,
+            ["domU1 closed with \"4 passed, 0 failed\" but printed 3 PASS and 0 FAIL line(s)"]
+        );
+    }
+
+    #[test]
+    fn a_malformed_test_line_turns_the_run_red() {
+        let want = guest_want(Peer::Oxen);
+        let log = GUEST_OK.replace("TEST dt.cpus PASS", "TEST dt.cpus OK");
+        let p = check(&outcome(&log, Some(0)), &want);
+        assert!(
+            p[0].starts_with("domU1: \"TEST dt.cpus OK\" is not a test line"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn another_domains_test_lines_never_count() {
+        // With two domains, domU2's lines (and untagged ones) are not domU1's.
+        let want = guest_want(Peer::Oxen);
+        let log = GUEST_OK.replace("(d1) ", "(XEN) DOM2: ");
+        let run = want.guest_run(&log, "domU1");
+        assert_eq!(run, GuestRun::default());
+        let untagged = GUEST_OK.replace("(d1) ", "");
+        assert_eq!(want.guest_run(&untagged, "domU1"), GuestRun::default());
+        // With one domain an untagged line is that domain's.
+        let mut single = want.clone();
+        single.domains.truncate(1);
+        assert_eq!(single.guest_run(&untagged, "domU1").passed.len(), 3);
+    }
+
+    #[test]
+    fn a_running_system_is_complete_only_once_every_guest_closed() {
+        let want = guest_want(Peer::Xen);
+        let d1 = GUEST_OK.replace("(d1) ", "(XEN) DOM1: ");
+        assert!(!want.complete(&d1), "domU2 has not closed yet");
+        let both = format!("{d1}(XEN) DOM2: TEST a PASS\n(XEN) DOM2: 1 passed, 0 failed\n");
+        assert!(want.complete(&both));
+        assert!(check(&outcome(&both, None), &want).is_empty());
     }
 }

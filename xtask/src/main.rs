@@ -21,6 +21,7 @@ mod cpio;
 mod debian;
 mod dts;
 mod expect;
+mod guests_build;
 mod image;
 mod initramfs;
 mod qemu;

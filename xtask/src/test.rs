@@ -184,6 +184,10 @@ pub fn run_all(with_qemu: bool) -> Result<(), String> {
         // Host tests compile device trees with dtc.
         step("QEMU tools", setup::ensure_host_tools)?;
     }
+    step(
+        "test guests (rustfmt, clippy)",
+        crate::guests_build::check_all,
+    )?;
     step("host tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace"]);

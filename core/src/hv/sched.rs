@@ -230,6 +230,11 @@ pub fn on_tick() {
                 .store(now + SLICE_US * ticks_per_us(), Ordering::Relaxed);
         } else {
             p.preempt.store(true, Ordering::Release);
+            // The switch happens when this exit finishes; until then the
+            // timer must not re-arm at the slice end that has passed (it
+            // would fire again at once, forever). Loading the next vCPU
+            // starts a fresh slice.
+            p.slice_end.store(u64::MAX, Ordering::Relaxed);
         }
     }
     program_timer(next);

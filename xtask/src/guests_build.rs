@@ -1,0 +1,169 @@
+//! The bare-metal test guests under `tests/guests/`: each directory is a
+//! cargo workspace of its own holding one `no_std` binary,
+//! `oxen-guest-<name>`, with its own linker script. A config names one as
+//! `xtask,file = "guest:<name>"`; the xtask builds it for
+//! `aarch64-unknown-none` and turns the ELF into an arm64 Image, which both
+//! Oxen and Xen load as a domU kernel.
+
+use std::path::{Path, PathBuf};
+
+use crate::{cargo, root, run_cmd};
+
+/// How a boot module's `xtask,file` names a test guest.
+pub const PREFIX: &str = "guest:";
+
+/// The directory holding the test guests.
+pub fn dir() -> PathBuf {
+    root().join("tests").join("guests")
+}
+
+/// The guest a `xtask,file` value names (`"guest:abi"` → `"abi"`), if it
+/// names one.
+pub fn guest_name(file: &str) -> Option<&str> {
+    file.strip_prefix(PREFIX)
+}
+
+/// The package and binary of guest `name`.
+pub fn package(name: &str) -> String {
+    format!("oxen-guest-{name}")
+}
+
+/// Every guest, by name (directories of `tests/guests/` with a
+/// `Cargo.toml`), sorted.
+pub fn names() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().join("Cargo.toml").is_file())
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn manifest(name: &str) -> Result<PathBuf, String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let m = dir().join(name).join("Cargo.toml");
+    if valid && m.is_file() {
+        Ok(m)
+    } else {
+        Err(format!(
+            "no test guest \"{name}\" ({} is missing; guests: {})",
+            m.display(),
+            names().join(", ")
+        ))
+    }
+}
+
+/// Where guests are built: apart from the hypervisor's images, shared by
+/// every guest (they are separate workspaces with the same dependencies).
+fn target_dir() -> PathBuf {
+    root().join("target").join("guests").join("build")
+}
+
+/// Builds guest `name` (release) and returns the path of its Image.
+pub fn build(name: &str) -> Result<PathBuf, String> {
+    let manifest = manifest(name)?;
+    let target = target_dir();
+    let pkg = package(name);
+    run_cmd(
+        cargo()
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "aarch64-unknown-none",
+            ])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target),
+    )?;
+    let elf = target
+        .join("aarch64-unknown-none")
+        .join("release")
+        .join(&pkg);
+    let img = image_path(&elf);
+    crate::image::elf_to_image(&elf, &img)?;
+    Ok(img)
+}
+
+/// The Image next to an ELF: `<elf>.Image`.
+fn image_path(elf: &Path) -> PathBuf {
+    let mut name = elf.file_name().unwrap_or_default().to_os_string();
+    name.push(".Image");
+    elf.with_file_name(name)
+}
+
+/// Checks every guest's formatting and lints (`cargo fmt --check`, clippy
+/// with `-D warnings` for aarch64), as `cargo xtask test` does for the
+/// workspace: the guests are outside it.
+pub fn check_all() -> Result<(), String> {
+    for name in names() {
+        let manifest = manifest(&name)?;
+        run_cmd(
+            cargo()
+                .args(["fmt", "--manifest-path"])
+                .arg(&manifest)
+                .args(["--", "--check"]),
+        )?;
+        run_cmd(
+            cargo()
+                .args([
+                    "clippy",
+                    "--quiet",
+                    "--release",
+                    "--target",
+                    "aarch64-unknown-none",
+                ])
+                .arg("--manifest-path")
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(target_dir())
+                .args(["--", "-D", "warnings"]),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guest_file_name_names_the_guest_and_nothing_else_does() {
+        assert_eq!(guest_name("guest:abi"), Some("abi"));
+        assert_eq!(guest_name("linux"), None);
+        assert_eq!(guest_name("tests/guests/abi"), None);
+    }
+
+    #[test]
+    fn a_guest_builds_as_its_own_package_into_an_image_beside_the_elf() {
+        assert_eq!(package("abi"), "oxen-guest-abi");
+        assert_eq!(
+            image_path(Path::new("/t/release/oxen-guest-abi")),
+            Path::new("/t/release/oxen-guest-abi.Image")
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_odd_guest_name_is_refused_with_the_guests_there_are() {
+        let err = manifest("no-such-guest").unwrap_err();
+        assert!(err.starts_with("no test guest \"no-such-guest\""), "{err}");
+        assert!(err.contains("guests: "), "{err}");
+        assert!(manifest("../abi").is_err());
+        assert!(manifest("").is_err());
+    }
+
+    #[test]
+    fn the_abi_guest_is_found() {
+        assert!(names().contains(&"abi".to_string()));
+        assert!(manifest("abi").is_ok());
+    }
+}
