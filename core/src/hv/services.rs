@@ -23,6 +23,37 @@ fn flush_vmid(vttbr: u64) {
     reg::set_vttbr(saved);
 }
 
+/// Runs `change` on `dom`'s live stage-2 for the page at `gfn`, then
+/// invalidates the domain's TLB entries if it succeeded.
+fn change_stage2(
+    dom: DomId,
+    gfn: u64,
+    change: impl FnOnce(
+        &mut crate::stage2::Stage2,
+        &mut super::domain::HeapTables,
+        u64,
+        Range,
+    ) -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    let d = hv().domain(dom).ok_or(ESRCH)?;
+    let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
+    let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
+    {
+        let mut m = d.mem.lock();
+        let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
+        change(stage2.as_mut().ok_or(ESRCH)?, tables, ipa, range)?;
+    }
+    flush_vmid(d.vttbr);
+    Ok(())
+}
+
+fn map_error(e: crate::stage2::S2Error) -> Errno {
+    match e {
+        crate::stage2::S2Error::OutOfTables => ENOMEM,
+        _ => EINVAL,
+    }
+}
+
 impl Services for HvServices {
     fn alloc_page(&self) -> Option<SharedPage> {
         let r = hv().frames.lock().alloc(4096, 4096)?;
@@ -55,44 +86,20 @@ impl Services for HvServices {
     }
 
     fn map(&self, dom: DomId, gfn: u64, page: SharedPage, writable: bool) -> Result<(), Errno> {
-        let d = hv().domain(dom).ok_or(ESRCH)?;
-        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
-        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
-        {
-            let mut m = d.mem.lock();
-            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
-            let s2 = stage2.as_mut().ok_or(ESRCH)?;
-            s2.map(
-                tables,
-                range,
-                page.pa(),
-                S2Attrs {
-                    mem: S2Mem::Normal,
-                    write: writable,
-                    exec: false,
-                },
-            )
-            .map_err(|e| match e {
-                crate::stage2::S2Error::OutOfTables => ENOMEM,
-                _ => EINVAL,
-            })?;
-        }
-        flush_vmid(d.vttbr);
-        Ok(())
+        change_stage2(dom, gfn, |s2, tables, _ipa, range| {
+            let attrs = S2Attrs {
+                mem: S2Mem::Normal,
+                write: writable,
+                exec: false,
+            };
+            s2.map(tables, range, page.pa(), attrs).map_err(map_error)
+        })
     }
 
     fn unmap(&self, dom: DomId, gfn: u64) -> Result<(), Errno> {
-        let d = hv().domain(dom).ok_or(ESRCH)?;
-        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
-        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
-        {
-            let mut m = d.mem.lock();
-            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
-            let s2 = stage2.as_mut().ok_or(ESRCH)?;
-            s2.unmap(tables, range).map_err(|_| EINVAL)?;
-        }
-        flush_vmid(d.vttbr);
-        Ok(())
+        change_stage2(dom, gfn, |s2, tables, _ipa, range| {
+            s2.unmap(tables, range).map_err(|_| EINVAL)
+        })
     }
 
     fn map_foreign(
@@ -102,51 +109,27 @@ impl Services for HvServices {
         page: SharedPage,
         writable: bool,
     ) -> Result<(), Errno> {
-        let d = hv().domain(dom).ok_or(ESRCH)?;
-        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
-        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
-        {
-            let mut m = d.mem.lock();
-            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
-            let s2 = stage2.as_mut().ok_or(ESRCH)?;
+        change_stage2(dom, gfn, |s2, tables, ipa, range| {
             if s2.translate(tables, ipa).is_some() {
                 return Err(EBUSY);
             }
-            s2.map(
-                tables,
-                range,
-                page.pa(),
-                S2Attrs {
-                    mem: S2Mem::Normal,
-                    write: writable,
-                    exec: false,
-                },
-            )
-            .map_err(|e| match e {
-                crate::stage2::S2Error::OutOfTables => ENOMEM,
-                _ => EINVAL,
-            })?;
-        }
-        flush_vmid(d.vttbr);
-        Ok(())
+            let attrs = S2Attrs {
+                mem: S2Mem::Normal,
+                write: writable,
+                exec: false,
+            };
+            s2.map(tables, range, page.pa(), attrs).map_err(map_error)
+        })
     }
 
     fn unmap_foreign(&self, dom: DomId, gfn: u64, page: SharedPage) -> Result<(), Errno> {
-        let d = hv().domain(dom).ok_or(ESRCH)?;
-        let ipa = gfn.checked_mul(4096).ok_or(EINVAL)?;
-        let range = Range::with_size(ipa, 4096).ok_or(EINVAL)?;
-        {
-            let mut m = d.mem.lock();
-            let super::domain::DomainMem { stage2, tables, .. } = &mut *m;
-            let s2 = stage2.as_mut().ok_or(ESRCH)?;
+        change_stage2(dom, gfn, |s2, tables, ipa, range| {
             match s2.translate(tables, ipa) {
                 Some((pa, _)) if pa & !0xfff == page.pa() => {}
                 _ => return Err(ENOENT),
             }
-            s2.unmap(tables, range).map_err(|_| EINVAL)?;
-        }
-        flush_vmid(d.vttbr);
-        Ok(())
+            s2.unmap(tables, range).map_err(|_| EINVAL)
+        })
     }
 
     fn cache_maintenance(
