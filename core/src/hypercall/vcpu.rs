@@ -41,10 +41,11 @@ fn vcpu_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
 
 /// `vm_assist`: only the runstate-update flag exists on Arm.
 pub fn vm_assist(_c: &mut dyn Caller, a: [u64; 5]) -> i64 {
-    match (a[0], a[1]) {
-        (0 | 1, VMASST_TYPE_RUNSTATE_UPDATE_FLAG) => 0,
-        (0 | 1, _) => EINVAL.ret(),
-        _ => ENOSYS.ret(),
+    // Xen checks the type before the command.
+    match (a[1], a[0]) {
+        (VMASST_TYPE_RUNSTATE_UPDATE_FLAG, 0 | 1) => 0,
+        (VMASST_TYPE_RUNSTATE_UPDATE_FLAG, _) => ENOSYS.ret(),
+        _ => EINVAL.ret(),
     }
 }
 
@@ -109,5 +110,10 @@ mod tests {
         assert_eq!(vm_assist(&mut c, [0, 5, 0, 0, 0]), 0);
         assert_eq!(vm_assist(&mut c, [0, 0, 0, 0, 0]), -22);
         assert_eq!(vm_assist(&mut c, [7, 5, 0, 0, 0]), -38);
+        assert_eq!(
+            vm_assist(&mut c, [2, 0, 0, 0, 0]),
+            -22,
+            "type is checked first"
+        );
     }
 }

@@ -109,8 +109,24 @@ fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     let size = arg_size((cmd as u32) & crate::abi::cmd::MASK).unwrap_or(0) as u64;
     loop {
         let mut buf = vec![0u8; arg_bytes(cmd, count)];
+        // Like Xen, which copies element by element: the elements before
+        // the first unreadable one are still done, then -EFAULT.
+        let mut fault = None;
         if let Err(e) = c.read(uop, &mut buf) {
-            return e.ret();
+            let whole = (buf.len() as u64).checked_div(size).unwrap_or(0);
+            let readable = (0..whole)
+                .take_while(|k| {
+                    c.read(uop + k * size, &mut vec![0u8; size as usize])
+                        .is_ok()
+                })
+                .count() as u64;
+            if readable == 0 {
+                return e.ret();
+            }
+            fault = Some(e);
+            count = readable;
+            buf.truncate((readable * size) as usize);
+            let _ = c.read(uop, &mut buf);
         }
         let domid = c.domid();
         let r = TABLES.lock().grant_table_op(
@@ -124,6 +140,9 @@ fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
         );
         if let Err(e) = c.write(uop, &buf) {
             return e.ret();
+        }
+        if let Some(e) = fault {
+            return if r < 0 { r } else { e.ret() };
         }
         match u64::try_from(r) {
             // Part of the batch was done: carry on with the rest.
