@@ -172,11 +172,16 @@ pub fn smccc(fid: u32, a1: u64, a2: u64, a3: u64) -> u64 {
 }
 
 /// A Xen hypercall: `HVC #0xEA1` with the number in x16 and up to five
-/// arguments; the result is x0 (a negative errno on failure).
+/// arguments; the result is x0 (a negative errno on failure). Pointer
+/// arguments are guest addresses (the MMU is off: virtual = physical) of
+/// buffers the caller owns, which the hypervisor may read and write while
+/// the call runs, or addresses the case expects it to refuse.
 pub fn hypercall(nr: u64, a: [u64; 5]) -> i64 {
     let r: u64;
-    // SAFETY: the calls this guest makes take no pointers; the hypervisor
-    // may clobber x16 and the argument registers, which the C ABI clobber
+    // SAFETY: the hypervisor only touches memory the arguments point at,
+    // which callers own for the duration of the call (the asm is not
+    // `nomem`, so the compiler assumes that memory may change); it may
+    // clobber x16 and the argument registers, which the C ABI clobber
     // covers.
     unsafe {
         asm!(

@@ -76,6 +76,7 @@ pub fn run(ctx: &Ctx) {
             cpu_off_then_on_again(ctx.vcpus - 1)
         });
     }
+    crate::xencases::run(ctx);
 }
 
 // ---- the device tree (Xen's domU tree, spec §2.4) ----

@@ -41,6 +41,8 @@ const PRIORITY: u32 = 0xa0;
 pub const VTIMER_PPI: u32 = 27;
 /// The vPL011's SPI.
 pub const UART_SPI: u32 = 32;
+/// The event-channel upcall PPI (`/hypervisor` interrupts, `<1 15 0xf08>`).
+pub const EVTCHN_PPI: u32 = 31;
 
 static GICD: AtomicUsize = AtomicUsize::new(0);
 static GICR: AtomicUsize = AtomicUsize::new(0);
@@ -177,6 +179,18 @@ fn icc_enable() -> u64 {
     sre
 }
 
+/// Enables PPI `intid` on this vCPU (its group and priority were set by
+/// [`init_cpu`]). Kept apart from `init_cpu` so the event-channel upcall
+/// is only let in once the guest can clear `evtchn_upcall_pending`: Xen
+/// injects it again on every entry while that flag is set.
+pub fn enable_ppi(intid: u32) -> Result<(), Msg> {
+    let rd = redistributor()?;
+    // SAFETY: `rd` is this vCPU's redistributor frame; GICR_ISENABLER0 is
+    // one of its registers, and writing a 1 only enables that interrupt.
+    unsafe { mmio::write32(rd + GICR_ISENABLER0, 1 << (intid % 32)) };
+    Ok(())
+}
+
 /// Routes SPI `intid` to the vCPU with affinity `aff`, in Group 1, and
 /// enables it.
 pub fn enable_spi(intid: u32, aff: u64) {
@@ -250,6 +264,7 @@ pub fn handle_irq() {
     }
     match intid {
         VTIMER_PPI => arch::vtimer::stop(),
+        EVTCHN_PPI => crate::xen::upcall(),
         UART_SPI => {
             crate::console::set_reg(crate::console::IMSC, 0);
             crate::console::set_reg(crate::console::ICR, crate::console::INT_TX);

@@ -24,6 +24,8 @@ mod psci;
 mod report;
 mod smp;
 mod trap;
+mod xen;
+mod xencases;
 
 use core::arch::global_asm;
 
@@ -120,6 +122,7 @@ guest_secondary_entry:
 #[unsafe(no_mangle)]
 extern "C" fn guest_main(dtb: usize) -> ! {
     arch::set_cpu_index(0);
+    xencases::set_dtb(dtb);
     let dt = match dt::Dt::at(dtb) {
         Ok(dt) => dt,
         Err(why) => {

@@ -1,0 +1,483 @@
+//! The Xen interfaces the hypercall, event-channel and grant-table cases
+//! use: hypercall numbers and argument layouts (AArch64, little endian,
+//! spec §3.5), the pages the guest shares with the hypervisor, and event
+//! reception in both the 2-level and the FIFO ABI.
+//!
+//! The MMU is off, so a buffer's address is its guest-physical address
+//! and a page's frame number is its address >> 12. Shared pages are read
+//! and written with single volatile accesses: the hypervisor (or the peer
+//! domain) changes them behind the compiler's back.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use crate::arch;
+
+/// Hypercall numbers (`public/xen.h`).
+pub mod nr {
+    pub const MEMORY_OP: u64 = 12;
+    pub const XEN_VERSION: u64 = 17;
+    pub const GRANT_TABLE_OP: u64 = 20;
+    pub const VM_ASSIST: u64 = 21;
+    pub const VCPU_OP: u64 = 24;
+    pub const SCHED_OP: u64 = 29;
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    pub const HVM_OP: u64 = 34;
+}
+
+/// Xen's errno values, negated as hypercalls return them.
+pub mod err {
+    pub const EPERM: i64 = -1;
+    pub const ENOENT: i64 = -2;
+    pub const ESRCH: i64 = -3;
+    pub const ENXIO: i64 = -6;
+    pub const EFAULT: i64 = -14;
+    pub const EBUSY: i64 = -16;
+    pub const EEXIST: i64 = -17;
+    pub const EINVAL: i64 = -22;
+    pub const ENOSPC: i64 = -28;
+    pub const ENOSYS: i64 = -38;
+    pub const EOPNOTSUPP: i64 = -95;
+}
+
+pub const DOMID_SELF: u16 = 0x7ff0;
+
+/// `event_channel_op` sub-ops.
+pub mod evtchnop {
+    pub const BIND_INTERDOMAIN: u64 = 0;
+    pub const BIND_VIRQ: u64 = 1;
+    pub const BIND_PIRQ: u64 = 2;
+    pub const CLOSE: u64 = 3;
+    pub const SEND: u64 = 4;
+    pub const STATUS: u64 = 5;
+    pub const ALLOC_UNBOUND: u64 = 6;
+    pub const BIND_IPI: u64 = 7;
+    pub const UNMASK: u64 = 9;
+    pub const INIT_CONTROL: u64 = 11;
+    pub const EXPAND_ARRAY: u64 = 12;
+}
+
+/// `EVTCHNOP_status` states.
+pub const EVTCHNSTAT_CLOSED: u32 = 0;
+pub const EVTCHNSTAT_UNBOUND: u32 = 1;
+pub const EVTCHNSTAT_INTERDOMAIN: u32 = 2;
+pub const EVTCHNSTAT_IPI: u32 = 5;
+
+/// `grant_table_op` sub-ops.
+pub mod gnttabop {
+    pub const MAP_GRANT_REF: u64 = 0;
+    pub const UNMAP_GRANT_REF: u64 = 1;
+    pub const COPY: u64 = 5;
+    pub const QUERY_SIZE: u64 = 6;
+}
+
+/// Grant entry flags (`GTF_*`), mapping flags (`GNTMAP_*`), copy flags
+/// and per-element statuses (`GNTST_*`).
+pub mod gnt {
+    pub const GTF_PERMIT_ACCESS: u16 = 1;
+    pub const GTF_READONLY: u16 = 1 << 2;
+    pub const GTF_READING: u16 = 1 << 3;
+    pub const GTF_WRITING: u16 = 1 << 4;
+    pub const GNTMAP_DEVICE_MAP: u32 = 1;
+    pub const GNTMAP_HOST_MAP: u32 = 2;
+    pub const GNTMAP_READONLY: u32 = 4;
+    pub const GNTCOPY_SOURCE_GREF: u16 = 1;
+    pub const GNTCOPY_DEST_GREF: u16 = 2;
+    pub const OKAY: i16 = 0;
+    pub const GENERAL_ERROR: i16 = -1;
+    pub const BAD_DOMAIN: i16 = -2;
+    pub const BAD_GNTREF: i16 = -3;
+    pub const BAD_HANDLE: i16 = -4;
+    pub const BAD_COPY_ARG: i16 = -10;
+}
+
+/// `XENMEM_add_to_physmap` and its spaces.
+pub const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+
+/// A hypercall argument structure, built and read field by field.
+#[repr(C, align(8))]
+pub struct Arg<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> Arg<N> {
+    pub const fn new() -> Self {
+        Self([0; N])
+    }
+
+    pub fn set(&mut self, off: usize, bytes: &[u8]) -> &mut Self {
+        self.0[off..off + bytes.len()].copy_from_slice(bytes);
+        self
+    }
+
+    pub fn set16(&mut self, off: usize, v: u16) -> &mut Self {
+        self.set(off, &v.to_le_bytes())
+    }
+
+    pub fn set32(&mut self, off: usize, v: u32) -> &mut Self {
+        self.set(off, &v.to_le_bytes())
+    }
+
+    pub fn set64(&mut self, off: usize, v: u64) -> &mut Self {
+        self.set(off, &v.to_le_bytes())
+    }
+
+    pub fn get16(&self, off: usize) -> u16 {
+        u16::from_le_bytes([self.0[off], self.0[off + 1]])
+    }
+
+    pub fn get32(&self, off: usize) -> u32 {
+        let mut b = [0; 4];
+        b.copy_from_slice(&self.0[off..off + 4]);
+        u32::from_le_bytes(b)
+    }
+
+    pub fn get64(&self, off: usize) -> u64 {
+        let mut b = [0; 8];
+        b.copy_from_slice(&self.0[off..off + 8]);
+        u64::from_le_bytes(b)
+    }
+
+    /// The structure's guest address, for a hypercall argument.
+    pub fn addr(&mut self) -> u64 {
+        self.0.as_mut_ptr() as usize as u64
+    }
+}
+
+/// Hypercall `nr` with `a0` and a pointer to `arg`.
+pub fn call<const N: usize>(nr: u64, a0: u64, arg: &mut Arg<N>) -> i64 {
+    arch::hypercall(nr, [a0, arg.addr(), 0, 0, 0])
+}
+
+/// `event_channel_op(cmd, arg)`.
+pub fn evtchn_op<const N: usize>(cmd: u64, arg: &mut Arg<N>) -> i64 {
+    call(nr::EVENT_CHANNEL_OP, cmd, arg)
+}
+
+/// `grant_table_op(cmd, arg, count)`.
+pub fn gnttab_op<const N: usize>(cmd: u64, arg: &mut Arg<N>, count: u64) -> i64 {
+    arch::hypercall(nr::GRANT_TABLE_OP, [cmd, arg.addr(), count, 0, 0])
+}
+
+/// One 4 KiB page of guest RAM the guest hands to the hypervisor or maps
+/// something over; only ever touched through volatile accesses.
+#[repr(C, align(4096))]
+pub struct Page(UnsafeCell<[u8; 4096]>);
+
+// SAFETY: every access is a single volatile load or store of an aligned
+// field; which vCPU or domain writes what is decided by the protocol of
+// the case using the page (one writer per field at a time).
+unsafe impl Sync for Page {}
+
+impl Page {
+    pub const fn new() -> Self {
+        Self(UnsafeCell::new([0; 4096]))
+    }
+
+    pub fn addr(&self) -> usize {
+        self.0.get() as usize
+    }
+
+    pub fn gfn(&self) -> u64 {
+        self.addr() as u64 >> 12
+    }
+}
+
+/// A volatile view of shared memory at a guest-physical address: a page
+/// above, or a foreign page mapped by grant.
+#[derive(Clone, Copy)]
+pub struct Shared(pub usize);
+
+impl Shared {
+    pub fn of(p: &Page) -> Self {
+        Self(p.addr())
+    }
+
+    pub fn r8(self, off: usize) -> u8 {
+        // SAFETY: `self.0 + off` is inside a page the guest owns or has
+        // mapped (callers pass offsets below 4096); a byte is always aligned.
+        unsafe { ((self.0 + off) as *const u8).read_volatile() }
+    }
+
+    pub fn w8(self, off: usize, v: u8) {
+        // SAFETY: as for `r8`.
+        unsafe { ((self.0 + off) as *mut u8).write_volatile(v) }
+    }
+
+    pub fn r16(self, off: usize) -> u16 {
+        debug_assert!(off.is_multiple_of(2));
+        // SAFETY: as for `r8`; callers pass 2-byte aligned offsets.
+        unsafe { ((self.0 + off) as *const u16).read_volatile() }
+    }
+
+    pub fn w16(self, off: usize, v: u16) {
+        // SAFETY: as for `r16`.
+        unsafe { ((self.0 + off) as *mut u16).write_volatile(v) }
+    }
+
+    pub fn r32(self, off: usize) -> u32 {
+        debug_assert!(off.is_multiple_of(4));
+        // SAFETY: as for `r8`; callers pass 4-byte aligned offsets.
+        unsafe { ((self.0 + off) as *const u32).read_volatile() }
+    }
+
+    pub fn w32(self, off: usize, v: u32) {
+        // SAFETY: as for `r32`.
+        unsafe { ((self.0 + off) as *mut u32).write_volatile(v) }
+    }
+
+    pub fn r64(self, off: usize) -> u64 {
+        debug_assert!(off.is_multiple_of(8));
+        // SAFETY: as for `r8`; callers pass 8-byte aligned offsets.
+        unsafe { ((self.0 + off) as *const u64).read_volatile() }
+    }
+
+    pub fn w64(self, off: usize, v: u64) {
+        // SAFETY: as for `r64`.
+        unsafe { ((self.0 + off) as *mut u64).write_volatile(v) }
+    }
+
+    pub fn fill(self, v: u8) {
+        for off in 0..4096 {
+            self.w8(off, v);
+        }
+    }
+}
+
+/// Where `shared_info` is mapped (a page of the guest's RAM, as Linux does).
+pub static SHARED_INFO: Page = Page::new();
+/// Where vCPU0 moves its `vcpu_info` (at [`VCPU_INFO_OFFSET`]).
+pub static VCPU_INFO_PAGE: Page = Page::new();
+pub const VCPU_INFO_OFFSET: usize = 64;
+/// vCPU0's FIFO control block and the first page of the event array.
+pub static FIFO_CONTROL: Page = Page::new();
+pub static FIFO_ARRAY: Page = Page::new();
+
+/// `shared_info` layout: vcpu_info[0] at 0, `evtchn_pending` at 48,
+/// `evtchn_mask` at 560.
+pub const SI_PENDING: usize = 48;
+pub const SI_MASK: usize = 560;
+/// `vcpu_info`: `evtchn_upcall_pending` at 0, `evtchn_pending_sel` at 8.
+pub const VI_UPCALL_PENDING: usize = 0;
+pub const VI_PENDING_SEL: usize = 8;
+
+/// Address of vCPU0's `vcpu_info`; 0 until `shared_info` is mapped.
+static VCPU_INFO: AtomicUsize = AtomicUsize::new(0);
+/// Whether events arrive through the FIFO ABI (after `init_control`).
+static FIFO: AtomicU32 = AtomicU32::new(0);
+
+/// `shared_info` is mapped: vCPU0's `vcpu_info` is its first 48 bytes.
+pub fn shared_info_mapped() {
+    VCPU_INFO.store(SHARED_INFO.addr(), Ordering::Release);
+}
+
+/// vCPU0's `vcpu_info` moved to `addr` (`register_vcpu_info`).
+pub fn vcpu_info_moved(addr: usize) {
+    VCPU_INFO.store(addr, Ordering::Release);
+}
+
+/// vCPU0's `vcpu_info`, once `shared_info` is mapped.
+pub fn vcpu_info() -> Option<Shared> {
+    match VCPU_INFO.load(Ordering::Acquire) {
+        0 => None,
+        a => Some(Shared(a)),
+    }
+}
+
+/// The upcall handler (PPI 31): clears `evtchn_upcall_pending` and the
+/// selector, as a guest does before scanning. Waiters look at the ports
+/// themselves, so nothing else is needed here; the GIC code counts it.
+pub fn upcall() {
+    if let Some(vi) = vcpu_info() {
+        vi.w8(VI_UPCALL_PENDING, 0);
+        vi.w64(VI_PENDING_SEL, 0);
+    }
+}
+
+/// FIFO event word bits.
+const FIFO_PENDING: u32 = 1 << 31;
+const FIFO_LINKED: u32 = 1 << 29;
+const FIFO_LINK_MASK: u32 = (1 << 17) - 1;
+/// The default priority of a port's queue.
+const FIFO_DEFAULT_PRIORITY: usize = 7;
+/// The control block: `ready` at 0, `head[16]` at 8.
+const FIFO_HEAD: usize = 8;
+
+/// Events now arrive through the FIFO ABI.
+pub fn use_fifo() {
+    FIFO.store(1, Ordering::Release);
+}
+
+pub fn is_fifo() -> bool {
+    FIFO.load(Ordering::Acquire) != 0
+}
+
+/// Whether `port` has an event pending (2-level: `shared_info`; FIFO: its
+/// event word, ports below 1024 only).
+pub fn pending(port: u32) -> bool {
+    let p = port as usize;
+    if is_fifo() {
+        p < 1024 && Shared::of(&FIFO_ARRAY).r32(4 * p) & FIFO_PENDING != 0
+    } else {
+        Shared::of(&SHARED_INFO).r64(SI_PENDING + p / 64 * 8) & 1 << (p % 64) != 0
+    }
+}
+
+/// Consumes `port`'s event if one is pending; whether there was one.
+///
+/// Plain read-modify-writes are enough: the cases keep at most one event
+/// in flight per port, so the hypervisor does not touch these words while
+/// the guest does (and exclusives are not reliable with the MMU off).
+pub fn consume(port: u32) -> bool {
+    if !pending(port) {
+        return false;
+    }
+    let p = port as usize;
+    if is_fifo() {
+        let words = Shared::of(&FIFO_ARRAY);
+        let word = words.r32(4 * p);
+        let ctl = Shared::of(&FIFO_CONTROL);
+        let head_at = FIFO_HEAD + 4 * FIFO_DEFAULT_PRIORITY;
+        if ctl.r32(head_at) == port {
+            ctl.w32(head_at, word & FIFO_LINK_MASK);
+        }
+        if ctl.r32(head_at) == 0 {
+            ctl.w32(0, ctl.r32(0) & !(1 << FIFO_DEFAULT_PRIORITY));
+        }
+        words.w32(4 * p, word & !(FIFO_PENDING | FIFO_LINKED | FIFO_LINK_MASK));
+    } else {
+        let si = Shared::of(&SHARED_INFO);
+        let at = SI_PENDING + p / 64 * 8;
+        si.w64(at, si.r64(at) & !(1 << (p % 64)));
+    }
+    true
+}
+
+/// Waits (in WFI, IRQs let in) until `port` is pending and consumes it;
+/// false after `timeout` ticks. Relies on the upcall to end each WFI, so a
+/// lost upcall shows as a timeout.
+pub fn wait_event(port: u32, timeout: u64) -> bool {
+    let start = arch::ticks();
+    loop {
+        arch::irq_disable();
+        if consume(port) {
+            return true;
+        }
+        if arch::ticks().wrapping_sub(start) > timeout {
+            return false;
+        }
+        arch::wfi();
+        arch::irq_enable();
+    }
+}
+
+/// `EVTCHNOP_send`.
+pub fn send(port: u32) -> i64 {
+    let mut a = Arg::<4>::new();
+    a.set32(0, port);
+    evtchn_op(evtchnop::SEND, &mut a)
+}
+
+/// `EVTCHNOP_close`.
+pub fn close(port: u32) -> i64 {
+    let mut a = Arg::<4>::new();
+    a.set32(0, port);
+    evtchn_op(evtchnop::CLOSE, &mut a)
+}
+
+/// `EVTCHNOP_alloc_unbound{DOMID_SELF, remote}`: the new port.
+pub fn alloc_unbound(remote: u16) -> Result<u32, i64> {
+    let mut a = Arg::<8>::new();
+    a.set16(0, DOMID_SELF).set16(2, remote);
+    match evtchn_op(evtchnop::ALLOC_UNBOUND, &mut a) {
+        0 => Ok(a.get32(4)),
+        e => Err(e),
+    }
+}
+
+/// `EVTCHNOP_bind_interdomain{remote_dom, remote_port}`: the local port.
+pub fn bind_interdomain(dom: u16, port: u32) -> Result<u32, i64> {
+    let mut a = Arg::<12>::new();
+    a.set16(0, dom).set32(4, port);
+    match evtchn_op(evtchnop::BIND_INTERDOMAIN, &mut a) {
+        0 => Ok(a.get32(8)),
+        e => Err(e),
+    }
+}
+
+/// `EVTCHNOP_bind_ipi{vcpu}`: the port.
+pub fn bind_ipi(vcpu: u32) -> Result<u32, i64> {
+    let mut a = Arg::<8>::new();
+    a.set32(0, vcpu);
+    match evtchn_op(evtchnop::BIND_IPI, &mut a) {
+        0 => Ok(a.get32(4)),
+        e => Err(e),
+    }
+}
+
+/// `EVTCHNOP_bind_virq{virq, vcpu}`: the port.
+pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, i64> {
+    let mut a = Arg::<12>::new();
+    a.set32(0, virq).set32(4, vcpu);
+    match evtchn_op(evtchnop::BIND_VIRQ, &mut a) {
+        0 => Ok(a.get32(8)),
+        e => Err(e),
+    }
+}
+
+/// What `EVTCHNOP_status` says about a port of this domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub status: u32,
+    pub vcpu: u32,
+    /// `unbound.dom` / `interdomain.dom`.
+    pub dom: u16,
+    /// `interdomain.port`.
+    pub port: u32,
+}
+
+/// `EVTCHNOP_status{DOMID_SELF, port}`.
+pub fn status(port: u32) -> Result<Status, i64> {
+    let mut a = Arg::<24>::new();
+    a.set16(0, DOMID_SELF).set32(4, port);
+    match evtchn_op(evtchnop::STATUS, &mut a) {
+        0 => Ok(Status {
+            status: a.get32(8),
+            vcpu: a.get32(12),
+            dom: a.get16(16),
+            port: a.get32(20),
+        }),
+        e => Err(e),
+    }
+}
+
+/// `XENMEM_add_to_physmap{DOMID_SELF, space, idx, gpfn}`.
+pub fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> i64 {
+    let mut a = Arg::<24>::new();
+    a.set16(0, DOMID_SELF)
+        .set32(4, space)
+        .set64(8, idx)
+        .set64(16, gpfn);
+    call(nr::MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut a)
+}
+
+/// `EVTCHNOP_init_control{control_gfn, 0, vcpu 0}` then
+/// `EVTCHNOP_expand_array{array_gfn}`: FIFO from now on. The link bits on
+/// success, or which call failed and its result.
+pub fn init_fifo() -> Result<u8, (&'static str, i64)> {
+    let mut a = Arg::<24>::new();
+    a.set64(0, FIFO_CONTROL.gfn()).set32(8, 0).set32(12, 0);
+    let r = evtchn_op(evtchnop::INIT_CONTROL, &mut a);
+    if r != 0 {
+        return Err(("init_control", r));
+    }
+    let link_bits = a.0[16];
+    use_fifo();
+    let mut e = Arg::<8>::new();
+    e.set64(0, FIFO_ARRAY.gfn());
+    let r = evtchn_op(evtchnop::EXPAND_ARRAY, &mut e);
+    if r != 0 {
+        return Err(("expand_array", r));
+    }
+    Ok(link_bits)
+}
