@@ -16,6 +16,7 @@
 //! Each command first installs what it is missing (the pinned toolchain and
 //! target, `qemu-system-arm`, `device-tree-compiler`).
 
+mod bench;
 mod configs;
 mod cpio;
 mod debian;
@@ -183,7 +184,8 @@ const USAGE: &str = "usage: cargo xtask <build|run|guests|test> [options]
   run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check]
          [--image FILE]
   guests [--refresh]
-  test   [--no-qemu]";
+  test   [--no-qemu]
+  bench  [--reps N] [--only PREFIX] [--no-sizes]   (docs/performance.md)";
 
 /// `cargo xtask run` after the build options.
 fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
@@ -300,6 +302,7 @@ fn real_main() -> Result<(), String> {
             }
             test::run_all(qemu)
         }
+        "bench" => bench::run(args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
