@@ -305,6 +305,7 @@ const FIFO_HEAD: usize = 8;
 
 /// Events now arrive through the FIFO ABI.
 pub fn use_fifo() {
+    FIFO_NEXT.store(0, Ordering::Release);
     FIFO.store(1, Ordering::Release);
 }
 
@@ -329,45 +330,117 @@ pub fn pending(port: u32) -> bool {
 /// in flight per port, so the hypervisor does not touch these words while
 /// the guest does (and exclusives are not reliable with the MMU off).
 pub fn consume(port: u32) -> bool {
+    if is_fifo() {
+        return fifo_consume(port);
+    }
     if !pending(port) {
         return false;
     }
     let p = port as usize;
-    if is_fifo() {
-        let words = Shared::of(&FIFO_ARRAY);
-        let word = words.r32(4 * p);
-        let ctl = Shared::of(&FIFO_CONTROL);
-        let head_at = FIFO_HEAD + 4 * FIFO_DEFAULT_PRIORITY;
-        if ctl.r32(head_at) == port {
-            ctl.w32(head_at, word & FIFO_LINK_MASK);
-        }
-        if ctl.r32(head_at) == 0 {
-            ctl.w32(0, ctl.r32(0) & !(1 << FIFO_DEFAULT_PRIORITY));
-        }
-        words.w32(4 * p, word & !(FIFO_PENDING | FIFO_LINKED | FIFO_LINK_MASK));
-    } else {
-        let si = Shared::of(&SHARED_INFO);
-        let at = SI_PENDING + p / 64 * 8;
-        si.w64(at, si.r64(at) & !(1 << (p % 64)));
-    }
+    let si = Shared::of(&SHARED_INFO);
+    let at = SI_PENDING + p / 64 * 8;
+    si.w64(at, si.r64(at) & !(1 << (p % 64)));
     true
+}
+
+/// The next event to take off the default-priority queue, 0 when the
+/// guest has reached its end (the next head then comes from the control
+/// block). Like Linux, the guest keeps its place in the queue itself and
+/// never writes the control block's `head`.
+static FIFO_NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// The FIFO side of [`consume`]: walks the default-priority queue as a
+/// guest must, from the head the hypervisor published, unlinking each
+/// event, until it meets `port` pending.
+///
+/// A PENDING bit alone is not enough to take an event: the hypervisor sets
+/// it first, then links the event and writes the queue head, and sets the
+/// `ready` bit last. An event taken between those steps leaves `ready`
+/// set with nothing behind it, and the next event's upcall is never sent
+/// (`ready` does not change), so only queued events are consumed. Ports
+/// other than `port` met on the way are unlinked and stay PENDING.
+fn fifo_consume(port: u32) -> bool {
+    let words = Shared::of(&FIFO_ARRAY);
+    let ctl = Shared::of(&FIFO_CONTROL);
+    let bit = 1u32 << FIFO_DEFAULT_PRIORITY;
+    loop {
+        let mut head = FIFO_NEXT.load(Ordering::Acquire);
+        if head == 0 {
+            if ctl.r32(0) & bit == 0 {
+                return false;
+            }
+            head = ctl.r32(FIFO_HEAD + 4 * FIFO_DEFAULT_PRIORITY);
+            if head == 0 || head >= 1024 {
+                return false;
+            }
+        }
+        let at = 4 * head as usize;
+        let word = words.r32(at);
+        let next = word & FIFO_LINK_MASK;
+        if next == 0 {
+            // The end of the queue: `ready` goes before LINKED, so that an
+            // event queued after this one is seen as a new head and sets
+            // `ready` again (raising the upcall).
+            ctl.w32(0, ctl.r32(0) & !bit);
+        }
+        let mine = head == port && word & FIFO_PENDING != 0;
+        let keep = if mine { 0 } else { word & FIFO_PENDING };
+        words.w32(
+            at,
+            (word & !(FIFO_PENDING | FIFO_LINKED | FIFO_LINK_MASK)) | keep,
+        );
+        FIFO_NEXT.store(next, Ordering::Release);
+        if mine {
+            return true;
+        }
+    }
 }
 
 /// Waits (in WFI, IRQs let in) until `port` is pending and consumes it;
 /// false after `timeout` ticks. Relies on the upcall to end each WFI, so a
 /// lost upcall shows as a timeout.
+///
+/// The virtual timer is armed for what is left of `timeout` before each
+/// WFI, so a lost upcall ends as a reported timeout, not a hung guest.
 pub fn wait_event(port: u32, timeout: u64) -> bool {
     let start = arch::ticks();
-    loop {
+    let got = loop {
         arch::irq_disable();
         if consume(port) {
-            return true;
+            break true;
         }
-        if arch::ticks().wrapping_sub(start) > timeout {
-            return false;
+        let waited = arch::ticks().wrapping_sub(start);
+        if waited > timeout {
+            break false;
         }
+        arch::vtimer::arm(timeout - waited + 1);
         arch::wfi();
         arch::irq_enable();
+    };
+    arch::vtimer::stop();
+    got
+}
+
+/// What the guest sees of `port` and its upcall, for a failure message:
+/// the event word (FIFO) or pending bit (2-level), the FIFO `ready` bits
+/// and queue head, and `vcpu_info`'s `evtchn_upcall_pending`.
+pub fn describe(port: u32) -> crate::msg::Msg {
+    let up = vcpu_info().map_or(0xff, |vi| vi.r8(VI_UPCALL_PENDING));
+    if is_fifo() {
+        let p = port as usize;
+        let word = if p < 1024 {
+            Shared::of(&FIFO_ARRAY).r32(4 * p)
+        } else {
+            0
+        };
+        let ctl = Shared::of(&FIFO_CONTROL);
+        crate::msg!(
+            "event word {word:#x}, ready {:#x}, head {}, upcall_pending {up}",
+            ctl.r32(0),
+            ctl.r32(FIFO_HEAD + 4 * FIFO_DEFAULT_PRIORITY)
+        )
+    } else {
+        crate::msg!("pending {}, upcall_pending {up}", pending(port))
     }
 }
 

@@ -748,7 +748,8 @@ fn ping_pong(ch: &Channel, rounds: u32) -> Verdict {
     if ch.ping {
         ensure!(
             xen::wait_event(ch.port, ms(MEET_MS)),
-            "the peer did not say it was ready within {MEET_MS} ms"
+            "the peer did not say it was ready within {MEET_MS} ms ({})",
+            xen::describe(ch.port)
         );
         start = arch::ticks();
         for i in 0..rounds {
@@ -756,7 +757,9 @@ fn ping_pong(ch: &Channel, rounds: u32) -> Verdict {
             ensure!(r == 0, "send({}) returned {r} in round {i}", ch.port);
             ensure!(
                 xen::wait_event(ch.port, ms(STEP_MS)),
-                "round {i} of {rounds}: no answer within {STEP_MS} ms"
+                "round {i} of {rounds}: no answer within {STEP_MS} ms ({}; upcalls taken {})",
+                xen::describe(ch.port),
+                gic::count(0, gic::EVTCHN_PPI)
             );
         }
     } else {
@@ -767,7 +770,9 @@ fn ping_pong(ch: &Channel, rounds: u32) -> Verdict {
             let wait = if i == 0 { MEET_MS } else { STEP_MS };
             ensure!(
                 xen::wait_event(ch.port, ms(wait)),
-                "round {i} of {rounds}: no event within {wait} ms"
+                "round {i} of {rounds}: no event within {wait} ms ({}; upcalls taken {})",
+                xen::describe(ch.port),
+                gic::count(0, gic::EVTCHN_PPI)
             );
             let r = xen::send(ch.port);
             ensure!(r == 0, "send({}) returned {r} in round {i}", ch.port);
