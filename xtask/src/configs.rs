@@ -319,8 +319,6 @@ pub struct Prepared {
     pub peer: Peer,
     pub machine: Machine,
     pub want: Want,
-    /// Features the image needs for this config (its `requires:` line).
-    pub requires: Vec<String>,
     /// The merged source the DTB was compiled from, for people.
     pub dts: PathBuf,
 }
@@ -499,7 +497,6 @@ fn prepare_in(
         peer,
         machine,
         want: expect.for_peer(peer, &domain_names),
-        requires: expect.requires.clone(),
         dts: final_dts,
     })
 }

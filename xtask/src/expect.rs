@@ -72,6 +72,15 @@ pub struct Expect {
     /// Oxen cargo features an image needs for this config to apply
     /// (`requires: evtchn gnttab`); an image without them skips it.
     pub requires: Vec<String>,
+    /// Oxen cargo features an image must *lack* for this config to apply
+    /// (`without: evtchn`): the config states what such an image does.
+    /// Xen has every interface, so it skips these configs.
+    pub without: Vec<String>,
+    /// The peers the config runs on (`peer: oxen`); empty for every peer.
+    pub peers: Vec<Peer>,
+    /// Text the hypervisor must panic with (`panic on xen: …`): the run
+    /// passes only if it panics, after printing every expected line.
+    pub panics: Vec<Rule>,
     pub lines: Vec<Rule>,
     pub absent: Vec<Rule>,
     pub cases: Vec<CasesRule>,
@@ -90,6 +99,9 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
     let mut end_given = false;
     let mut limit = None;
     let mut requires = Vec::new();
+    let mut without = Vec::new();
+    let mut peers: Vec<Peer> = Vec::new();
+    let mut panics = Vec::new();
     let mut lines = Vec::new();
     let mut absent = Vec::new();
     let mut cases = Vec::new();
@@ -100,9 +112,7 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         }
         let mut err = |msg: String| errors.push(format!("{file}:{}: {msg}", n + 1));
         let Some((key, value)) = line.split_once(':') else {
-            err(format!(
-                "`{line}` is not `KEY: VALUE` (KEY is end, limit, requires, cases, not or a domain name)"
-            ));
+            err(format!("`{line}` is not `KEY: VALUE` (KEY is {KEYS})"));
             continue;
         };
         let value = value.trim().to_string();
@@ -117,16 +127,32 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
             None => (key.trim(), None),
         };
         if key.is_empty() || key.contains(char::is_whitespace) {
-            err(format!(
-                "`{key}` is not a key (expected end, limit, requires, cases, not or a domain name)"
-            ));
+            err(format!("`{key}` is not a key (expected {KEYS})"));
             continue;
         }
         match key {
+            "requires" | "without" if peer.is_none() && value.is_empty() => {
+                err(format!("`{key}:` names no feature (e.g. `{key}: evtchn`)"))
+            }
             "requires" if peer.is_none() => {
                 requires.extend(value.split_whitespace().map(String::from));
             }
-            "end" | "limit" | "requires" if peer.is_some() => {
+            "without" if peer.is_none() => {
+                without.extend(value.split_whitespace().map(String::from));
+            }
+            "peer" if peer.is_none() => {
+                if value.is_empty() {
+                    err("`peer:` names no peer (e.g. `peer: oxen`)".into());
+                }
+                for name in value.split_whitespace() {
+                    match Peer::parse(name) {
+                        Ok(p) if !peers.contains(&p) => peers.push(p),
+                        Ok(_) => {}
+                        Err(e) => err(format!("peer: {e}")),
+                    }
+                }
+            }
+            "end" | "limit" | "requires" | "without" | "peer" if peer.is_some() => {
                 err(format!("`{key}` applies to every peer; drop the `on`"))
             }
             "end" => {
@@ -164,6 +190,11 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
                 Err(e) => err(e),
             },
             _ if value.is_empty() => err(format!("`{key}:` has no text to look for")),
+            "panic" => panics.push(Rule {
+                domain: None,
+                peer,
+                text: value,
+            }),
             "not" => absent.push(Rule {
                 domain: None,
                 peer,
@@ -188,11 +219,17 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         end: end.unwrap_or(End::PowerOff),
         limit: limit.unwrap_or(DEFAULT_LIMIT),
         requires,
+        without,
+        peers,
+        panics,
         lines,
         absent,
         cases,
     })
 }
+
+/// The keys an `.expect` line may start with, for error messages.
+const KEYS: &str = "end, limit, requires, without, peer, cases, panic, not or a domain name";
 
 /// The value of a `cases:` rule: `DOMAIN all` or `DOMAIN all, at least N`.
 fn parse_cases(value: &str) -> Result<(String, usize), String> {
@@ -229,17 +266,65 @@ impl Expect {
         v
     }
 
+    /// Why this config does not run on `peer` with an image built with
+    /// `features`, or `None` when it does. Xen has every interface, so
+    /// `requires:` always holds there and a `without:` config never
+    /// applies.
+    pub fn skip_reason(&self, peer: Peer, features: &[String]) -> Option<String> {
+        if !self.peers.is_empty() && !self.peers.contains(&peer) {
+            let only: Vec<&str> = self.peers.iter().map(|p| p.name()).collect();
+            return Some(format!("runs only on {} (`peer:`)", only.join(", ")));
+        }
+        if peer == Peer::Xen {
+            return (!self.without.is_empty()).then(|| {
+                format!(
+                    "states what an image without {} does; Xen has every interface",
+                    self.without.join(", ")
+                )
+            });
+        }
+        let missing: Vec<&str> = self
+            .requires
+            .iter()
+            .filter(|f| !features.contains(f))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Some(format!(
+                "needs features this image lacks: {}",
+                missing.join(", ")
+            ));
+        }
+        let present: Vec<&str> = self
+            .without
+            .iter()
+            .filter(|f| features.contains(f))
+            .map(String::as_str)
+            .collect();
+        (!present.is_empty())
+            .then(|| format!("applies only to images without {}", present.join(", ")))
+    }
+
     /// What a run on `peer` must show. Under Xen a domain's power-off
     /// leaves Xen idling rather than ending QEMU, so a power-off ending
-    /// becomes "stop once every line appeared".
+    /// becomes "stop once every line appeared"; so does any run that must
+    /// end in a panic (Xen reboots a few seconds after one).
     pub fn for_peer(&self, peer: Peer, domains: &[String]) -> Want {
         let applies = |r: &&Rule| r.peer.is_none_or(|p| p == peer);
+        let panic: Vec<String> = self
+            .panics
+            .iter()
+            .filter(applies)
+            .map(|r| r.text.clone())
+            .collect();
         Want {
             peer,
             end: match (self.end, peer) {
+                _ if !panic.is_empty() => End::Running,
                 (End::PowerOff, Peer::Xen) => End::Running,
                 (e, _) => e,
             },
+            panic,
             limit: self.limit,
             domains: domains.to_vec(),
             lines: self
@@ -278,6 +363,9 @@ pub struct Want {
     /// Domains running a test guest, each with the fewest cases it must
     /// pass.
     pub cases: Vec<(String, usize)>,
+    /// Text the hypervisor's panic message must contain; empty when the
+    /// run must not panic.
+    pub panic: Vec<String>,
 }
 
 /// Text that always fails a run, wherever it appears.
@@ -287,6 +375,31 @@ const FATAL: &[(&str, &str)] = &[
     ("Panic on CPU", "Xen panicked"),
     ("Kernel panic", "a guest kernel panicked"),
 ];
+
+/// How each hypervisor starts its panic report; the message follows.
+const HYPERVISOR_PANIC: &[&str] = &["*** PANIC", "Panic on CPU"];
+
+impl Want {
+    /// The console from the hypervisor's panic report on, if it panicked.
+    fn panic_report<'a>(&self, log: &'a str) -> Option<&'a str> {
+        HYPERVISOR_PANIC
+            .iter()
+            .filter_map(|marker| log.find(marker))
+            .min()
+            .map(|at| &log[at..])
+    }
+
+    /// The expected panic text not (yet) in the hypervisor's panic report;
+    /// all of it when there was no panic.
+    fn missing_panic(&self, log: &str) -> Vec<&str> {
+        let report = self.panic_report(log).unwrap_or("");
+        self.panic
+            .iter()
+            .filter(|t| report.is_empty() || !report.contains(t.as_str()))
+            .map(String::as_str)
+            .collect()
+    }
+}
 
 impl Want {
     /// The expected lines not yet in `log`. A line listed k times must
@@ -414,6 +527,7 @@ impl Want {
     /// its closing line: when a run that keeps going can be stopped.
     pub fn complete(&self, log: &str) -> bool {
         self.missing(log).is_empty()
+            && self.missing_panic(log).is_empty()
             && self
                 .cases
                 .iter()
@@ -499,7 +613,11 @@ pub fn check(out: &Outcome, want: &Want) -> Vec<String> {
     if out.faulted {
         problems.push("stopped early: the hypervisor reported a fault".into());
     }
+    let panic_expected = !want.panic.is_empty();
     for (text, what) in FATAL {
+        if panic_expected && HYPERVISOR_PANIC.contains(text) {
+            continue;
+        }
         if let Some(l) = out.log.lines().find(|l| l.contains(text)) {
             problems.push(format!("{what}: {}", l.trim()));
         }
@@ -516,8 +634,26 @@ pub fn check(out: &Outcome, want: &Want) -> Vec<String> {
     for (d, at_least) in &want.cases {
         problems.extend(want.case_problems(out, d, *at_least));
     }
+    let panicked = want.panic_report(&out.log).is_some();
+    if panic_expected {
+        let missing = want.missing_panic(&out.log);
+        if !panicked {
+            problems.push(format!(
+                "the hypervisor did not panic (expected a panic with \"{}\")",
+                want.panic.join("\", \"")
+            ));
+        } else {
+            for text in missing {
+                problems.push(format!(
+                    "the hypervisor panicked, but its report lacks \"{text}\""
+                ));
+            }
+        }
+    }
     let secs = out.elapsed.as_secs_f64();
     match want.end {
+        // Once it has panicked the hypervisor may reset the machine.
+        End::Running if panic_expected && panicked && !out.timed_out => {}
         End::PowerOff if out.timed_out => {
             problems.push(format!("hung: no power-off within {secs:.0} s"))
         }
@@ -721,6 +857,7 @@ not on oxen: unhandled
             limit: Duration::from_secs(1),
             absent: vec![],
             cases: vec![],
+            panic: vec![],
         };
         assert_eq!(
             want.missing("(d1) oxen-init: domU1 reached init\n").len(),
@@ -961,5 +1098,149 @@ cases on xen: domU2 all
         let both = format!("{d1}(XEN) DOM2: TEST a PASS\n(XEN) DOM2: 1 passed, 0 failed\n");
         assert!(want.complete(&both));
         assert!(check(&outcome(&both, None), &want).is_empty());
+    }
+    const MATRIX: &str = "\
+end: power-off
+without: evtchn
+requires: gnttab
+peer: oxen
+domU1 on oxen: (oxen) boot stopped
+panic on xen: requires dom0
+";
+
+    fn features(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn without_requires_and_peer_read_into_the_expectation() {
+        let e = parse(MATRIX, "m").unwrap();
+        assert_eq!(e.without, ["evtchn"]);
+        assert_eq!(e.requires, ["gnttab"]);
+        assert_eq!(e.peers, [Peer::Oxen]);
+        assert_eq!(e.panics[0].peer, Some(Peer::Xen));
+        assert_eq!(e.panics[0].text, "requires dom0");
+    }
+
+    #[test]
+    fn a_without_config_applies_only_to_images_lacking_every_feature_named() {
+        let e = parse("end: power-off\nwithout: evtchn gnttab\n", "m").unwrap();
+        assert_eq!(
+            e.skip_reason(Peer::Oxen, &features(&["extended-regions"])),
+            None
+        );
+        assert_eq!(e.skip_reason(Peer::Oxen, &[]), None);
+        let why = e
+            .skip_reason(Peer::Oxen, &features(&["gnttab", "extended-regions"]))
+            .unwrap();
+        assert_eq!(why, "applies only to images without gnttab");
+    }
+
+    #[test]
+    fn requires_and_without_together_pick_the_images_between() {
+        let e = parse(MATRIX, "m").unwrap();
+        assert_eq!(e.skip_reason(Peer::Oxen, &features(&["gnttab"])), None);
+        assert_eq!(
+            e.skip_reason(Peer::Oxen, &[]).unwrap(),
+            "needs features this image lacks: gnttab"
+        );
+        assert!(
+            e.skip_reason(Peer::Oxen, &features(&["evtchn", "gnttab"]))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn xen_skips_without_configs_and_configs_for_other_peers_only() {
+        let without = parse("end: power-off\nwithout: evtchn\n", "m").unwrap();
+        assert!(
+            without
+                .skip_reason(Peer::Xen, &[])
+                .unwrap()
+                .contains("Xen has every interface")
+        );
+        let oxen_only = parse("end: power-off\npeer: oxen\n", "m").unwrap();
+        assert_eq!(
+            oxen_only.skip_reason(Peer::Xen, &[]).unwrap(),
+            "runs only on oxen (`peer:`)"
+        );
+        let needs = parse("end: power-off\nrequires: evtchn gnttab\n", "m").unwrap();
+        assert_eq!(needs.skip_reason(Peer::Xen, &[]), None);
+    }
+
+    #[test]
+    fn matrix_keys_refuse_a_peer_an_unknown_peer_and_an_empty_value() {
+        let errs = parse(
+            "end: power-off\nwithout on xen: evtchn\npeer: kvm\nwithout:\npeer:\n",
+            "m.expect",
+        )
+        .unwrap_err();
+        assert_eq!(errs.len(), 4, "{errs:#?}");
+        assert!(errs[0].contains("`without` applies to every peer"));
+        assert!(errs[1].contains("unknown peer \"kvm\""));
+        assert!(errs[2].contains("`without:` names no feature"));
+        assert!(errs[3].contains("`peer:` names no peer"));
+    }
+
+    const XEN_PANIC: &str = "\
+(XEN) Xen dom0less mode detected
+(XEN) ****************************************
+(XEN) Panic on CPU 0:
+(XEN) At the moment, Xenstore support requires dom0 to be present
+(XEN) ****************************************
+";
+
+    fn panic_want() -> Want {
+        parse(MATRIX, "m")
+            .unwrap()
+            .for_peer(Peer::Xen, &["domU1".to_string()])
+    }
+
+    #[test]
+    fn an_expected_panic_passes_and_stops_the_run_once_seen() {
+        let want = panic_want();
+        assert_eq!(want.end, End::Running);
+        assert!(!want.complete("(XEN) Xen dom0less mode detected\n"));
+        assert!(want.complete(XEN_PANIC));
+        assert_eq!(
+            check(&outcome(XEN_PANIC, None), &want),
+            Vec::<String>::new()
+        );
+        // Xen resets the machine a few seconds after its panic.
+        assert_eq!(
+            check(&outcome(XEN_PANIC, Some(0)), &want),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_missing_or_different_panic_turns_the_run_red() {
+        let want = panic_want();
+        let mut calm = outcome("(XEN) Xen dom0less mode detected\n", None);
+        calm.timed_out = true;
+        let p = check(&calm, &want);
+        assert!(
+            p[0].starts_with(
+                "the hypervisor did not panic (expected a panic with \"requires dom0\")"
+            ),
+            "{p:#?}"
+        );
+        let other = XEN_PANIC.replace("requires dom0", "is unwell");
+        let p = check(&outcome(&other, None), &want);
+        assert_eq!(
+            p,
+            ["the hypervisor panicked, but its report lacks \"requires dom0\""]
+        );
+    }
+
+    #[test]
+    fn a_panic_stays_fatal_where_none_is_expected() {
+        let want = parse(MATRIX, "m")
+            .unwrap()
+            .for_peer(Peer::Oxen, &["domU1".to_string()]);
+        assert!(want.panic.is_empty());
+        let log = "(oxen) boot stopped\n(oxen) *** PANIC on CPU0: x\n";
+        let p = check(&outcome(log, Some(0)), &want);
+        assert_eq!(p, ["Oxen panicked: (oxen) *** PANIC on CPU0: x"]);
     }
 }

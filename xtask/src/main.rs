@@ -184,7 +184,7 @@ const USAGE: &str = "usage: cargo xtask <build|run|guests|test> [options]
   run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check]
          [--image FILE]
   guests [--refresh]
-  test   [--no-qemu]
+  test   [--no-qemu] [--peer oxen|xen]
   bench  [--reps N] [--only PREFIX] [--no-sizes]   (docs/performance.md)";
 
 /// `cargo xtask run` after the build options.
@@ -296,11 +296,8 @@ fn real_main() -> Result<(), String> {
             Ok(())
         }
         "test" => {
-            let qemu = !args.iter().any(|a| a == "--no-qemu");
-            if let Some(a) = args.iter().find(|a| *a != "--no-qemu") {
-                return Err(format!("unknown option {a}\n{USAGE}"));
-            }
-            test::run_all(qemu)
+            let opts = test::Options::parse(&args).map_err(|e| format!("{e}\n{USAGE}"))?;
+            test::run(&opts)
         }
         "bench" => bench::run(args),
         "-h" | "--help" | "help" => {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::configs;
-use crate::expect::Peer;
+use crate::expect::{self, Expect, Peer, Want};
 use crate::qemu::{self, Machine, Outcome};
 use crate::{BuildSpec, build, cargo, root, run_cmd, setup};
 
@@ -145,8 +145,55 @@ fn board_features(board: &str) -> Result<BoardFeatures, String> {
     Ok(parse_features(&text))
 }
 
-pub fn run_all(with_qemu: bool) -> Result<(), String> {
+/// What `cargo xtask test` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Boot images in QEMU (`--no-qemu` turns it off).
+    pub qemu: bool,
+    /// The hypervisor the configs boot on (`--peer xen`: the differential
+    /// run, every config on Xen 4.20 instead of the Oxen matrix).
+    pub peer: Peer,
+}
+
+impl Options {
+    /// Reads `cargo xtask test`'s options: `--no-qemu`, `--peer oxen|xen`.
+    pub fn parse(args: &[String]) -> Result<Self, String> {
+        let mut opts = Options {
+            qemu: true,
+            peer: Peer::Oxen,
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--no-qemu" => opts.qemu = false,
+                "--peer" => {
+                    opts.peer = Peer::parse(it.next().ok_or("--peer needs a name (oxen or xen)")?)?
+                }
+                other => {
+                    return Err(format!(
+                        "unknown option {other} (expected --no-qemu or --peer oxen|xen)"
+                    ));
+                }
+            }
+        }
+        if !opts.qemu && opts.peer == Peer::Xen {
+            return Err("--peer xen boots configs in QEMU, so it cannot go with --no-qemu".into());
+        }
+        Ok(opts)
+    }
+}
+
+/// Runs `cargo xtask test`: on Oxen every check and the QEMU matrix; with
+/// `--peer xen` every config on Xen 4.20 (the lints and unit tests are
+/// Oxen's, so that run skips them).
+pub fn run(opts: &Options) -> Result<(), String> {
     step("toolchain", setup::ensure_toolchain)?;
+    if opts.peer == Peer::Xen {
+        step("QEMU tools", setup::ensure_host_tools)?;
+        let mut tally = Tally::default();
+        xen_configs(&mut tally)?;
+        return tally.finish();
+    }
     step("rustfmt", || {
         run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
@@ -159,6 +206,7 @@ pub fn run_all(with_qemu: bool) -> Result<(), String> {
         }
         run_cmd(c.args(["--", "-D", "warnings"]))
     })?;
+    let mut tally = Tally::default();
     for b in &boards {
         let feats = board_features(b)?;
         for set in powerset(&feats.all) {
@@ -178,9 +226,10 @@ pub fn run_all(with_qemu: bool) -> Result<(), String> {
                     run_cmd(c.args(["--", "-D", "warnings"]))
                 },
             )?;
+            tally.built += 1;
         }
     }
-    if with_qemu {
+    if opts.qemu {
         // Host tests compile device trees with dtc.
         step("QEMU tools", setup::ensure_host_tools)?;
     }
@@ -196,115 +245,198 @@ pub fn run_all(with_qemu: bool) -> Result<(), String> {
         }
         run_cmd(&mut c)
     })?;
-    if with_qemu {
-        let (passed, failed) = qemu_tests(&boards)?;
-        let (cpassed, cfailed) = config_tests()?;
-        let failed: Vec<String> = failed.into_iter().chain(cfailed).collect();
-        println!("qemu: {} passed, {} failed", passed + cpassed, failed.len());
-        if !failed.is_empty() {
-            return Err(format!("QEMU tests failed: {}", failed.join(", ")));
+    if !opts.qemu {
+        println!(
+            "matrix: {} cells built (feature sets x boards)",
+            tally.built
+        );
+        return Ok(());
+    }
+    eprintln!("\n==> QEMU matrix");
+    for b in &boards {
+        matrix(b, &mut tally)?;
+    }
+    tally.finish()
+}
+
+/// The feature sets whose images are booted: none, all, and all but each
+/// one (so every feature is seen missing from an otherwise full image).
+/// Each set is sorted; smallest first, no set twice.
+pub fn representative_sets(features: &[String]) -> Vec<Vec<String>> {
+    let mut all = features.to_vec();
+    all.sort();
+    let mut sets = vec![Vec::new(), all.clone()];
+    for f in &all {
+        sets.push(all.iter().filter(|g| *g != f).cloned().collect());
+    }
+    sets.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+    sets.dedup();
+    sets
+}
+
+/// How to build the image of a feature set: the board's defaults when the
+/// set is exactly them, so that image is shared with `cargo xtask run`.
+pub fn build_spec(board: &str, set: &[String], feats: &BoardFeatures) -> BuildSpec {
+    let mut default = feats.default.clone();
+    default.sort();
+    BuildSpec {
+        board: board.into(),
+        features: (set != default.as_slice()).then(|| set.to_vec()),
+        release: true,
+    }
+}
+
+/// A feature set as people read it: `none` or `evtchn+gnttab`.
+pub fn set_label(set: &[String]) -> String {
+    if set.is_empty() {
+        "none".into()
+    } else {
+        set.join("+")
+    }
+}
+
+/// The counts a run reports at the end, and what failed.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Feature sets x boards built (clippy-clean for the target).
+    pub built: usize,
+    /// QEMU runs: images booted with no domains, and image x config runs.
+    pub booted: usize,
+    /// `TEST … PASS` lines of test guests, summed over every run.
+    pub cases: usize,
+    pub passed: usize,
+    pub failed: Vec<String>,
+    pub skipped: usize,
+}
+
+impl Tally {
+    /// Counts one QEMU run, named `name`, with the problems found in it
+    /// (none when it passed), printing its verdict and, when it failed,
+    /// the problems and the console log.
+    pub fn record(&mut self, name: &str, out: &Outcome, problems: &[String], cases: usize) {
+        self.booted += 1;
+        self.cases += cases;
+        if problems.is_empty() {
+            println!("{name}: ok ({:.1} s)", out.elapsed.as_secs_f64());
+            self.passed += 1;
+        } else {
+            println!("{name}: FAILED");
+            for p in problems {
+                println!("    {p}");
+            }
+            println!("---- console log ----\n{}---- end ----", out.log);
+            self.failed.push(name.to_string());
+        }
+    }
+
+    /// The closing lines — the counts, then `qemu: N passed, M failed`,
+    /// last because CI reads it — and `Err` when any run failed.
+    pub fn finish(&self) -> Result<(), String> {
+        println!("{}", self.summary());
+        println!("qemu: {} passed, {} failed", self.passed, self.failed.len());
+        if self.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("QEMU tests failed: {}", self.failed.join(", ")))
+        }
+    }
+
+    /// `matrix: …`: cells built, cells booted, cases passed.
+    pub fn summary(&self) -> String {
+        format!(
+            "matrix: {} cells built (feature sets x boards), {} cells booted (images x configs; {} did not apply), {} cases passed",
+            self.built, self.booted, self.skipped, self.cases
+        )
+    }
+}
+
+/// The `TEST … PASS` lines the test guests of a run printed.
+fn cases_passed(want: &Want, out: &Outcome) -> usize {
+    want.cases
+        .iter()
+        .map(|(d, _)| want.guest_run(&out.log, d).passed.len())
+        .sum()
+}
+
+fn read_expect(name: &str) -> Result<Expect, String> {
+    let path = configs::dir().join(format!("{name}.expect"));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (every config states its outcome there)",
+            path.display()
+        )
+    })?;
+    expect::parse(&text, &format!("configs/{name}.expect")).map_err(|e| e.join("\n"))
+}
+
+/// One board's part of the matrix: each representative image booted with
+/// no domains on 2 and 4 CPUs (the subsystems registered must be exactly
+/// its features), then — for the board the configs are written for —
+/// every config that applies to the image, checked against its `.expect`.
+fn matrix(board: &str, tally: &mut Tally) -> Result<(), String> {
+    let feats = board_features(board)?;
+    let configs_board = BuildSpec::default().board;
+    let names = if board == configs_board {
+        configs::names()?
+    } else {
+        Vec::new()
+    };
+    let mut expects = Vec::new();
+    for name in &names {
+        expects.push((name.clone(), read_expect(name)?));
+    }
+    for set in representative_sets(&feats.all) {
+        let label = set_label(&set);
+        let spec = build_spec(board, &set, &feats);
+        let img = build(&spec)?;
+        for smp in [2, 4] {
+            let name = format!("QEMU {board}/{label}/smp{smp}");
+            let out = qemu::run_captured(&Machine::new(&img, smp), Duration::from_secs(60))?;
+            let problems = check_boot(
+                &out,
+                &BootExpectation {
+                    cpus: smp,
+                    subsystems: set.iter().cloned().collect(),
+                },
+            );
+            tally.record(&name, &out, &problems, 0);
+        }
+        for (name, expect) in &expects {
+            if let Some(why) = expect.skip_reason(Peer::Oxen, &set) {
+                println!("config {name} [{label}]: skipped ({why})");
+                tally.skipped += 1;
+                continue;
+            }
+            let prepared = configs::prepare(name, Peer::Oxen, &img, None)?;
+            let out = configs::run(&prepared)?;
+            let problems = configs::check(&prepared, &out);
+            let cases = cases_passed(&prepared.want, &out);
+            tally.record(&format!("config {name} [{label}]"), &out, &problems, cases);
         }
     }
     Ok(())
 }
 
-/// Boots each board with no features, its defaults and all features, on 2
-/// and 4 CPUs, and checks the boot log. Returns (passed, failed names).
-fn qemu_tests(boards: &[String]) -> Result<(usize, Vec<String>), String> {
-    let mut passed = 0;
-    let mut failed = Vec::new();
-    for b in boards {
-        let feats = board_features(b)?;
-        let mut sets: Vec<(String, Option<Vec<String>>, BTreeSet<String>)> = vec![
-            ("none".into(), Some(vec![]), BTreeSet::new()),
-            (
-                "default".into(),
-                None,
-                feats.default.iter().cloned().collect(),
-            ),
-            (
-                "all".into(),
-                Some(feats.all.clone()),
-                feats.all.iter().cloned().collect(),
-            ),
-        ];
-        sets.dedup_by(|a, b| a.2 == b.2 && a.1.is_some() && b.1.is_some());
-        for (label, features, subsystems) in sets {
-            let spec = BuildSpec {
-                board: b.clone(),
-                features,
-                release: true,
-            };
-            let img = build(&spec)?;
-            for smp in [2, 4] {
-                let name = format!("{b}/{label}/smp{smp}");
-                let out = qemu::run_captured(&Machine::new(&img, smp), Duration::from_secs(60))?;
-                let problems = check_boot(
-                    &out,
-                    &BootExpectation {
-                        cpus: smp,
-                        subsystems: subsystems.clone(),
-                    },
-                );
-                if problems.is_empty() {
-                    println!("QEMU {name}: ok ({:.1} s)", out.elapsed.as_secs_f64());
-                    passed += 1;
-                } else {
-                    println!("QEMU {name}: FAILED");
-                    for p in &problems {
-                        println!("    {p}");
-                    }
-                    println!("---- console log ----\n{}---- end ----", out.log);
-                    failed.push(name);
-                }
-            }
-        }
-    }
-    Ok((passed, failed))
-}
-
-/// Boots every config under `configs/` on Oxen (default features) and
-/// checks it against its `.expect`. A config whose `requires:` names a
-/// feature the image lacks is skipped and says so.
-fn config_tests() -> Result<(usize, Vec<String>), String> {
-    let spec = BuildSpec::default();
-    let feats = board_features(&spec.board)?;
-    let image = configs::image_for(Peer::Oxen, &spec)?;
-    let mut passed = 0;
-    let mut failed = Vec::new();
+/// The differential run: every config that applies to Xen, booted on Xen
+/// 4.20 from the same DTB and modules, checked against its expectations
+/// for Xen.
+fn xen_configs(tally: &mut Tally) -> Result<(), String> {
+    eprintln!("\n==> configs on Xen 4.20");
+    let image = configs::image_for(Peer::Xen, &BuildSpec::default())?;
     for name in configs::names()? {
-        let prepared = configs::prepare(&name, Peer::Oxen, &image, None)?;
-        let missing: Vec<&String> = prepared
-            .requires
-            .iter()
-            .filter(|f| !feats.default.contains(f))
-            .collect();
-        if !missing.is_empty() {
-            println!(
-                "config {name}: skipped (needs features not in the default image: {})",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        let expect = read_expect(&name)?;
+        if let Some(why) = expect.skip_reason(Peer::Xen, &[]) {
+            println!("config {name} [xen]: skipped ({why})");
+            tally.skipped += 1;
             continue;
         }
+        let prepared = configs::prepare(&name, Peer::Xen, &image, None)?;
         let out = configs::run(&prepared)?;
         let problems = configs::check(&prepared, &out);
-        if problems.is_empty() {
-            println!("config {name}: ok ({:.1} s)", out.elapsed.as_secs_f64());
-            passed += 1;
-        } else {
-            println!("config {name}: FAILED");
-            for p in &problems {
-                println!("    {p}");
-            }
-            println!("---- console log ----\n{}---- end ----", out.log);
-            failed.push(format!("config {name}"));
-        }
+        let cases = cases_passed(&prepared.want, &out);
+        tally.record(&format!("config {name} [xen]"), &out, &problems, cases);
     }
-    Ok((passed, failed))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -390,5 +522,176 @@ oxen-core.workspace = true
             + "(oxen) *** FAULT on CPU1: synchronous exception from EL2\n";
         let p = check_boot(&outcome(&log), &want());
         assert_eq!(p.len(), 2, "{p:?}");
+    }
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn representative_images_are_none_all_and_all_but_each_feature() {
+        let f = parse_features(MANIFEST);
+        let sets = representative_sets(&f.all);
+        assert_eq!(
+            sets,
+            [
+                strings(&[]),
+                strings(&["evtchn", "gnttab"]),
+                strings(&["evtchn", "xenstore"]),
+                strings(&["gnttab", "xenstore"]),
+                strings(&["evtchn", "gnttab", "xenstore"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn representative_images_never_repeat_a_set() {
+        assert_eq!(
+            representative_sets(&strings(&["evtchn"])),
+            [strings(&[]), strings(&["evtchn"])]
+        );
+        assert_eq!(representative_sets(&[]), [strings(&[])]);
+    }
+
+    #[test]
+    fn the_default_set_is_built_as_the_default_image() {
+        let f = parse_features(MANIFEST);
+        let spec = build_spec("qemu-virt", &strings(&["evtchn", "gnttab"]), &f);
+        assert_eq!(spec.features, None);
+        let spec = build_spec("qemu-virt", &strings(&["gnttab"]), &f);
+        assert_eq!(spec.features, Some(strings(&["gnttab"])));
+        assert_eq!(set_label(&[]), "none");
+        assert_eq!(set_label(&strings(&["evtchn", "gnttab"])), "evtchn+gnttab");
+    }
+
+    #[test]
+    fn test_options_read_no_qemu_and_the_peer() {
+        let o = Options::parse(&strings(&["--peer", "xen"])).unwrap();
+        assert_eq!(
+            o,
+            Options {
+                qemu: true,
+                peer: Peer::Xen
+            }
+        );
+        let o = Options::parse(&strings(&["--no-qemu"])).unwrap();
+        assert_eq!(
+            o,
+            Options {
+                qemu: false,
+                peer: Peer::Oxen
+            }
+        );
+        assert!(Options::parse(&strings(&["--peer"])).is_err());
+        assert!(
+            Options::parse(&strings(&["--peer", "kvm"]))
+                .unwrap_err()
+                .contains("kvm")
+        );
+        assert!(Options::parse(&strings(&["--no-qemu", "--peer", "xen"])).is_err());
+        assert!(
+            Options::parse(&strings(&["--fast"]))
+                .unwrap_err()
+                .contains("--fast")
+        );
+    }
+
+    /// A run of the ABI guest in one domain, checked as the matrix does.
+    fn guest_run(log: &str, status: Option<i32>, timed_out: bool) -> (Outcome, Want, Vec<String>) {
+        let want = expect::parse("end: power-off\ncases: domU1 all, at least 2\n", "g")
+            .unwrap()
+            .for_peer(Peer::Oxen, &strings(&["domU1"]));
+        let mut out = outcome(log);
+        out.status = status;
+        out.timed_out = timed_out;
+        let problems = expect::check(&out, &want);
+        (out, want, problems)
+    }
+
+    const GUEST_OK: &str =
+        "(d1) TEST dt.cpus PASS\n(d1) TEST psci.version PASS\n(d1) 2 passed, 0 failed\n";
+
+    #[test]
+    fn a_passing_guest_counts_its_cases_and_the_run_is_green() {
+        let (out, want, problems) = guest_run(GUEST_OK, Some(0), false);
+        let mut t = Tally::default();
+        t.record(
+            "config guest [all]",
+            &out,
+            &problems,
+            cases_passed(&want, &out),
+        );
+        assert_eq!((t.booted, t.passed, t.cases), (1, 1, 2));
+        assert!(t.finish().is_ok());
+    }
+
+    #[test]
+    fn a_failing_guest_case_turns_the_whole_run_red() {
+        let log = GUEST_OK
+            .replace("psci.version PASS", "psci.version FAIL PSCI_VERSION is 0x2")
+            .replace("2 passed, 0 failed", "1 passed, 1 failed");
+        let (out, want, problems) = guest_run(&log, Some(0), false);
+        let mut t = Tally::default();
+        t.record(
+            "config guest [none]",
+            &out,
+            &problems,
+            cases_passed(&want, &out),
+        );
+        assert_eq!(t.cases, 1);
+        let err = t.finish().unwrap_err();
+        assert_eq!(err, "QEMU tests failed: config guest [none]");
+    }
+
+    #[test]
+    fn a_hung_guest_turns_the_whole_run_red() {
+        let (out, _, problems) = guest_run("(d1) TEST dt.cpus PASS\n", None, true);
+        let mut t = Tally::default();
+        t.record("config guest [none]", &out, &problems, 1);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("domU1 hung after 1 case(s)"))
+        );
+        assert!(t.finish().is_err());
+    }
+
+    #[test]
+    fn a_missing_subsystem_turns_the_whole_run_red() {
+        let log = GOOD.replace("evtchn, gnttab", "gnttab");
+        let out = outcome(&log);
+        let mut t = Tally::default();
+        t.record(
+            "QEMU qemu-virt/all/smp2",
+            &out,
+            &check_boot(&out, &want()),
+            0,
+        );
+        t.record(
+            "QEMU qemu-virt/all/smp4",
+            &outcome(GOOD),
+            &check_boot(&outcome(GOOD), &want()),
+            0,
+        );
+        assert_eq!((t.booted, t.passed), (2, 1));
+        assert_eq!(
+            t.finish().unwrap_err(),
+            "QEMU tests failed: QEMU qemu-virt/all/smp2"
+        );
+    }
+
+    #[test]
+    fn the_summary_names_cells_built_booted_and_cases_passed() {
+        let t = Tally {
+            built: 8,
+            booted: 90,
+            cases: 1234,
+            passed: 90,
+            failed: vec![],
+            skipped: 25,
+        };
+        assert_eq!(
+            t.summary(),
+            "matrix: 8 cells built (feature sets x boards), 90 cells booted (images x configs; 25 did not apply), 1234 cases passed"
+        );
     }
 }
