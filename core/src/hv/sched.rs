@@ -386,7 +386,9 @@ fn idle_once() {
     }
     // WFI with IRQs still masked, so an interrupt that arrived after the
     // run-queue check above still ends the wait; then unmask briefly to
-    // take whatever is pending.
+    // take whatever is pending. The IRQ vector saves the general registers
+    // but not FP/SIMD: its handler is called like a C function, so the
+    // caller-saved registers (SIMD ones included) are declared clobbered.
     // SAFETY: the IRQ vector handles interrupts on this stack; nothing is
     // held across the WFI or while IRQs are unmasked.
     unsafe {
@@ -395,6 +397,7 @@ fn idle_once() {
             "msr daifclr, #2",
             "isb",
             "msr daifset, #2",
+            clobber_abi("C"),
             options(nostack)
         )
     };
