@@ -64,45 +64,14 @@ oxen_vectors:
     OXEN_GUEST_VENTRY 15
 
 oxen_exception_common:
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x19, [sp, #144]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
-    mrs     x1, elr_el2
-    mrs     x2, spsr_el2
-    stp     x30, x1, [sp, #240]
-    str     x2, [sp, #256]
+"#,
+    save_gprs_asm!(),
+    r#"
     mov     x1, sp
     bl      oxen_exception
-    ldp     x30, x1, [sp, #240]
-    ldr     x2, [sp, #256]
-    msr     elr_el2, x1
-    msr     spsr_el2, x2
-    ldp     x0, x1, [sp, #0]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldp     x18, x19, [sp, #144]
-    ldp     x20, x21, [sp, #160]
-    ldp     x22, x23, [sp, #176]
-    ldp     x24, x25, [sp, #192]
-    ldp     x26, x27, [sp, #208]
-    ldp     x28, x29, [sp, #224]
+"#,
+    restore_gprs_asm!(),
+    r#"
     add     sp, sp, #{frame}
     eret
 "#,
