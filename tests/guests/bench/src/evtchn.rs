@@ -6,65 +6,16 @@
 //! times exactly `EVTCHNOP_send` and the pending bit reaching the other
 //! domain's memory.
 
-use core::cell::UnsafeCell;
+use oxen_guest_common::msg;
+use oxen_guest_common::msg::Msg;
+use oxen_guest_common::xen::{FIFO_MASKED, FIFO_PENDING, Page, SI_MASK, SI_PENDING, Shared};
 
-use crate::msg::Msg;
-use crate::{arch, msg, xen};
+use crate::{arch, xen};
 
-/// A guest page the hypervisor maps over or reads (shared_info, the FIFO
-/// control block and event array).
-#[repr(C, align(4096))]
-struct Page(UnsafeCell<[u64; 512]>);
-
-// SAFETY: only vCPU 0 runs; the hypervisor's concurrent writes are
-// observed through volatile accesses only.
-unsafe impl Sync for Page {}
-
-impl Page {
-    const fn new() -> Self {
-        Self(UnsafeCell::new([0; 512]))
-    }
-
-    fn addr(&self) -> usize {
-        self.0.get() as usize
-    }
-
-    fn gfn(&self) -> u64 {
-        self.addr() as u64 >> 12
-    }
-}
-
+/// The guest pages the hypervisor maps over or reads.
 static SHARED_INFO: Page = Page::new();
 static FIFO_CONTROL: Page = Page::new();
 static FIFO_ARRAY: Page = Page::new();
-
-/// `shared_info`: the `evtchn_pending` and `evtchn_mask` words.
-const SI_PENDING: usize = 48;
-const SI_MASK: usize = 560;
-/// FIFO event word bits.
-const FIFO_PENDING: u32 = 1 << 31;
-const FIFO_MASKED: u32 = 1 << 30;
-
-fn read64(addr: usize) -> u64 {
-    // SAFETY: `addr` is an aligned word of one of the pages above, which
-    // live for the whole run and which Rust code only accesses this way.
-    unsafe { core::ptr::read_volatile(addr as *const u64) }
-}
-
-fn write64(addr: usize, v: u64) {
-    // SAFETY: as for `read64`.
-    unsafe { core::ptr::write_volatile(addr as *mut u64, v) }
-}
-
-fn read32(addr: usize) -> u32 {
-    // SAFETY: as for `read64`.
-    unsafe { core::ptr::read_volatile(addr as *const u32) }
-}
-
-fn write32(addr: usize, v: u32) {
-    // SAFETY: as for `read64`.
-    unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
-}
 
 /// The event-channel ABI to set up.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -107,16 +58,17 @@ impl Port {
                 }
                 xen::map_shared_info(SHARED_INFO.gfn())
                     .map_err(|e| msg!("add_to_physmap(shared_info) failed: {e}"))?;
-                let mask = SHARED_INFO.addr() + SI_MASK;
-                write64(mask, read64(mask) | 1 << port);
+                let si = Shared::of(&SHARED_INFO);
+                si.w64(SI_MASK, si.r64(SI_MASK) | 1 << port);
             }
             Abi::Fifo => {
                 if port >= 1024 {
                     return Err(msg!("port {port}: only ports below 1024 are supported"));
                 }
                 // Every event word starts masked, as Linux hands its pages over.
+                let words = Shared::of(&FIFO_ARRAY);
                 for i in 0..1024 {
-                    write32(FIFO_ARRAY.addr() + 4 * i, FIFO_MASKED);
+                    words.w32(4 * i, FIFO_MASKED);
                 }
                 xen::fifo_init_control(FIFO_CONTROL.gfn())
                     .map_err(|e| msg!("EVTCHNOP_init_control failed: {e}"))?;
@@ -127,29 +79,32 @@ impl Port {
         Ok(Self { abi, port })
     }
 
-    fn word(&self) -> usize {
+    /// The page and offset of the word that holds the port's pending bit.
+    fn word(&self) -> (Shared, usize) {
         match self.abi {
-            Abi::TwoLevel => SHARED_INFO.addr() + SI_PENDING + 8 * (self.port as usize / 64),
-            Abi::Fifo => FIFO_ARRAY.addr() + 4 * self.port as usize,
+            Abi::TwoLevel => (
+                Shared::of(&SHARED_INFO),
+                SI_PENDING + 8 * (self.port as usize / 64),
+            ),
+            Abi::Fifo => (Shared::of(&FIFO_ARRAY), 4 * self.port as usize),
         }
     }
 
     pub fn pending(&self) -> bool {
+        let (page, at) = self.word();
         match self.abi {
-            Abi::TwoLevel => read64(self.word()) & 1 << (self.port % 64) != 0,
-            Abi::Fifo => read32(self.word()) & FIFO_PENDING != 0,
+            Abi::TwoLevel => page.r64(at) & 1 << (self.port % 64) != 0,
+            Abi::Fifo => page.r32(at) & FIFO_PENDING != 0,
         }
     }
 
     /// Clears the pending bit. The peer only sends again after this side
     /// answered, so no event can arrive between the read and the write.
     pub fn clear(&self) {
+        let (page, at) = self.word();
         match self.abi {
-            Abi::TwoLevel => {
-                let w = self.word();
-                write64(w, read64(w) & !(1 << (self.port % 64)));
-            }
-            Abi::Fifo => write32(self.word(), FIFO_MASKED),
+            Abi::TwoLevel => page.w64(at, page.r64(at) & !(1 << (self.port % 64))),
+            Abi::Fifo => page.w32(at, FIFO_MASKED),
         }
     }
 

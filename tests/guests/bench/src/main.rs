@@ -27,82 +27,36 @@
 #![expect(clippy::result_large_err)]
 
 mod arch;
-mod console;
-mod dt;
 mod evtchn;
-mod msg;
 mod psci;
 mod xen;
 
 use core::arch::global_asm;
 
-use msg::Msg;
+use oxen_guest_common::boot::STACK_SIZE;
+use oxen_guest_common::dt::{self, Dt};
+use oxen_guest_common::msg::Msg;
+use oxen_guest_common::{console, msg, println};
 
-/// Bytes of stack.
-const STACK_SIZE: usize = 16 * 1024;
-
-#[repr(C, align(16))]
-struct Stack([u8; STACK_SIZE]);
-
-/// The only stack (only the entry code names it).
-#[unsafe(no_mangle)]
-static mut GUEST_STACK: Stack = Stack([0; STACK_SIZE]);
-
+// The entry code is the common crate's (`oxen_guest_common::boot`); it
+// installs these vectors under a hypervisor.
 global_asm!(
     r#"
-    .section .text.head, "ax"
-    .global _start
-_start:
-    /* arm64 Image header (Linux Documentation/arch/arm64/booting.rst). */
-    b       guest_entry             /* code0 */
-    .long   0                       /* code1 */
-    .quad   _text_offset            /* load offset from a 2 MiB aligned base */
-    .quad   _image_size             /* bytes from _start to the end of BSS */
-    .quad   0x2                     /* little-endian, 4 KiB pages */
-    .quad   0, 0, 0
-    .ascii  "ARM\x64"
-    .long   0
-
-guest_entry:
-    mov     x19, x0                 /* the device tree */
-    mov     x1, #(3 << 20)          /* CPACR_EL1.FPEN: FP/SIMD untrapped */
-    msr     cpacr_el1, x1
-    isb
-    ldr     x1, =__bss_start
-    ldr     x2, =__bss_end
-1:  cmp     x1, x2
-    b.hs    2f
-    str     xzr, [x1], #8
-    b       1b
-2:  ldr     x1, =GUEST_STACK
-    add     x1, x1, #{stack_size}
-    mov     sp, x1
-    mrs     x1, CurrentEL
-    cmp     x1, #(1 << 2)
-    b.ne    3f                      /* with no hypervisor: no EL1 vectors */
-    ldr     x1, =guest_vectors
-    msr     vbar_el1, x1
-    isb
-3:  mov     x29, xzr
-    mov     x30, xzr
-    mov     x0, x19
-    bl      guest_main
-4:  wfi
-    b       4b
-
     /*
-     * Every exception is unexpected: report it and stop. The guest never
-     * unmasks interrupts, so only synchronous exceptions and SErrors come.
+     * Every exception is unexpected: report it and stop, from the top of
+     * the boot stack again. The guest never unmasks interrupts, so only
+     * synchronous exceptions and SErrors come.
      */
     .section .text.vectors, "ax"
     .balign 2048
+    .global guest_vectors
 guest_vectors:
     .rept   16
     .balign 128
     b       guest_exception_entry
     .endr
 guest_exception_entry:
-    ldr     x1, =GUEST_STACK
+    ldr     x1, =GUEST_BOOT_STACK
     add     x1, x1, #{stack_size}
     mov     sp, x1
     bl      guest_exception
@@ -137,39 +91,24 @@ impl<'a> Args<'a> {
     }
 }
 
-/// The UART: a vPL011 (SBSA UART) under a hypervisor, QEMU's PL011
-/// without one.
-fn find_uart(dt: &dt::Dt) -> Option<usize> {
-    dt.find(|n| n.depth == 1 && (n.is_compatible("arm,sbsa-uart") || n.is_compatible("arm,pl011")))
-        .ok()
-        .flatten()
-        .and_then(|n| n.cells("reg"))
-        .filter(|r| r.len() >= 2)
-        .map(|r| r.num(0, 2) as usize)
-}
-
 /// vCPU 0 after the entry code.
 #[unsafe(no_mangle)]
 extern "C" fn guest_main(dtb: usize) -> ! {
-    let dt = match dt::Dt::at(dtb) {
+    let dt = match Dt::at(dtb) {
         Ok(dt) => dt,
         Err(why) => {
-            // Both hypervisors put the vPL011 here; try to say why.
-            console::init(0x2200_0000);
+            console::init(console::VPL011_BASE);
             fail(why);
         }
     };
-    let Some(uart) = find_uart(&dt) else {
+    // A vPL011 (SBSA UART) under a hypervisor, QEMU's PL011 without one.
+    let uart = dt.top_base(|n| n.is_compatible("arm,sbsa-uart") || n.is_compatible("arm,pl011"));
+    let Some(uart) = uart else {
         // Nothing to print on: the runner sees no line and says so.
         psci::system_off();
     };
     console::init(uart);
-    let bootargs = dt
-        .top("chosen")
-        .ok()
-        .flatten()
-        .and_then(|c| c.str("bootargs"))
-        .unwrap_or("");
+    let bootargs = dt.bootargs();
     match Args::parse(bootargs).and_then(|a| run(&a)) {
         Ok(()) => println!("bench: done"),
         Err(why) => fail(why),

@@ -1,8 +1,9 @@
 //! Powering the domain off through PSCI (`HVC #0`).
 
-use crate::arch::{self, smccc};
+use oxen_guest_common::println;
+use oxen_guest_common::psci::SYSTEM_OFF;
 
-const SYSTEM_OFF: u32 = 0x8400_0008;
+use crate::arch::{self, smccc};
 
 /// Powers the domain off; does not return. With no hypervisor (the guest
 /// at EL2, started by QEMU) there is nobody to ask over HVC, so it waits
@@ -10,7 +11,7 @@ const SYSTEM_OFF: u32 = 0x8400_0008;
 pub fn system_off() -> ! {
     if arch::current_el() == 1 {
         let r = smccc(SYSTEM_OFF, 0, 0, 0);
-        crate::println!("bench: PSCI SYSTEM_OFF returned {r:#x}");
+        println!("bench: PSCI SYSTEM_OFF returned {r:#x}");
     }
     loop {
         arch::wfi();

@@ -1,28 +1,17 @@
-//! The Xen hypercalls the guest makes (numbers and structures from Xen's
-//! public headers, as listed in the project's spec): `xen_version`,
-//! `memory_op` to map `shared_info`, `grant_table_op` `query_size` and
-//! `event_channel_op` `status`, `send`, `init_control`, `expand_array`.
+//! The Xen hypercalls the guest makes (structures from Xen's public
+//! headers, as listed in the project's spec; the numbers are the common
+//! crate's): `xen_version`, `memory_op` to map `shared_info`,
+//! `grant_table_op` `query_size` and `event_channel_op` `status`, `send`,
+//! `init_control`, `expand_array`.
 //! Structures live on the guest's stack; with the MMU off a stack address
 //! is the guest-physical address the hypervisor reads.
 
+use oxen_guest_common::xen::nr::{EVENT_CHANNEL_OP, GRANT_TABLE_OP, MEMORY_OP, XEN_VERSION};
+use oxen_guest_common::xen::{
+    DOMID_SELF, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP, evtchnop, gnttabop, xenver,
+};
+
 use crate::arch::hypercall;
-
-/// The caller's own domain, wherever a call takes a domain ID.
-pub const DOMID_SELF: u16 = 0x7ff0;
-
-const MEMORY_OP: u64 = 12;
-const XEN_VERSION: u64 = 17;
-const GRANT_TABLE_OP: u64 = 20;
-const EVENT_CHANNEL_OP: u64 = 32;
-
-const XENVER_VERSION: u64 = 0;
-const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
-const XENMAPSPACE_SHARED_INFO: u32 = 0;
-const GNTTABOP_QUERY_SIZE: u64 = 6;
-const EVTCHNOP_SEND: u64 = 4;
-const EVTCHNOP_STATUS: u64 = 5;
-const EVTCHNOP_INIT_CONTROL: u64 = 11;
-const EVTCHNOP_EXPAND_ARRAY: u64 = 12;
 
 /// A hypercall's result: `Ok` with a non-negative x0, else the errno.
 pub type HcResult = Result<u64, i64>;
@@ -35,13 +24,13 @@ fn result(r: i64) -> HcResult {
 fn with_arg<T>(nr: u64, op: u64, arg: &mut T, count: u64) -> HcResult {
     // SAFETY: `arg` is an exclusive borrow of the `repr(C)` structure this
     // (`nr`, `op`) pair reads and writes, alive for the whole call.
-    result(unsafe { hypercall(nr, op, arg as *mut T as u64, count) })
+    result(unsafe { hypercall(nr, [op, arg as *mut T as u64, count, 0, 0]) })
 }
 
 /// `xen_version(XENVER_version)`: `major << 16 | minor`.
 pub fn xen_version() -> HcResult {
     // SAFETY: XENVER_version reads no argument; the null pointer is unused.
-    result(unsafe { hypercall(XEN_VERSION, XENVER_VERSION, 0, 0) })
+    result(unsafe { hypercall(XEN_VERSION, [xenver::VERSION, 0, 0, 0, 0]) })
 }
 
 #[repr(C)]
@@ -82,7 +71,7 @@ pub fn gnttab_query_size() -> HcResult {
         max_nr_frames: 0,
         status: 0,
     };
-    let r = with_arg(GRANT_TABLE_OP, GNTTABOP_QUERY_SIZE, &mut q, 1)?;
+    let r = with_arg(GRANT_TABLE_OP, gnttabop::QUERY_SIZE, &mut q, 1)?;
     if q.status < 0 {
         Err(i64::from(q.status))
     } else {
@@ -109,14 +98,14 @@ pub fn evtchn_status(port: u32) -> HcResult {
         vcpu: 0,
         detail: [0; 2],
     };
-    with_arg(EVENT_CHANNEL_OP, EVTCHNOP_STATUS, &mut s, 0)?;
+    with_arg(EVENT_CHANNEL_OP, evtchnop::STATUS, &mut s, 0)?;
     Ok(u64::from(s.status))
 }
 
 /// `EVTCHNOP_send` on `port`.
 pub fn evtchn_send(port: u32) -> HcResult {
     let mut p = port;
-    with_arg(EVENT_CHANNEL_OP, EVTCHNOP_SEND, &mut p, 0)
+    with_arg(EVENT_CHANNEL_OP, evtchnop::SEND, &mut p, 0)
 }
 
 #[repr(C)]
@@ -138,11 +127,11 @@ pub fn fifo_init_control(gfn: u64) -> HcResult {
         link_bits: 0,
         pad: [0; 7],
     };
-    with_arg(EVENT_CHANNEL_OP, EVTCHNOP_INIT_CONTROL, &mut c, 0)
+    with_arg(EVENT_CHANNEL_OP, evtchnop::INIT_CONTROL, &mut c, 0)
 }
 
 /// `EVTCHNOP_expand_array`: adds frame `gfn` to the FIFO event array.
 pub fn fifo_expand_array(gfn: u64) -> HcResult {
     let mut g = gfn;
-    with_arg(EVENT_CHANNEL_OP, EVTCHNOP_EXPAND_ARRAY, &mut g, 0)
+    with_arg(EVENT_CHANNEL_OP, evtchnop::EXPAND_ARRAY, &mut g, 0)
 }

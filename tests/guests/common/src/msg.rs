@@ -25,6 +25,16 @@ impl Msg {
         // Only whole UTF-8 sequences are ever copied in (see write_str).
         core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for Msg {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl fmt::Write for Msg {

@@ -42,6 +42,15 @@ impl Node {
         self.names[self.depth.min(MAX_DEPTH - 1)]
     }
 
+    /// The name of the ancestor at `depth` (1: the child of the root).
+    pub fn ancestor(&self, depth: usize) -> &'static str {
+        if depth <= self.depth && depth < MAX_DEPTH {
+            self.names[depth]
+        } else {
+            ""
+        }
+    }
+
     /// The raw value of property `name`.
     pub fn prop(&self, name: &str) -> Option<&'static [u8]> {
         self.props[..self.nprops]
@@ -58,6 +67,13 @@ impl Node {
             return None;
         }
         core::str::from_utf8(body).ok()
+    }
+
+    /// Property `name` as a single 32-bit cell.
+    pub fn u32(&self, name: &str) -> Option<u32> {
+        cells(self.prop(name)?)
+            .filter(|c| c.len() == 1)
+            .map(|c| c.get(0))
     }
 
     /// Property `name` as 32-bit cells.
@@ -79,6 +95,10 @@ pub struct Cells(&'static [u8]);
 impl Cells {
     pub fn len(&self) -> usize {
         self.0.len() / 4
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Cell `i` (0 past the end).
@@ -208,6 +228,33 @@ impl Dt {
     /// The direct child of the root called `name` (with its unit address).
     pub fn top(&self, name: &str) -> Result<Option<Node>, Msg> {
         self.find(|n| n.depth == 1 && n.name() == name)
+    }
+
+    /// The root node.
+    pub fn root(&self) -> Result<Node, Msg> {
+        self.find(|n| n.depth == 0)?
+            .ok_or_else(|| msg!("device tree has no root node"))
+    }
+
+    /// The base address of the first child of the root that `want`
+    /// accepts: its first `reg` entry, read with two address cells as a
+    /// domU tree (and QEMU's `virt` tree) has them.
+    pub fn top_base(&self, mut want: impl FnMut(&Node) -> bool) -> Option<usize> {
+        self.find(|n| n.depth == 1 && want(n))
+            .ok()
+            .flatten()
+            .and_then(|n| n.cells("reg"))
+            .filter(|r| r.len() >= 2)
+            .map(|r| r.num(0, 2) as usize)
+    }
+
+    /// `/chosen/bootargs`, or `""` without one.
+    pub fn bootargs(&self) -> &'static str {
+        self.top("chosen")
+            .ok()
+            .flatten()
+            .and_then(|c| c.str("bootargs"))
+            .unwrap_or("")
     }
 }
 
