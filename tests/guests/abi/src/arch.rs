@@ -1,8 +1,11 @@
-//! The few instructions the guest needs: system registers, the SMCCC and
-//! Xen hypercall conduits, the virtual counter, and device-register access.
-//! Each wraps one instruction, so the code above it is safe Rust.
+//! The instructions this guest needs beyond the common ones (re-exported
+//! here): system registers, IRQ masking, the virtual timer, and the Xen
+//! hypercall conduit as the cases call it. Each wraps one instruction, so
+//! the code above it is safe Rust.
 
 use core::arch::asm;
+
+pub use oxen_guest_common::arch::{mmio, ms, smccc, ticks, ticks_per_second, wfi};
 
 /// MPIDR_EL1: the affinity the hypervisor gave this vCPU.
 pub fn mpidr() -> u64 {
@@ -65,35 +68,6 @@ pub fn irq_disable() {
     unsafe { asm!("msr daifset, #2", "isb", options(nostack, preserves_flags)) };
 }
 
-/// Waits for an interrupt (returns at once if one is pending, even masked).
-pub fn wfi() {
-    // SAFETY: WFI only suspends this vCPU.
-    unsafe { asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
-}
-
-/// The virtual counter.
-pub fn ticks() -> u64 {
-    let v: u64;
-    // SAFETY: reading the counter has no side effects.
-    unsafe {
-        asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack, preserves_flags))
-    };
-    v
-}
-
-/// The counter's frequency in Hz (QEMU's 62.5 MHz if the register says 0).
-pub fn ticks_per_second() -> u64 {
-    let v: u64;
-    // SAFETY: reading the frequency register has no side effects.
-    unsafe { asm!("mrs {}, cntfrq_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    if v == 0 { 62_500_000 } else { v }
-}
-
-/// `ms` milliseconds in counter ticks.
-pub fn ms(ms: u64) -> u64 {
-    ticks_per_second() / 1000 * ms
-}
-
 /// Polls `done` until it holds or `timeout` ticks pass; whether it held.
 pub fn wait_for(timeout: u64, mut done: impl FnMut() -> bool) -> bool {
     let start = ticks();
@@ -151,99 +125,14 @@ pub mod vtimer {
     }
 }
 
-/// The SMC Calling Convention through `HVC #0` (the conduit the guest
-/// tree's `/psci` node names): function `fid`, arguments in x1–x3, result
-/// in x0.
-pub fn smccc(fid: u32, a1: u64, a2: u64, a3: u64) -> u64 {
-    let r: u64;
-    // SAFETY: the hypervisor implements the call; a caller may clobber
-    // x0–x17 (SMCCC), which the C ABI clobber covers. CPU_ON entry points
-    // passed here are this guest's own code.
-    unsafe {
-        asm!(
-            "hvc #0",
-            inlateout("x0") u64::from(fid) => r,
-            in("x1") a1, in("x2") a2, in("x3") a3,
-            clobber_abi("C"),
-            options(nostack)
-        )
-    };
-    r
-}
-
-/// A Xen hypercall: `HVC #0xEA1` with the number in x16 and up to five
-/// arguments; the result is x0 (a negative errno on failure). Pointer
-/// arguments are guest addresses (the MMU is off: virtual = physical) of
-/// buffers the caller owns, which the hypervisor may read and write while
-/// the call runs, or addresses the case expects it to refuse.
+/// A Xen hypercall (see [`oxen_guest_common::arch::hypercall`]), safe to
+/// call: pointer arguments are guest addresses of buffers the caller owns,
+/// which the hypervisor may read and write while the call runs, or
+/// addresses the case expects it to refuse.
 pub fn hypercall(nr: u64, a: [u64; 5]) -> i64 {
-    let r: u64;
     // SAFETY: the hypervisor only touches memory the arguments point at,
     // which callers own for the duration of the call (the asm is not
-    // `nomem`, so the compiler assumes that memory may change); it may
-    // clobber x16 and the argument registers, which the C ABI clobber
-    // covers.
-    unsafe {
-        asm!(
-            "hvc #0xea1",
-            inlateout("x0") a[0] => r,
-            in("x1") a[1], in("x2") a[2], in("x3") a[3], in("x4") a[4],
-            in("x16") nr,
-            clobber_abi("C"),
-            options(nostack)
-        )
-    };
-    r as i64
-}
-
-/// 32- and 64-bit device-register access, one plain load or store each, so
-/// the hypervisor's trap has a full syndrome to emulate from.
-pub mod mmio {
-    use core::arch::asm;
-
-    /// # Safety
-    ///
-    /// `addr` is a 4-byte aligned register of a device this guest owns (or
-    /// an address the running case expects to fault), never RAM that Rust
-    /// code uses.
-    pub unsafe fn read32(addr: usize) -> u32 {
-        let v: u32;
-        // SAFETY: the caller's contract.
-        unsafe {
-            asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack, preserves_flags))
-        };
-        v
-    }
-
-    /// # Safety
-    ///
-    /// As for [`read32`].
-    pub unsafe fn write32(addr: usize, v: u32) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack, preserves_flags))
-        };
-    }
-
-    /// # Safety
-    ///
-    /// As for [`read32`], 8-byte aligned.
-    pub unsafe fn read64(addr: usize) -> u64 {
-        let v: u64;
-        // SAFETY: the caller's contract.
-        unsafe {
-            asm!("ldr {v}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack, preserves_flags))
-        };
-        v
-    }
-
-    /// # Safety
-    ///
-    /// As for [`read32`], 8-byte aligned.
-    pub unsafe fn write64(addr: usize, v: u64) {
-        // SAFETY: the caller's contract.
-        unsafe {
-            asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack, preserves_flags))
-        };
-    }
+    // `nomem`, so the compiler assumes that memory may change), or refuses
+    // an address where the guest has no RAM.
+    unsafe { oxen_guest_common::arch::hypercall(nr, a) }
 }

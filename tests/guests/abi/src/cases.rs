@@ -3,16 +3,18 @@
 //! on the config (is there a `/hypervisor` node, how many vCPUs, how much
 //! RAM) come from the kernel's `bootargs` as `expect.KEY=VALUE` words.
 
+use oxen_guest_common::console;
+use oxen_guest_common::dt::{self, Dt, Node};
+use oxen_guest_common::msg;
+use oxen_guest_common::msg::Msg;
+
 use crate::arch::{self, ms, vtimer};
-use crate::console;
-use crate::dt::{self, Dt, Node};
+use crate::ensure;
 use crate::gic;
-use crate::msg::Msg;
 use crate::psci;
 use crate::report::{Verdict, case};
 use crate::smp::{self, MAILBOX, affinity};
 use crate::trap;
-use crate::{ensure, msg};
 
 use core::sync::atomic::Ordering;
 

@@ -5,9 +5,10 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use oxen_guest_common::msg;
+use oxen_guest_common::msg::Msg;
+
 use crate::arch::{self, mmio};
-use crate::msg;
-use crate::msg::Msg;
 use crate::smp::MAX_VCPUS;
 
 /// Distributor registers.

@@ -4,8 +4,10 @@
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use crate::msg::Msg;
-use crate::{println, psci};
+use oxen_guest_common::msg::Msg;
+use oxen_guest_common::println;
+
+use crate::psci;
 
 /// What a case returns: a note to add to its PASS line (often empty), or
 /// why it failed.
@@ -76,7 +78,7 @@ pub fn fatal(why: Msg) -> ! {
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)*) => {
         if !$cond {
-            return Err($crate::msg!($($arg)*));
+            return Err(oxen_guest_common::msg!($($arg)*));
         }
     };
 }

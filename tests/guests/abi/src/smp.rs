@@ -13,7 +13,8 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::arch;
 use crate::gic;
 
-/// vCPUs this guest can run (the size of its stack array).
+/// vCPUs this guest can run (vCPU0 on the boot stack, the others on
+/// `GUEST_STACKS`).
 pub const MAX_VCPUS: usize = 8;
 
 /// The SGI vCPU0 rings to make a secondary look at its mailbox.

@@ -8,8 +8,9 @@
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use oxen_guest_common::msg;
+
 use crate::arch;
-use crate::msg;
 
 global_asm!(
     r#"

@@ -20,15 +20,17 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use oxen_guest_common::dt;
+use oxen_guest_common::msg;
+use oxen_guest_common::msg::Msg;
+
 use crate::arch::{self, ms};
 use crate::cases::Ctx;
-use crate::dt;
+use crate::ensure;
 use crate::gic;
-use crate::msg::Msg;
 use crate::report::{Verdict, case};
 use crate::trap;
 use crate::xen::{self, Arg, DOMID_SELF, Page, Shared, Status, err, evtchnop, gnt, gnttabop, nr};
-use crate::{ensure, msg};
 
 /// Longest wait for the hypervisor.
 const WAIT_MS: u64 = 3000;
@@ -779,7 +781,7 @@ fn ping_pong(ch: &Channel, rounds: u32) -> Verdict {
         }
     }
     let took = arch::ticks().wrapping_sub(start) * 1000 / arch::ticks_per_second();
-    crate::println!(
+    oxen_guest_common::println!(
         "evtchn.ping_pong: {rounds} round trips in {took} ms ({})",
         if xen::is_fifo() { "FIFO" } else { "2-level" }
     );
