@@ -1,6 +1,8 @@
 //! The bare-metal test guests under `tests/guests/`: each directory is a
 //! cargo workspace of its own holding one `no_std` binary,
-//! `oxen-guest-<name>`, with its own linker script. A config names one as
+//! `oxen-guest-<name>`, with its own linker script, except `common`, the
+//! library the guests share, which is checked with them but never booted.
+//! A config names one as
 //! `xtask,file = "guest:<name>"`; the xtask builds it for
 //! `aarch64-unknown-none` and turns the ELF into an arm64 Image, which both
 //! Oxen and Xen load as a domU kernel.
@@ -28,13 +30,24 @@ pub fn package(name: &str) -> String {
     format!("oxen-guest-{name}")
 }
 
-/// Every guest, by name (directories of `tests/guests/` with a
-/// `Cargo.toml`), sorted.
+/// Every guest, by name: the directories of `tests/guests/` with a
+/// `Cargo.toml` and a `src/main.rs` (a binary to boot), sorted.
 pub fn names() -> Vec<String> {
+    dirs_holding(&["Cargo.toml", "src/main.rs"])
+}
+
+/// Every crate to check: the directories of `tests/guests/` with a
+/// `Cargo.toml`, the guests and the library they share, sorted.
+fn crates() -> Vec<String> {
+    dirs_holding(&["Cargo.toml"])
+}
+
+/// The directories of `tests/guests/` holding every one of `files`, sorted.
+fn dirs_holding(files: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir())
         .map(|d| {
             d.filter_map(Result::ok)
-                .filter(|e| e.path().join("Cargo.toml").is_file())
+                .filter(|e| files.iter().all(|f| e.path().join(f).is_file()))
                 .filter_map(|e| e.file_name().to_str().map(String::from))
                 .collect()
         })
@@ -43,19 +56,17 @@ pub fn names() -> Vec<String> {
     v
 }
 
+/// The manifest of guest `name`, which must be one of [`names`].
 fn manifest(name: &str) -> Result<PathBuf, String> {
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    let m = dir().join(name).join("Cargo.toml");
-    if valid && m.is_file() {
-        Ok(m)
+    let guests = names();
+    if guests.iter().any(|g| g == name) {
+        Ok(dir().join(name).join("Cargo.toml"))
     } else {
         Err(format!(
-            "no test guest \"{name}\" ({} is missing; guests: {})",
-            m.display(),
-            names().join(", ")
+            "no test guest \"{name}\" (a guest is a directory of {} with a \
+             Cargo.toml and a src/main.rs; guests: {})",
+            dir().display(),
+            guests.join(", ")
         ))
     }
 }
@@ -101,12 +112,12 @@ fn image_path(elf: &Path) -> PathBuf {
     elf.with_file_name(name)
 }
 
-/// Checks every guest's formatting and lints (`cargo fmt --check`, clippy
-/// with `-D warnings` for aarch64), as `cargo xtask test` does for the
-/// workspace: the guests are outside it.
+/// Checks the formatting and lints of every guest and of the library they
+/// share (`cargo fmt --check`, clippy with `-D warnings` for aarch64), as
+/// `cargo xtask test` does for the workspace: they are outside it.
 pub fn check_all() -> Result<(), String> {
-    for name in names() {
-        let manifest = manifest(&name)?;
+    for name in crates() {
+        let manifest = dir().join(name).join("Cargo.toml");
         run_cmd(
             cargo()
                 .args(["fmt", "--manifest-path"])
@@ -165,5 +176,19 @@ mod tests {
     fn the_abi_guest_is_found() {
         assert!(names().contains(&"abi".to_string()));
         assert!(manifest("abi").is_ok());
+    }
+
+    #[test]
+    fn the_shared_library_is_checked_but_is_not_a_guest() {
+        assert!(crates().contains(&"common".to_string()));
+        assert!(!names().contains(&"common".to_string()));
+        let err = manifest("common").unwrap_err();
+        assert!(err.contains("src/main.rs"), "{err}");
+    }
+
+    #[test]
+    fn every_guest_is_checked() {
+        let crates = crates();
+        assert!(names().iter().all(|g| crates.contains(g)));
     }
 }
