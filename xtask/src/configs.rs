@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::debian::{self, Guests};
 use crate::dts::{self, Node, Source};
-use crate::expect::{self, End, Peer, Want};
+use crate::expect::{self, End, Expect, Peer, Want};
 use crate::guests_build;
 use crate::qemu::{self, Machine, Outcome};
 use crate::root;
@@ -371,12 +371,23 @@ impl Files {
     }
 }
 
+/// Reads and parses `configs/NAME.expect`.
+pub fn read_expect(name: &str) -> Result<Expect, String> {
+    let path = dir().join(format!("{name}.expect"));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "{}: {e} (every config states its outcome there)",
+            path.display()
+        )
+    })?;
+    expect::parse(&text, &format!("configs/{name}.expect")).map_err(|e| e.join("\n"))
+}
+
 /// Prepares config `name` to boot on `peer` from the hypervisor `image`:
 /// reads and checks the config and its expectations, supplies and places
 /// its modules, and builds the DTB. `smp` overrides the host CPUs.
 pub fn prepare(name: &str, peer: Peer, image: &Path, smp: Option<u32>) -> Result<Prepared, String> {
     let dts_path = dir().join(format!("{name}.dts"));
-    let expect_path = dir().join(format!("{name}.expect"));
     if !dts_path.is_file() {
         return Err(format!(
             "no config {} (configs: {})",
@@ -384,14 +395,7 @@ pub fn prepare(name: &str, peer: Peer, image: &Path, smp: Option<u32>) -> Result
             names().unwrap_or_default().join(", ")
         ));
     }
-    let expect_text = std::fs::read_to_string(&expect_path).map_err(|e| {
-        format!(
-            "{}: {e} (every config states its outcome there)",
-            expect_path.display()
-        )
-    })?;
-    let expect =
-        expect::parse(&expect_text, &format!("configs/{name}.expect")).map_err(|e| e.join("\n"))?;
+    let expect = read_expect(name)?;
 
     let work = debian::cache_dir()
         .join("run")

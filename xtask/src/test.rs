@@ -2,10 +2,11 @@
 //! find — formatting, lints, host unit tests, then booting images in QEMU.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 
 use crate::configs;
-use crate::expect::{self, Expect, Peer, Want};
+use crate::expect::{Expect, Peer, Want};
 use crate::qemu::{self, Machine, Outcome};
 use crate::{BuildSpec, build, cargo, root, run_cmd, setup};
 
@@ -358,17 +359,6 @@ fn cases_passed(want: &Want, out: &Outcome) -> usize {
         .sum()
 }
 
-fn read_expect(name: &str) -> Result<Expect, String> {
-    let path = configs::dir().join(format!("{name}.expect"));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "{}: {e} (every config states its outcome there)",
-            path.display()
-        )
-    })?;
-    expect::parse(&text, &format!("configs/{name}.expect")).map_err(|e| e.join("\n"))
-}
-
 /// One board's part of the matrix: each representative image booted with
 /// no domains on 2 and 4 CPUs (the subsystems registered must be exactly
 /// its features), then — for the board the configs are written for —
@@ -383,7 +373,7 @@ fn matrix(board: &str, tally: &mut Tally) -> Result<(), String> {
     };
     let mut expects = Vec::new();
     for name in &names {
-        expects.push((name.clone(), read_expect(name)?));
+        expects.push((name.clone(), configs::read_expect(name)?));
     }
     for set in representative_sets(&feats.all) {
         let label = set_label(&set);
@@ -402,18 +392,33 @@ fn matrix(board: &str, tally: &mut Tally) -> Result<(), String> {
             tally.record(&name, &out, &problems, 0);
         }
         for (name, expect) in &expects {
-            if let Some(why) = expect.skip_reason(Peer::Oxen, &set) {
-                println!("config {name} [{label}]: skipped ({why})");
-                tally.skipped += 1;
-                continue;
-            }
-            let prepared = configs::prepare(name, Peer::Oxen, &img, None)?;
-            let out = configs::run(&prepared)?;
-            let problems = configs::check(&prepared, &out);
-            let cases = cases_passed(&prepared.want, &out);
-            tally.record(&format!("config {name} [{label}]"), &out, &problems, cases);
+            boot_config(name, expect, Peer::Oxen, &set, &img, &label, tally)?;
         }
     }
+    Ok(())
+}
+
+/// One cell: config `name` on `peer` with `image` (built with `features`),
+/// or a skip when its `.expect` says it does not apply there.
+fn boot_config(
+    name: &str,
+    expect: &Expect,
+    peer: Peer,
+    features: &[String],
+    image: &Path,
+    label: &str,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    if let Some(why) = expect.skip_reason(peer, features) {
+        println!("config {name} [{label}]: skipped ({why})");
+        tally.skipped += 1;
+        return Ok(());
+    }
+    let prepared = configs::prepare(name, peer, image, None)?;
+    let out = configs::run(&prepared)?;
+    let problems = configs::check(&prepared, &out);
+    let cases = cases_passed(&prepared.want, &out);
+    tally.record(&format!("config {name} [{label}]"), &out, &problems, cases);
     Ok(())
 }
 
@@ -424,17 +429,8 @@ fn xen_configs(tally: &mut Tally) -> Result<(), String> {
     eprintln!("\n==> configs on Xen 4.20");
     let image = configs::image_for(Peer::Xen, &BuildSpec::default())?;
     for name in configs::names()? {
-        let expect = read_expect(&name)?;
-        if let Some(why) = expect.skip_reason(Peer::Xen, &[]) {
-            println!("config {name} [xen]: skipped ({why})");
-            tally.skipped += 1;
-            continue;
-        }
-        let prepared = configs::prepare(&name, Peer::Xen, &image, None)?;
-        let out = configs::run(&prepared)?;
-        let problems = configs::check(&prepared, &out);
-        let cases = cases_passed(&prepared.want, &out);
-        tally.record(&format!("config {name} [xen]"), &out, &problems, cases);
+        let expect = configs::read_expect(&name)?;
+        boot_config(&name, &expect, Peer::Xen, &[], &image, "xen", tally)?;
     }
     Ok(())
 }
@@ -442,6 +438,7 @@ fn xen_configs(tally: &mut Tally) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expect;
 
     const MANIFEST: &str = r#"
 [package]
