@@ -138,11 +138,26 @@ pub fn is_fifo() -> bool {
 pub fn pending(port: u32) -> bool {
     let p = port as usize;
     if is_fifo() {
-        p < 1024 && Shared::of(&FIFO_ARRAY).r32(4 * p) & FIFO_PENDING != 0
+        fifo_word(port) & FIFO_PENDING != 0
     } else {
         Shared::of(&SHARED_INFO).r64(SI_PENDING + p / 64 * 8) & 1 << (p % 64) != 0
     }
 }
+
+/// Ports the one event-array page covers.
+const FIFO_PORTS: u32 = 1024;
+
+/// `port`'s FIFO event word (0 beyond the array's one page).
+fn fifo_word(port: u32) -> u32 {
+    if port < FIFO_PORTS {
+        Shared::of(&FIFO_ARRAY).r32(4 * port as usize)
+    } else {
+        0
+    }
+}
+
+/// The control block's queue head for the default priority.
+const FIFO_DEFAULT_HEAD: usize = FIFO_HEAD + 4 * FIFO_DEFAULT_PRIORITY;
 
 /// Consumes `port`'s event if one is pending; whether there was one.
 ///
@@ -189,8 +204,8 @@ fn fifo_consume(port: u32) -> bool {
             if ctl.r32(0) & bit == 0 {
                 return false;
             }
-            head = ctl.r32(FIFO_HEAD + 4 * FIFO_DEFAULT_PRIORITY);
-            if head == 0 || head >= 1024 {
+            head = ctl.r32(FIFO_DEFAULT_HEAD);
+            if head == 0 || head >= FIFO_PORTS {
                 return false;
             }
         }
@@ -217,11 +232,9 @@ fn fifo_consume(port: u32) -> bool {
 }
 
 /// Waits (in WFI, IRQs let in) until `port` is pending and consumes it;
-/// false after `timeout` ticks. Relies on the upcall to end each WFI, so a
-/// lost upcall shows as a timeout.
-///
-/// The virtual timer is armed for what is left of `timeout` before each
-/// WFI, so a lost upcall ends as a reported timeout, not a hung guest.
+/// false after `timeout` ticks. The upcall ends each WFI; the virtual
+/// timer, armed for what is left of `timeout`, ends the last one, so a
+/// lost upcall is a reported timeout, not a hung guest.
 pub fn wait_event(port: u32, timeout: u64) -> bool {
     let start = arch::ticks();
     let got = loop {
@@ -247,17 +260,12 @@ pub fn wait_event(port: u32, timeout: u64) -> bool {
 pub fn describe(port: u32) -> Msg {
     let up = vcpu_info().map_or(0xff, |vi| vi.r8(VI_UPCALL_PENDING));
     if is_fifo() {
-        let p = port as usize;
-        let word = if p < 1024 {
-            Shared::of(&FIFO_ARRAY).r32(4 * p)
-        } else {
-            0
-        };
         let ctl = Shared::of(&FIFO_CONTROL);
         msg!(
-            "event word {word:#x}, ready {:#x}, head {}, upcall_pending {up}",
+            "event word {:#x}, ready {:#x}, head {}, upcall_pending {up}",
+            fifo_word(port),
             ctl.r32(0),
-            ctl.r32(FIFO_HEAD + 4 * FIFO_DEFAULT_PRIORITY)
+            ctl.r32(FIFO_DEFAULT_HEAD)
         )
     } else {
         msg!("pending {}, upcall_pending {up}", pending(port))
