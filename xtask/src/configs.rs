@@ -511,10 +511,10 @@ fn dump_qemu_tree(m: &Machine, work: &Path) -> Result<Source, String> {
     let mut cmd = std::process::Command::new("qemu-system-aarch64");
     cmd.args([
         "-M",
-        &format!(
-            "virt,virtualization=on,gic-version=3,dumpdtb={}",
-            dtb.display()
-        ),
+        &format!("{},dumpdtb={}", qemu::MACHINE, dtb.display()),
+    ])
+    .args(qemu::NO_DEFAULT_DEVICES)
+    .args([
         "-cpu",
         &m.cpu,
         "-smp",

@@ -8,6 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// QEMU's `-M` value for every machine the project starts: `virt` with
+/// virtualization (EL2) and a GICv3.
+pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
+
+/// Devices QEMU would add by default that nothing here uses and that need
+/// files of their own: `virt`'s default virtio NIC loads an option ROM
+/// (`efi-virtio.rom`) from `ipxe-qemu`, a package a plain install of
+/// `qemu-system-arm` without recommends leaves out.
+pub const NO_DEFAULT_DEVICES: [&str; 2] = ["-nic", "none"];
+
 /// A QEMU `virt` machine with virtualization (EL2) and a GICv3.
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -35,7 +45,9 @@ impl Machine {
     pub fn args(&self) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "-M".into(),
-            "virt,virtualization=on,gic-version=3".into(),
+            MACHINE.into(),
+            NO_DEFAULT_DEVICES[0].into(),
+            NO_DEFAULT_DEVICES[1].into(),
             "-cpu".into(),
             self.cpu.clone(),
             "-smp".into(),
