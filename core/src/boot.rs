@@ -312,6 +312,7 @@ fn run_domains(
         domains: spin::Mutex::new(Vec::new()),
         console,
         mux: spin::Mutex::new(mux),
+        line: spin::Mutex::new(crate::console_cmd::LineEditor::default()),
         placement: spin::Mutex::new(Vec::new()),
         registry,
         silo,

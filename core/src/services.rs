@@ -52,6 +52,9 @@ pub trait Services: Sync {
     fn upcall(&self, dom: DomId, vcpu: usize);
     /// Number of vCPUs of `dom`, if it exists.
     fn vcpus(&self, dom: DomId) -> Option<usize>;
+    /// Sets one of `dom`'s HVM parameters (what `HVMOP_get_param` reads);
+    /// `EINVAL` for an index past the table, `ESRCH` for no such domain.
+    fn set_hvm_param(&self, dom: DomId, index: u32, value: u64) -> Result<(), Errno>;
 }
 
 static SERVICES: spin::Once<&'static dyn Services> = spin::Once::new();

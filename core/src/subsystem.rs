@@ -124,6 +124,14 @@ pub trait Subsystem: Sync {
         Ok(())
     }
 
+    /// The domain built by [`Subsystem::domain_created`] now exists for the
+    /// hypervisor's services (its stage-2 can be changed, its HVM parameters
+    /// set, its event-channel ports bound) and none of its vCPUs has run.
+    /// Called for every subsystem in declared order, on every (re)build.
+    fn domain_ready(&self, _dom: &DomainSetup<'_>) -> Result<(), InitError> {
+        Ok(())
+    }
+
     /// A domain is gone (powered off, crashed, or about to be rebuilt).
     fn domain_destroyed(&self, _domid: DomId) {}
 

@@ -240,6 +240,15 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         }
     );
     hv.domains.lock().push(dom.clone());
+    for s in hv.registry.iter() {
+        if let Err(e) = s.domain_ready(&setup) {
+            hv.domains.lock().retain(|d| !Arc::ptr_eq(d, &dom));
+            for s in hv.registry.iter() {
+                s.domain_destroyed(dom.id);
+            }
+            return Err(format!("subsystem {}: {e}", s.name()));
+        }
+    }
     Ok(dom)
 }
 

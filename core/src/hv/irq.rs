@@ -2,6 +2,8 @@
 //! blocked vCPUs' timers), the running vCPU's virtual timer, kicks between
 //! pCPUs, vGIC maintenance, and console input.
 
+use alloc::vec::Vec;
+
 use arm_gic::InterruptGroup;
 use arm_gic::gicv3::GicCpuInterface;
 
@@ -43,43 +45,70 @@ fn handle(id: u32) {
 /// Bytes kept for a domain's `console_io` reads.
 const HVC_INPUT_MAX: usize = 1024;
 
+/// A byte typed with the input on Oxen: the console commands
+/// (`crate::console_cmd`).
+fn hypervisor_input(byte: u8) {
+    use crate::console_cmd::{self, Typed};
+    let typed = super::hv().line.lock().feed(byte);
+    match typed {
+        Typed::Key(b'q') => sched::dump_state(),
+        Typed::Echo(b) => crate::console::print_fmt(format_args!("{}", b as char)),
+        Typed::Erase => crate::console::print_fmt(format_args!("\x08 \x08")),
+        Typed::Line(line) => {
+            crate::console::print_fmt(format_args!("\n"));
+            match console_cmd::parse(&console_cmd::CONSOLE_COMMANDS, &line) {
+                None => {}
+                Some(Ok((cmd, args))) => (cmd.run)(args),
+                Some(Err(word)) => {
+                    crate::println!("unknown command \"{word}\" (type help and Enter)")
+                }
+            }
+        }
+        Typed::Key(_) | Typed::Nothing => {}
+    }
+}
+
 /// Bytes typed on the physical console, routed by the Ctrl-a switch.
 fn console_input() {
     let hv = super::hv();
     let Some(uart) = hv.console else { return };
     while let Some(b) = uart.try_get() {
-        let mut mux = hv.mux.lock();
-        mux.feed(b, &mut |ev| match ev {
-            Event::Input(Target::Domain(id), byte) => {
-                let Some(dom) = hv.domain(id) else { return };
-                match &dom.vpl011 {
-                    Some(vuart) => {
-                        let level = {
-                            let mut u = vuart.lock();
-                            u.receive(&[byte]);
-                            u.irq_level()
-                        };
-                        super::trap::update_uart_irq(&dom, level);
-                    }
-                    None => {
-                        let mut q = dom.hvc_in.lock();
-                        // Bounded like a UART FIFO: drop when nobody reads.
-                        if q.len() < HVC_INPUT_MAX {
-                            q.push_back(byte);
+        // Events are handled with the switch unlocked: a console command
+        // may stop a domain, which takes it out of the switch.
+        let mut events: Vec<Event> = Vec::new();
+        hv.mux.lock().feed(b, &mut |ev| events.push(ev));
+        for ev in events {
+            match ev {
+                Event::Input(Target::Domain(id), byte) => {
+                    let Some(dom) = hv.domain(id) else { continue };
+                    match &dom.vpl011 {
+                        Some(vuart) => {
+                            let level = {
+                                let mut u = vuart.lock();
+                                u.receive(&[byte]);
+                                u.irq_level()
+                            };
+                            super::trap::update_uart_irq(&dom, level);
+                        }
+                        None => {
+                            let mut q = dom.hvc_in.lock();
+                            // Bounded like a UART FIFO: drop when nobody reads.
+                            if q.len() < HVC_INPUT_MAX {
+                                q.push_back(byte);
+                            }
                         }
                     }
                 }
+                Event::Input(Target::Hypervisor, byte) => hypervisor_input(byte),
+                Event::Switched(t) => match t {
+                    Target::Hypervisor => crate::println!(
+                        "*** Serial input to Oxen (type 'CTRL-a' three times to switch input)"
+                    ),
+                    Target::Domain(id) => crate::println!(
+                        "*** Serial input to DOM{id} (type 'CTRL-a' three times to switch input)"
+                    ),
+                },
             }
-            Event::Input(Target::Hypervisor, b'q') => sched::dump_state(),
-            Event::Input(Target::Hypervisor, _) => {}
-            Event::Switched(t) => match t {
-                Target::Hypervisor => crate::println!(
-                    "*** Serial input to Oxen (type 'CTRL-a' three times to switch input)"
-                ),
-                Target::Domain(id) => crate::println!(
-                    "*** Serial input to DOM{id} (type 'CTRL-a' three times to switch input)"
-                ),
-            },
-        });
+        }
     }
 }

@@ -34,6 +34,8 @@ pub struct Hv {
     pub domains: spin::Mutex<Vec<Arc<Domain>>>,
     pub console: Option<&'static Pl011>,
     pub mux: spin::Mutex<ConsoleMux>,
+    /// The console command being typed while the input is on Oxen.
+    pub line: spin::Mutex<crate::console_cmd::LineEditor>,
     /// The pCPU each (domid, vcpu) runs on, fixed at first build so a
     /// rebooted domain keeps its placement.
     pub placement: spin::Mutex<Vec<((u16, usize), usize)>>,

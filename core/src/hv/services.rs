@@ -174,6 +174,13 @@ impl Services for HvServices {
     fn vcpus(&self, dom: DomId) -> Option<usize> {
         hv().domain(dom).map(|d| d.vcpus.len())
     }
+
+    fn set_hvm_param(&self, dom: DomId, index: u32, value: u64) -> Result<(), Errno> {
+        let d = hv().domain(dom).ok_or(ESRCH)?;
+        let mut params = d.hvm_params.lock();
+        *params.get_mut(index as usize).ok_or(EINVAL)? = value;
+        Ok(())
+    }
 }
 
 /// The instance boot installs.

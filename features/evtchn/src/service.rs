@@ -5,6 +5,7 @@
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use linkme::distributed_slice;
 use oxen_core::config::Enhanced;
@@ -15,13 +16,14 @@ use oxen_core::hypercall::vcpu::VCPUOP_REGISTER_VCPU_INFO;
 use oxen_core::hypercall::{
     Caller, HYPERCALLS, Hypercall, PHYSMAP_SPACES, PhysmapSpace, VCPU_OPS, VcpuOp,
 };
+use oxen_core::ports::HvPorts;
 use oxen_core::services::services;
 use oxen_core::shared::SharedPage;
 use oxen_core::subsystem::{
     DomainSetup, HypervisorParts, InitContext, InitError, Interface, SUBSYSTEMS, Subsystem,
 };
 use oxen_core::xen::errno::{ENOMEM, ENOSYS, ESRCH, Errno};
-use oxen_core::xen::{DomId, nr};
+use oxen_core::xen::{DOMID_XEN, DomId, nr};
 
 use crate::{Env, EventChannels, Policy, Port, StaticChannel, arg_size, has_output};
 
@@ -35,8 +37,24 @@ fn events() -> &'static spin::Mutex<Channels> {
     EVENTS.call_once(|| spin::Mutex::new(EventChannels::new(Policy::Silo, true)))
 }
 
-/// The hypervisor as event channels see it.
-struct HvEnv;
+/// The hypervisor as event channels see it. Events for ports served inside
+/// the hypervisor are collected while the port tables are locked and
+/// handed to their listeners by [`HvEnv::deliver`] once the lock is gone,
+/// so a listener can answer with [`HvPorts::notify`].
+#[derive(Default)]
+struct HvEnv {
+    to_listeners: RefCell<Vec<(u32, DomId, Port)>>,
+}
+
+impl HvEnv {
+    /// Hands the collected hypervisor-port events to their listeners; call
+    /// with the event-channel lock released.
+    fn deliver(self) {
+        for (listener, dom, port) in self.to_listeners.into_inner() {
+            oxen_core::ports::deliver(listener, dom, port);
+        }
+    }
+}
 
 impl Env for HvEnv {
     type Page = SharedPage;
@@ -49,10 +67,34 @@ impl Env for HvEnv {
         services().upcall(dom, vcpu);
     }
 
-    fn notify_hypervisor(&self, _callback: u32, _dom: DomId, _port: Port) {
-        // No subsystem binds hypervisor-side ports yet (xenstore will).
+    fn notify_hypervisor(&self, callback: u32, dom: DomId, port: Port) {
+        self.to_listeners.borrow_mut().push((callback, dom, port));
     }
 }
+
+/// Hypervisor-served ports for other subsystems (`oxen_core::ports`).
+struct Ports;
+
+impl HvPorts for Ports {
+    fn bind(&self, dom: DomId, port: u32, listener: u32) -> Result<u32, Errno> {
+        events()
+            .lock()
+            .bind_hypervisor(dom, port, listener, DOMID_XEN)
+    }
+
+    fn notify(&self, dom: DomId, port: u32) -> Result<(), Errno> {
+        let env = HvEnv::default();
+        let r = events().lock().notify(&env, dom, port);
+        env.deliver();
+        r
+    }
+
+    fn unbind(&self, dom: DomId, port: u32) {
+        let _ = events().lock().unbind_hypervisor(dom, port);
+    }
+}
+
+static PORTS: Ports = Ports;
 
 fn event_channel_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     let (cmd, arg) = (a[0] as u32, a[1]);
@@ -63,9 +105,11 @@ fn event_channel_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     if let Err(e) = c.read(arg, &mut buf) {
         return e.ret();
     }
+    let env = HvEnv::default();
     let r = events()
         .lock()
-        .event_channel_op(&HvEnv, c.domid(), cmd, &mut buf);
+        .event_channel_op(&env, c.domid(), cmd, &mut buf);
+    env.deliver();
     if r == 0
         && has_output(cmd)
         && let Err(e) = c.write(arg, &buf)
@@ -111,7 +155,7 @@ fn register_vcpu_info(c: &mut dyn Caller, vcpu: usize, arg: u64) -> i64 {
     let offset = u32::from_le_bytes(b[8..12].try_into().unwrap_or([0; 4]));
     match events()
         .lock()
-        .register_vcpu_info(&HvEnv, c.domid(), vcpu, gfn, offset)
+        .register_vcpu_info(&HvEnv::default(), c.domid(), vcpu, gfn, offset)
     {
         Ok(()) => 0,
         Err(e) => e.ret(),
@@ -157,6 +201,7 @@ impl Subsystem for EventChannelSubsystem {
             _ => Policy::Silo,
         };
         EVENTS.call_once(|| spin::Mutex::new(EventChannels::new(policy, fifo)));
+        oxen_core::ports::install(&PORTS);
         Ok(())
     }
 
@@ -200,7 +245,7 @@ impl Subsystem for EventChannelSubsystem {
         if !channels.is_empty() {
             events()
                 .lock()
-                .bind_static(&HvEnv, &channels)
+                .bind_static(&HvEnv::default(), &channels)
                 .map_err(|e| fail(alloc::format!("static event channels: {}", e.len())))?;
         }
         Ok(())
@@ -227,7 +272,7 @@ impl Subsystem for EventChannelSubsystem {
         if channels.is_empty() {
             return Ok(());
         }
-        events().lock().bind_static(&HvEnv, &channels)?;
+        events().lock().bind_static(&HvEnv::default(), &channels)?;
         for c in &channels {
             services().connect(c.local.dom, c.remote.dom);
         }

@@ -326,7 +326,10 @@ impl<P: SharedPage> EventChannels<P> {
         }
         let what = match d.channel(end.port).state {
             State::Unbound { remote } if remote == other => return Ok(EndState::Waiting),
-            State::Hypervisor { .. } => String::from("Oxen itself uses (the xenstore port, say)"),
+            State::Hypervisor { callback, .. } => match oxen_core::ports::listener(callback) {
+                Some(l) => format!("Oxen's {} uses", l.name),
+                None => String::from("Oxen itself uses"),
+            },
             State::Unbound { remote } => {
                 format!("is already allocated, unbound to domain {remote}")
             }
@@ -588,16 +591,26 @@ mod tests {
     }
 
     #[test]
-    fn h15_a_port_the_hypervisor_holds_is_refused_when_binding() {
+    fn h15_a_port_the_hypervisor_holds_is_refused_naming_who_holds_it() {
+        // The listener a subsystem (xenstore) registers names the holder.
+        #[linkme::distributed_slice(oxen_core::ports::PORT_LISTENERS)]
+        static HOLDER: oxen_core::ports::PortListener = oxen_core::ports::PortListener {
+            id: 7,
+            name: "xenstore",
+            event: |_, _| {},
+        };
         let channels = read(&ch("ec1", 1, "ec2"), &ch("ec2", 1, "ec1"), "").unwrap();
         let mut s = Sys::new(Policy::Silo, false, &[(1, 1), (2, 1)]);
         s.ev.bind_hypervisor(1, 1, 7, 0).unwrap();
+        s.ev.bind_hypervisor(2, 1, 8, 0).unwrap();
         let errors = bind(&mut s, &channels).unwrap_err();
         assert_eq!(
             errors,
             [
-                "/chosen/domU1/ec1: xen,evtchn names port 1 of domain 1, which Oxen itself \
-              uses (the xenstore port, say) (expected a free port)"
+                "/chosen/domU1/ec1: xen,evtchn names port 1 of domain 1, which Oxen's xenstore \
+                 uses (expected a free port)",
+                "/chosen/domU2/ec2: xen,evtchn names port 1 of domain 2, which Oxen itself \
+                 uses (expected a free port)",
             ]
         );
     }
