@@ -546,10 +546,15 @@ fn dump_qemu_tree(m: &Machine, work: &Path) -> Result<Source, String> {
 /// or until the config's limit.
 pub fn run(p: &Prepared) -> Result<Outcome, String> {
     match p.want.end {
-        End::PowerOff => qemu::run_captured(&p.machine, p.want.limit),
-        End::Running => {
-            qemu::run_captured_until(&p.machine, p.want.limit, &|log: &str| p.want.complete(log))
+        End::PowerOff => {
+            qemu::run_captured_until(&p.machine, p.want.limit, &|_| false, &p.want.sends)
         }
+        End::Running => qemu::run_captured_until(
+            &p.machine,
+            p.want.limit,
+            &|log: &str| p.want.complete(log),
+            &p.want.sends,
+        ),
     }
 }
 

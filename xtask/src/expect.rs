@@ -84,6 +84,50 @@ pub struct Expect {
     pub lines: Vec<Rule>,
     pub absent: Vec<Rule>,
     pub cases: Vec<CasesRule>,
+    /// Console input to type (`send: AFTER => TEXT`), in order.
+    pub sends: Vec<SendRule>,
+}
+
+/// `send[ on PEER]: AFTER => TEXT`: once `AFTER` has appeared on the
+/// console (after the previous send's), type `TEXT` (with `\r`, `\n`,
+/// `\xHH` escapes) on the physical console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRule {
+    pub peer: Option<Peer>,
+    pub after: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The bytes a `send:` text stands for.
+fn unescape(text: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut it = text.bytes();
+    while let Some(b) = it.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match it.next() {
+            Some(b'r') => out.push(b'\r'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b'\\') => out.push(b'\\'),
+            Some(b'x') => {
+                let hex: Vec<u8> = it.by_ref().take(2).collect();
+                let v = std::str::from_utf8(&hex)
+                    .ok()
+                    .filter(|h| h.len() == 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("`\\x` in \"{text}\" needs two hex digits"))?;
+                out.push(v);
+            }
+            _ => {
+                return Err(format!(
+                    "unknown escape in \"{text}\" (expected \\r, \\n, \\\\ or \\xHH)"
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The default wall-clock limit: QEMU's TCG is slow and a Linux domain
@@ -105,6 +149,7 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
     let mut lines = Vec::new();
     let mut absent = Vec::new();
     let mut cases = Vec::new();
+    let mut sends = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -190,6 +235,22 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
                 Err(e) => err(e),
             },
             _ if value.is_empty() => err(format!("`{key}:` has no text to look for")),
+            "send" => match value
+                .split_once(" => ")
+                .map(|(a, t)| (a.trim(), unescape(t.trim())))
+            {
+                Some((after, Ok(bytes))) if !after.is_empty() && !bytes.is_empty() => {
+                    sends.push(SendRule {
+                        peer,
+                        after: after.into(),
+                        bytes,
+                    })
+                }
+                Some((_, Err(e))) => err(format!("send: {e}")),
+                _ => err(format!(
+                    "send: \"{value}\" is not `AFTER => TEXT` (e.g. `send: reached init => shutdown 1\\r`)"
+                )),
+            },
             "panic" => panics.push(Rule {
                 domain: None,
                 peer,
@@ -225,11 +286,12 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         lines,
         absent,
         cases,
+        sends,
     })
 }
 
 /// The keys an `.expect` line may start with, for error messages.
-const KEYS: &str = "end, limit, requires, without, peer, cases, panic, not or a domain name";
+const KEYS: &str = "end, limit, requires, without, peer, cases, panic, not, send or a domain name";
 
 /// The value of a `cases:` rule: `DOMAIN all` or `DOMAIN all, at least N`.
 fn parse_cases(value: &str) -> Result<(String, usize), String> {
@@ -345,6 +407,12 @@ impl Expect {
                 .filter(|c| c.peer.is_none_or(|p| p == peer))
                 .map(|c| (c.domain.clone(), c.at_least))
                 .collect(),
+            sends: self
+                .sends
+                .iter()
+                .filter(|r| r.peer.is_none_or(|p| p == peer))
+                .map(|r| (r.after.clone(), r.bytes.clone()))
+                .collect(),
         }
     }
 }
@@ -366,6 +434,8 @@ pub struct Want {
     /// Text the hypervisor's panic message must contain; empty when the
     /// run must not panic.
     pub panic: Vec<String>,
+    /// (after, bytes): console input typed once `after` appeared.
+    pub sends: Vec<(String, Vec<u8>)>,
 }
 
 /// Text that always fails a run, wherever it appears.
@@ -858,6 +928,7 @@ not on oxen: unhandled
             absent: vec![],
             cases: vec![],
             panic: vec![],
+            sends: vec![],
         };
         assert_eq!(
             want.missing("(d1) oxen-init: domU1 reached init\n").len(),
@@ -1242,5 +1313,27 @@ panic on xen: requires dom0
         let log = "(oxen) boot stopped\n(oxen) *** PANIC on CPU0: x\n";
         let p = check(&outcome(log, Some(0)), &want);
         assert_eq!(p, ["Oxen panicked: (oxen) *** PANIC on CPU0: x"]);
+    }
+
+    #[test]
+    fn send_lines_parse_with_escapes_in_order() {
+        let e = parse(
+            "end: power-off\nsend: reached init => shutdown 1\\r\nsend on oxen: x => \\x01\\x01\\x01\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(e.sends.len(), 2);
+        assert_eq!(e.sends[0].after, "reached init");
+        assert_eq!(e.sends[0].bytes, b"shutdown 1\r");
+        assert_eq!(e.sends[1].bytes, [1, 1, 1]);
+        assert_eq!(e.for_peer(Peer::Xen, &[]).sends.len(), 1);
+    }
+
+    #[test]
+    fn a_send_without_arrow_or_with_a_bad_escape_is_an_error() {
+        let e = parse("end: power-off\nsend: no arrow\nsend: a => \\q\n", "t").unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("AFTER => TEXT"), "{}", e[0]);
+        assert!(e[1].contains("unknown escape"), "{}", e[1]);
     }
 }

@@ -106,21 +106,28 @@ pub struct Outcome {
 /// passes. A hypervisor fault (which halts a CPU rather than the machine)
 /// ends the run early.
 pub fn run_captured(m: &Machine, limit: Duration) -> Result<Outcome, String> {
-    run_captured_until(m, limit, &|_| false)
+    run_captured_until(m, limit, &|_| false, &[])
 }
 
 /// As [`run_captured`], but also stops QEMU (status `None`, not timed out)
 /// as soon as `done` holds for the console so far: for systems that keep
-/// running, such as Xen once its domains powered off.
+/// running, such as Xen once its domains powered off. Each `input` pair
+/// (after, bytes) types `bytes` on the console once `after` has appeared
+/// past where the previous pair's text did.
 pub fn run_captured_until(
     m: &Machine,
     limit: Duration,
     done: &dyn Fn(&str) -> bool,
+    input: &[(String, Vec<u8>)],
 ) -> Result<Outcome, String> {
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(m.args())
         .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .stdin(Stdio::null())
+        .stdin(if input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let start = Instant::now();
@@ -158,6 +165,10 @@ pub fn run_captured_until(
             }
         }));
     }
+    let mut stdin = child.stdin.take();
+    let mut typed = 0;
+    // Where in the console the next `after` is looked for.
+    let mut typed_at = 0;
     let mut timed_out = false;
     let mut faulted = false;
     let mut fault_seen_at: Option<Instant> = None;
@@ -169,6 +180,19 @@ pub fn run_captured_until(
         let len = log.lock().unwrap().len();
         if len != seen {
             seen = len;
+            if let (Some((after, bytes)), Some(pipe)) = (input.get(typed), stdin.as_mut()) {
+                let found = log.lock().unwrap()[typed_at..].find(after.as_str());
+                if let Some(at) = found {
+                    typed_at += at + after.len();
+                    typed += 1;
+                    // Slowly, as a person types: the UART's FIFO is small.
+                    for b in bytes {
+                        use std::io::Write;
+                        let _ = pipe.write_all(&[*b]).and_then(|()| pipe.flush());
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
             if done(&log.lock().unwrap()) {
                 let _ = child.kill();
                 let _ = child.wait();
