@@ -1,0 +1,3 @@
+//! Behaviour tests through a guest's ring, message by message.
+
+mod basic;
