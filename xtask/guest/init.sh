@@ -28,6 +28,18 @@ if [ -d /sys/hypervisor ] && [ -r /sys/hypervisor/type ]; then
     echo "oxen-init: $name hypervisor $(cat /sys/hypervisor/type)"
 fi
 
+# What the kernel runs for an orderly poweroff or reboot (a xenstore
+# control/shutdown request, as `xl shutdown` sends): this init is no
+# process supervisor, so they sync and stop at once. Without them the
+# kernel's request fails silently.
+mkdir -p /sbin
+for what in poweroff reboot; do
+    rm -f /sbin/$what
+    printf '#!/bin/busybox sh\necho "oxen-init: %s: orderly %s" > /dev/console\nsync\nexec /bin/busybox %s -f\n' \
+        "$name" "$what" "$what" > /sbin/$what
+    chmod 755 /sbin/$what
+done
+
 case "$action" in
     shell)
         echo "oxen-init: $name starts a shell"

@@ -94,6 +94,8 @@ mod tests {
             "$(cat /proc/cmdline)",
             "console=ttyAMA0 oxen.name=domU7 oxen.action=reboot quiet",
         ) + "echo \"$name $action\"";
+        // This part runs on the host: it must not write files there.
+        assert!(!script.contains("> /"), "{script}");
         let out = std::process::Command::new("sh")
             .args(["-c", &script])
             .output()
