@@ -17,6 +17,8 @@ use oxen_evtchn as _;
 use oxen_extended_regions as _;
 #[cfg(feature = "gnttab")]
 use oxen_gnttab as _;
+#[cfg(feature = "xenstore")]
+use oxen_xenstore as _;
 
 use oxen_core::boot::Board;
 

@@ -27,6 +27,9 @@ mod perm;
 mod quota;
 /// Request dispatch, watch delivery, privileged access.
 mod server;
+/// The subsystem in the running hypervisor: ring pages, the port, console
+/// commands.
+mod service;
 /// The nodes written for an introduced domain.
 mod toolstack;
 /// The committed node tree.
@@ -37,7 +40,6 @@ mod view;
 mod watch;
 /// Wire format constants and helpers.
 pub mod wire;
-// mod service;  (hypervisor glue, added separately)
 
 #[cfg(test)]
 mod fake;

@@ -1,3 +1,4 @@
 //! Behaviour tests through a guest's ring, message by message.
 
 mod basic;
+mod service_path;
