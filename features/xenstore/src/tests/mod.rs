@@ -1,3 +1,10 @@
 //! Behaviour tests through a guest's ring, message by message.
 
-mod basic;
+mod boot;
+mod domains;
+mod messages;
+mod perms;
+mod quotas;
+mod ring;
+mod transactions;
+mod watches;
