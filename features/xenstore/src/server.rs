@@ -463,7 +463,7 @@ impl<P: RingPage> Xenstore<P> {
                 };
                 let tx = conn.transactions.remove(&h.tx_id).ok_or(Error::ENOENT)?;
                 if commit {
-                    out.events = tx.commit(&mut self.tree)?;
+                    out.events = tx.commit(&mut self.tree, dom, self.quotas.nodes_per_domain)?;
                 }
                 Ok(ok())
             }

@@ -176,3 +176,64 @@ fn queued_events_beyond_the_bound_are_dropped_and_counted() {
     }
     assert_eq!(got.len(), 3);
 }
+
+#[test]
+fn transaction_bytes_quota_is_enospc_and_request_fails_whole() {
+    let q = Quotas {
+        transaction_bytes: 8 * 1024,
+        ..Quotas::default()
+    };
+    let mut w = World::with_quotas(q);
+    let p = w.ok(1, ty::TRANSACTION_START, 0, b"\0");
+    let t: u32 = core::str::from_utf8(&p[..p.len() - 1])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let value = "v".repeat(1500);
+    // Rewriting a node it already holds does not grow it.
+    for _ in 0..20 {
+        w.ok(1, ty::WRITE, t, &wv("data/n0", &value));
+    }
+    let mut written = 0;
+    for i in 0..10 {
+        let m = w.call(1, ty::WRITE, t, &wv(&format!("data/n{i}"), &value));
+        if m.error().as_deref() == Some("ENOSPC") {
+            break;
+        }
+        assert_eq!(m.ty, ty::WRITE);
+        written += 1;
+    }
+    assert!((3..10).contains(&written), "{written}");
+    w.err(
+        1,
+        ty::READ,
+        t,
+        &z(&format!("data/n{written}")),
+        Error::ENOENT,
+    );
+    w.ok(1, ty::TRANSACTION_END, t, &z("T"));
+}
+
+#[test]
+fn commit_that_would_exceed_the_node_quota_is_enospc() {
+    let q = Quotas {
+        nodes_per_domain: 50,
+        ..Quotas::default()
+    };
+    let mut w = World::with_quotas(q);
+    let room = 50 - owned_after_introduce(1);
+    let start = |w: &mut World| -> u32 {
+        let p = w.ok(1, ty::TRANSACTION_START, 0, b"\0");
+        core::str::from_utf8(&p[..p.len() - 1])
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (a, b) = (start(&mut w), start(&mut w));
+    for i in 0..room {
+        w.ok(1, ty::WRITE, a, &wv(&format!("data/a{i}"), ""));
+        w.ok(1, ty::WRITE, b, &wv(&format!("attr/b{i}"), ""));
+    }
+    w.ok(1, ty::TRANSACTION_END, a, &z("T"));
+    w.err(1, ty::TRANSACTION_END, b, &z("T"), Error::ENOSPC);
+}
