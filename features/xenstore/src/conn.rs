@@ -244,9 +244,9 @@ impl<P: crate::RingPage> Conn<P> {
                 self.output.pop_front();
                 self.written = 0;
                 if event {
-                    self.events -= 1;
+                    self.events = self.events.saturating_sub(1);
                 } else {
-                    self.replies -= 1;
+                    self.replies = self.replies.saturating_sub(1);
                 }
             }
         }
@@ -268,6 +268,13 @@ impl<P: crate::RingPage> Conn<P> {
         self.replies = 0;
         self.events = 0;
         out
+    }
+
+    /// Whether request bytes are waiting in the ring.
+    pub fn input_waiting(&self) -> bool {
+        let cons = self.page.load_u32(ring::REQ_CONS);
+        let prod = self.page.load_u32(ring::REQ_PROD);
+        !self.broken && prod != cons
     }
 
     /// A fresh transaction ID: never 0, never one that is open.

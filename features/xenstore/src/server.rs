@@ -190,9 +190,15 @@ impl<P: RingPage> Xenstore<P> {
     /// available (not while the domain has `outstanding_requests` replies
     /// undelivered, and at most [`REQUESTS_PER_KICK`]), then flushes every
     /// connection's queued output into its ring as space allows.
-    pub fn kick(&mut self, domid: DomId) {
+    ///
+    /// Returns `true` when it stopped at [`REQUESTS_PER_KICK`] with input
+    /// still waiting: the guest may not signal again (Linux signals only
+    /// when it finds its earlier requests all consumed), so the caller
+    /// should kick again later. Back-pressure stops return `false`: the
+    /// response ring is then full, and the guest signals once it has read.
+    pub fn kick(&mut self, domid: DomId) -> bool {
         let Some(conn) = self.conns.get_mut(&domid) else {
-            return;
+            return false;
         };
         if conn.reset_if_asked() {
             self.notify.insert(domid);
@@ -223,6 +229,7 @@ impl<P: RingPage> Xenstore<P> {
             }
         }
         self.flush_all();
+        handled >= REQUESTS_PER_KICK && self.conns.get(&domid).is_some_and(|c| c.input_waiting())
     }
 
     /// Domains whose rings moved (or were reset) since the last call, each

@@ -263,3 +263,55 @@ fn garbage_stream_never_panics() {
     }
     assert_eq!(page.load_u32(ring::ERROR), 0);
 }
+
+/// A guest that keeps its request ring full of READs and consumes every
+/// reply at once, concurrently with the server.
+#[derive(Clone)]
+struct Flood(FakePage, std::rc::Rc<core::cell::Cell<u32>>);
+
+impl RingPage for Flood {
+    fn load_u32(&self, off: usize) -> u32 {
+        if off == ring::REQ_PROD {
+            while self.0.req_space() >= 25 {
+                self.0.send(ty::READ, self.1.get(), 0, &z("domid"));
+                self.1.set(self.1.get() + 1);
+            }
+        }
+        self.0.load_u32(off)
+    }
+    fn store_u32(&self, off: usize, v: u32) {
+        self.0.store_u32(off, v);
+        if off == ring::RSP_PROD {
+            self.0.store_u32(ring::RSP_CONS, v);
+        }
+    }
+    fn read(&self, off: usize, out: &mut [u8]) {
+        self.0.read(off, out);
+    }
+    fn write(&self, off: usize, data: &[u8]) {
+        self.0.write(off, data);
+    }
+}
+
+#[test]
+fn kick_stops_after_its_budget_against_a_flooding_guest_and_says_so() {
+    let mut xs = Xenstore::new(Quotas::default());
+    let sent = std::rc::Rc::new(core::cell::Cell::new(0));
+    let page = Flood(FakePage::new(), sent.clone());
+    xs.introduce_domain(&info(1), page.clone()).unwrap();
+    assert!(xs.kick(1), "more input waiting");
+    let consumed = page.0.load_u32(ring::REQ_CONS) / 22; // 16 + "domid\0"
+    assert_eq!(consumed as usize, crate::REQUESTS_PER_KICK);
+}
+
+#[test]
+fn kick_answers_a_full_ring_of_requests_at_once() {
+    let (mut xs, page) = world_at(0);
+    let mut sent = 0;
+    while page.req_space() >= 25 {
+        page.send(ty::READ, sent, 0, &z("domid"));
+        sent += 1;
+    }
+    assert!(!xs.kick(1));
+    assert_eq!(page.recv().len() as u32, sent);
+}
