@@ -293,14 +293,12 @@ impl World {
             .map(|(_, e)| e.clone())
             .collect();
         self.stash.retain(|(d, _)| *d != dom);
-        self.xs.kick(dom);
-        out.extend(
-            self.page(dom)
-                .recv()
-                .iter()
-                .filter(|m| m.ty == ty::WATCH_EVENT)
-                .map(event_of),
-        );
+        // Long events arrive over several ring-fulls.
+        for _ in 0..8 {
+            self.xs.kick(dom);
+            let got = self.page(dom).recv();
+            out.extend(got.iter().filter(|m| m.ty == ty::WATCH_EVENT).map(event_of));
+        }
         out
     }
 }

@@ -333,7 +333,7 @@ impl<P: RingPage> Xenstore<P> {
         let Some(n) = self.tree.get(name) else {
             return;
         };
-        let event = Event::removed(name, n.perms.clone(), n.generation, true);
+        let event = Event::special(name, n.perms.clone(), n.generation);
         self.deliver(&[event]);
     }
 

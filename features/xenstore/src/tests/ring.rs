@@ -315,3 +315,18 @@ fn kick_answers_a_full_ring_of_requests_at_once() {
     assert!(!xs.kick(1));
     assert_eq!(page.recv().len() as u32, sent);
 }
+
+#[test]
+fn backpressured_domain_does_not_stall_others() {
+    let mut w = World::new();
+    w.xs.write("/local/domain/1/data/big", &[b'v'; 1000])
+        .unwrap();
+    let page = w.page(1);
+    for i in 0..30 {
+        page.send(ty::READ, i, 0, &z("data/big"));
+    }
+    w.xs.kick(1);
+    assert_ne!(page.load_u32(ring::REQ_CONS), page.load_u32(ring::REQ_PROD));
+    assert_eq!(w.read(2, "domid").unwrap(), "2");
+    w.write(2, "data/x", "v").unwrap();
+}

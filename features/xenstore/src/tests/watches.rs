@@ -272,3 +272,25 @@ fn hypervisor_write_fires_watches() {
     assert!(w.xs.take_notifications().contains(&1));
     assert_eq!(w.page(1).recv()[0].payload, b"control/shutdown\0S\0");
 }
+
+#[test]
+fn event_too_long_for_a_message_is_dropped_and_counted() {
+    let mut w = World::new();
+    let token = "T".repeat(4000);
+    w.watch(1, "/local/domain/1", &token);
+    let long = "d".repeat(100);
+    w.write(1, &format!("data/{long}"), "").unwrap();
+    assert_eq!(w.events(1), []);
+    assert_eq!(w.xs.dropped_events(1), Some(1));
+    w.write(1, "data/x", "").unwrap();
+    assert_eq!(w.events(1).len(), 1, "a shorter path fits");
+}
+
+#[test]
+fn watch_on_other_domains_node_is_allowed_but_silent_without_read() {
+    let mut w = World::new();
+    w.watch(2, "/local/domain/1/control/shutdown", "S");
+    w.xs.write("/local/domain/1/control/shutdown", b"poweroff")
+        .unwrap();
+    assert_eq!(w.events(2), []);
+}
