@@ -64,6 +64,8 @@ pub(crate) struct Conn<P> {
     /// Set when the guest broke the protocol: nothing is read or written
     /// until it asks for a reset.
     pub broken: bool,
+    /// The last kick stopped at its budget with input waiting.
+    pub budget_spent: bool,
 }
 
 impl<P: crate::RingPage> Conn<P> {
@@ -81,6 +83,7 @@ impl<P: crate::RingPage> Conn<P> {
             transactions: BTreeMap::new(),
             next_tx: 1,
             broken: false,
+            budget_spent: false,
         }
     }
 

@@ -15,27 +15,16 @@
 
 extern crate alloc;
 
-/// A domain's connection: ring I/O, queued output, watches, transactions.
 mod conn;
-/// Error names of `XS_ERROR` replies.
 mod error;
-/// Node names: validation and canonical form.
 mod path;
-/// Permission lists and access checks.
 mod perm;
-/// Per-domain bounds.
 mod quota;
-/// Request dispatch, watch delivery, privileged access.
 mod server;
-/// The nodes written for an introduced domain.
 mod toolstack;
-/// The committed node tree.
 mod tree;
-/// The store as one request sees it (in or out of a transaction).
 mod view;
-/// Watches and events.
 mod watch;
-/// Wire format constants and helpers.
 pub mod wire;
 // mod service;  (hypervisor glue, added separately)
 

@@ -191,14 +191,15 @@ impl<P: RingPage> Xenstore<P> {
     /// undelivered, and at most [`REQUESTS_PER_KICK`]), then flushes every
     /// connection's queued output into its ring as space allows.
     ///
-    /// Returns `true` when it stopped at [`REQUESTS_PER_KICK`] with input
-    /// still waiting: the guest may not signal again (Linux signals only
-    /// when it finds its earlier requests all consumed), so the caller
-    /// should kick again later. Back-pressure stops return `false`: the
-    /// response ring is then full, and the guest signals once it has read.
-    pub fn kick(&mut self, domid: DomId) -> bool {
+    /// When it stops at [`REQUESTS_PER_KICK`] with input still waiting,
+    /// [`Xenstore::needs_kick`] says so: the guest may not signal again
+    /// (Linux signals only when it finds its earlier requests all
+    /// consumed), so the caller should kick again later. A back-pressure
+    /// stop needs nothing: the response ring is then full, and the guest
+    /// signals once it has read from it.
+    pub fn kick(&mut self, domid: DomId) {
         let Some(conn) = self.conns.get_mut(&domid) else {
-            return false;
+            return;
         };
         if conn.reset_if_asked() {
             self.notify.insert(domid);
@@ -229,7 +230,16 @@ impl<P: RingPage> Xenstore<P> {
             }
         }
         self.flush_all();
-        handled >= REQUESTS_PER_KICK && self.conns.get(&domid).is_some_and(|c| c.input_waiting())
+        if let Some(conn) = self.conns.get_mut(&domid) {
+            conn.budget_spent = handled >= REQUESTS_PER_KICK && conn.input_waiting();
+        }
+    }
+
+    /// Whether the domain's last `kick` stopped at [`REQUESTS_PER_KICK`]
+    /// with requests still in its ring: kick it again (soon, not in a loop
+    /// that a guest could keep busy forever).
+    pub fn needs_kick(&self, domid: DomId) -> bool {
+        self.conns.get(&domid).is_some_and(|c| c.budget_spent)
     }
 
     /// Domains whose rings moved (or were reset) since the last call, each

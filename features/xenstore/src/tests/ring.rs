@@ -299,7 +299,8 @@ fn kick_stops_after_its_budget_against_a_flooding_guest_and_says_so() {
     let sent = std::rc::Rc::new(core::cell::Cell::new(0));
     let page = Flood(FakePage::new(), sent.clone());
     xs.introduce_domain(&info(1), page.clone()).unwrap();
-    assert!(xs.kick(1), "more input waiting");
+    xs.kick(1);
+    assert!(xs.needs_kick(1), "more input waiting");
     let consumed = page.0.load_u32(ring::REQ_CONS) / 22; // 16 + "domid\0"
     assert_eq!(consumed as usize, crate::REQUESTS_PER_KICK);
 }
@@ -312,7 +313,8 @@ fn kick_answers_a_full_ring_of_requests_at_once() {
         page.send(ty::READ, sent, 0, &z("domid"));
         sent += 1;
     }
-    assert!(!xs.kick(1));
+    xs.kick(1);
+    assert!(!xs.needs_kick(1));
     assert_eq!(page.recv().len() as u32, sent);
 }
 
