@@ -622,6 +622,14 @@ impl<P: RingPage> Xenstore<P> {
     }
 }
 
+#[cfg(test)]
+impl<P: RingPage> Xenstore<P> {
+    /// See `Tree::assert_consistent`.
+    pub(crate) fn assert_consistent(&self) {
+        self.tree.assert_consistent();
+    }
+}
+
 /// A value as `xenstore-ls` shows it: printable ASCII as is, `"` and `\`
 /// escaped, other bytes as `\xNN`.
 fn escape(v: &[u8]) -> String {

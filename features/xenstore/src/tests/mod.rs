@@ -5,6 +5,7 @@ mod domains;
 mod messages;
 mod perms;
 mod quotas;
+mod random;
 mod ring;
 mod transactions;
 mod watches;
