@@ -49,7 +49,7 @@ fn random_requests_keep_the_tree_consistent() {
                     .iter()
                     .filter(|(d, _)| *d == dom)
                     .map(|(_, t)| *t)
-                    .last()
+                    .next_back()
                     .unwrap_or(0),
                 _ => 0,
             };
