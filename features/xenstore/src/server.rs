@@ -107,6 +107,12 @@ impl<P: RingPage> Xenstore<P> {
     /// needs one) and fires `@introduceDomain`. A domain introduced again
     /// (reboot) is released first. Domain 0 (the hypervisor's stand-in as
     /// owner of its nodes) and reserved IDs are `EINVAL`.
+    ///
+    /// Nodes the hypervisor wrote below `/local/domain/<id>` before this
+    /// call stay, with the permissions they had (written by the hypervisor
+    /// under the then hypervisor-owned home, that is `n0`: set them).
+    /// Entries naming the domain in any node written since its ID was last
+    /// released count from the start.
     pub fn introduce_domain(&mut self, info: &DomainInfo<'_>, page: P) -> Result<(), Error> {
         let dom = info.domid;
         if dom == 0 || dom >= DOMID_FIRST_RESERVED {

@@ -237,3 +237,15 @@ fn commit_that_would_exceed_the_node_quota_is_enospc() {
     w.ok(1, ty::TRANSACTION_END, a, &z("T"));
     w.err(1, ty::TRANSACTION_END, b, &z("T"), Error::ENOSPC);
 }
+
+#[test]
+fn toolstack_nodes_owned_by_a_domain_are_28_plus_2_per_vcpu() {
+    for vcpus in [1, 4] {
+        let i = crate::DomainInfo { vcpus, ..info(1) };
+        let owned = toolstack_nodes(&i)
+            .iter()
+            .filter(|n| n.perms[0].dom == 1)
+            .count();
+        assert_eq!(owned, 28 + 2 * vcpus as usize);
+    }
+}
