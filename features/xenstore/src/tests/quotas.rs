@@ -67,9 +67,10 @@ fn node_size_quota_counts_header_perms_value_and_children() {
         &zs(&["data/big", "n1", "r2"]),
         Error::ENOSPC,
     );
-    // The hypervisor is exempt.
+    // The hypervisor is exempt; the other domain is unaffected.
     w.xs.write("/local/domain/1/data/huge", &[b'x'; 3000])
         .unwrap();
+    w.write(2, "data/big", &fits).unwrap();
 }
 
 #[test]
@@ -88,6 +89,7 @@ fn perms_per_node_quota_is_enospc() {
         &zs(&["data", "n1", "r2", "r3", "r4", "r5", "r6"]),
         Error::ENOSPC,
     );
+    w.ok(2, ty::SET_PERMS, 0, &zs(&["data", "n2", "r1"]));
 }
 
 #[test]
