@@ -552,6 +552,21 @@ impl<P: RingPage> Xenstore<P> {
         self.privileged(|v| v.write(&p, value))
     }
 
+    /// Writes a node and sets its permission list, as a toolstack writes a
+    /// device's nodes (`n<backend>, r<frontend>`). Watches fire for both.
+    pub fn write_with_perms(
+        &mut self,
+        path: &str,
+        value: &[u8],
+        perms: &[Perm],
+    ) -> Result<(), Error> {
+        let p = canonicalize(path.as_bytes(), None, false, 0)?.path;
+        self.privileged(|v| {
+            v.write(&p, value)?;
+            v.set_perms(&p, perms)
+        })
+    }
+
     /// Creates an empty node (and parents) unless it exists.
     pub fn mkdir(&mut self, path: &str) -> Result<(), Error> {
         let p = canonicalize(path.as_bytes(), None, false, 0)?.path;

@@ -193,3 +193,40 @@ fn recycled_domid_does_not_inherit_old_grants() {
     w.ok(1, ty::SET_PERMS, 0, &zs(&["data/x", "n1", "r2"]));
     assert_eq!(w.read(2, "/local/domain/1/data/x").unwrap(), "v");
 }
+
+#[test]
+fn toolstack_device_nodes_are_readable_by_the_named_frontend_only() {
+    let mut w = World::new();
+    w.introduce(3);
+    let perms = [
+        Perm {
+            dom: 2,
+            kind: PermKind::None,
+        },
+        Perm {
+            dom: 1,
+            kind: PermKind::Read,
+        },
+    ];
+    w.xs.write_with_perms("/local/domain/2/backend/vif/1/0/state", b"1", &perms)
+        .unwrap();
+    assert_eq!(
+        w.read(1, "/local/domain/2/backend/vif/1/0/state").unwrap(),
+        "1"
+    );
+    assert_eq!(w.read(2, "backend/vif/1/0/state").unwrap(), "1");
+    w.err(
+        3,
+        ty::READ,
+        0,
+        &z("/local/domain/2/backend/vif/1/0/state"),
+        Error::EACCES,
+    );
+    w.err(
+        1,
+        ty::WRITE,
+        0,
+        &wv("/local/domain/2/backend/vif/1/0/state", "4"),
+        Error::EACCES,
+    );
+}
