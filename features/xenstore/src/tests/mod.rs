@@ -1,6 +1,7 @@
 //! Behaviour tests through a guest's ring, message by message.
 
 mod boot;
+mod devices;
 mod domains;
 mod messages;
 mod perms;
