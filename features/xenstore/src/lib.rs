@@ -37,6 +37,6 @@ pub use conn::RingPage;
 pub use error::Error;
 pub use oxen_core::xen::DomId;
 pub use perm::{Perm, PermKind};
-pub use quota::Quotas;
+pub use quota::{Quotas, TRANSACTION_BYTES};
 pub use server::{REQUESTS_PER_KICK, SERVER_FEATURES, Xenstore};
 pub use toolstack::{DomainInfo, ToolstackNode, domain_uuid, toolstack_nodes, vm_path};

@@ -23,11 +23,6 @@ pub struct Quotas {
     pub transactions_per_domain: usize,
     /// Distinct nodes one transaction may read or write; then `ENOSPC`.
     pub nodes_per_transaction: usize,
-    /// Bytes one transaction may hold: the names of the nodes it looked at
-    /// and its copies of the nodes it changed (names and sizes); more is
-    /// `ENOSPC`. Not in C xenstored, which bounds a domain's memory as a
-    /// whole (2.5 MiB) instead.
-    pub transaction_bytes: usize,
     /// Replies a domain may have queued and undelivered before its request
     /// ring is no longer read (back-pressure, no error).
     pub outstanding_requests: usize,
@@ -35,6 +30,12 @@ pub struct Quotas {
     /// events are dropped and counted.
     pub queued_events: usize,
 }
+
+/// Bytes one transaction may hold by default: the names of the nodes it
+/// looked at and its copies of the nodes it changed (names and sizes); more
+/// is `ENOSPC`. Not in C xenstored, which bounds a domain's memory as a
+/// whole (2.5 MiB) instead. See `Xenstore::set_transaction_bytes`.
+pub const TRANSACTION_BYTES: usize = 256 * 1024;
 
 impl Default for Quotas {
     fn default() -> Self {
@@ -46,7 +47,6 @@ impl Default for Quotas {
             watches_per_domain: 128,
             transactions_per_domain: 10,
             nodes_per_transaction: 1024,
-            transaction_bytes: 256 * 1024,
             outstanding_requests: 20,
             queued_events: 256,
         }

@@ -12,6 +12,7 @@ use oxen_core::xen::DOMID_FIRST_RESERVED;
 use crate::conn::{Conn, Input};
 use crate::path::{canonicalize, home, join, parent};
 use crate::perm::{Access, Caller, allowed, parse_decimal_u16};
+use crate::quota::TRANSACTION_BYTES;
 use crate::toolstack::{toolstack_nodes, vm_path};
 use crate::tree::{Node, Tree};
 use crate::view::{Transaction, View};
@@ -40,6 +41,7 @@ pub struct Xenstore<P: RingPage> {
     /// entries naming it in nodes written before then are ignored.
     released_at: BTreeMap<DomId, u64>,
     notify: BTreeSet<DomId>,
+    transaction_bytes: usize,
 }
 
 /// What handling one request produced.
@@ -95,7 +97,14 @@ impl<P: RingPage> Xenstore<P> {
             conns: BTreeMap::new(),
             released_at: BTreeMap::new(),
             notify: BTreeSet::new(),
+            transaction_bytes: TRANSACTION_BYTES,
         }
+    }
+
+    /// Sets the byte bound of transactions started from now on (default
+    /// [`TRANSACTION_BYTES`]).
+    pub fn set_transaction_bytes(&mut self, bytes: usize) {
+        self.transaction_bytes = bytes;
     }
 
     // ---- domains -----------------------------------------------------------
@@ -475,7 +484,8 @@ impl<P: RingPage> Xenstore<P> {
                     return Err(Error::ENOSPC);
                 }
                 let id = conn.new_tx_id();
-                conn.transactions.insert(id, Transaction::default());
+                conn.transactions
+                    .insert(id, Transaction::new(self.transaction_bytes));
                 Ok(format!("{id}\0").into_bytes())
             }
             ty::TRANSACTION_END => {

@@ -17,14 +17,15 @@ use crate::{DomId, Error, Perm, Quotas};
 /// An open transaction: the nodes it changed (`None`: removed), the
 /// generation of every committed node it looked at (`None`: absent), and
 /// the events its changes will fire at commit.
-#[derive(Default)]
 pub(crate) struct Transaction {
     changes: BTreeMap<String, Option<Node>>,
     reads: BTreeMap<String, Option<u64>>,
     events: Vec<Event>,
     owned_delta: BTreeMap<DomId, isize>,
-    /// What `reads` and `changes` hold, as `transaction_bytes` counts it.
+    /// What `reads` and `changes` hold, as `limit` counts it.
     bytes: usize,
+    /// Most `bytes` may reach (`ENOSPC` beyond).
+    limit: usize,
 }
 
 /// What a change entry costs a transaction.
@@ -33,6 +34,17 @@ fn change_cost(path: &str, node: Option<&Node>) -> usize {
 }
 
 impl Transaction {
+    pub fn new(limit: usize) -> Self {
+        Transaction {
+            changes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            events: Vec::new(),
+            owned_delta: BTreeMap::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
     fn touched(&self) -> usize {
         self.reads.len()
             + self
@@ -155,7 +167,7 @@ impl<'a> View<'a> {
             return Err(Error::ENOSPC);
         }
         let estimate = paths.iter().map(|p| 2 * p.len() + 64).sum::<usize>() + value_len;
-        if tx.bytes.saturating_add(estimate) > self.quotas.transaction_bytes {
+        if tx.bytes.saturating_add(estimate) > tx.limit {
             return Err(Error::ENOSPC);
         }
         Ok(())

@@ -181,11 +181,8 @@ fn queued_events_beyond_the_bound_are_dropped_and_counted() {
 
 #[test]
 fn transaction_bytes_quota_is_enospc_and_request_fails_whole() {
-    let q = Quotas {
-        transaction_bytes: 8 * 1024,
-        ..Quotas::default()
-    };
-    let mut w = World::with_quotas(q);
+    let mut w = World::new();
+    w.xs.set_transaction_bytes(8 * 1024);
     let p = w.ok(1, ty::TRANSACTION_START, 0, b"\0");
     let t: u32 = core::str::from_utf8(&p[..p.len() - 1])
         .unwrap()
