@@ -332,3 +332,22 @@ fn backpressured_domain_does_not_stall_others() {
     assert_eq!(w.read(2, "domid").unwrap(), "2");
     w.write(2, "data/x", "v").unwrap();
 }
+
+#[test]
+fn reset_drops_output_not_yet_in_the_ring() {
+    let (mut xs, page) = world_at(0);
+    xs.write("/local/domain/1/data/big", &[b'v'; 1000]).unwrap();
+    for i in 0..5 {
+        page.send(ty::READ, i, 0, &z("data/big"));
+    }
+    xs.kick(1);
+    assert_eq!(page.rsp_pending(), 1024, "replies wait behind a full ring");
+    page.store_u32(ring::CONNECTION, ring::RECONNECT);
+    xs.kick(1);
+    assert_eq!(page.rsp_pending(), 0);
+    page.send(ty::READ, 9, 0, &z("domid"));
+    xs.kick(1);
+    let m = page.recv();
+    assert_eq!(m.len(), 1, "only the new reply: {m:?}");
+    assert_eq!((m[0].req_id, m[0].payload.as_slice()), (9, &b"1"[..]));
+}
