@@ -64,6 +64,8 @@ pub(crate) struct Conn<P> {
     /// Set when the guest broke the protocol: nothing is read or written
     /// until it asks for a reset.
     pub broken: bool,
+    /// The last kick stopped at its budget with input waiting.
+    pub budget_spent: bool,
 }
 
 impl<P: crate::RingPage> Conn<P> {
@@ -81,6 +83,7 @@ impl<P: crate::RingPage> Conn<P> {
             transactions: BTreeMap::new(),
             next_tx: 1,
             broken: false,
+            budget_spent: false,
         }
     }
 
@@ -244,9 +247,9 @@ impl<P: crate::RingPage> Conn<P> {
                 self.output.pop_front();
                 self.written = 0;
                 if event {
-                    self.events -= 1;
+                    self.events = self.events.saturating_sub(1);
                 } else {
-                    self.replies -= 1;
+                    self.replies = self.replies.saturating_sub(1);
                 }
             }
         }
@@ -268,6 +271,13 @@ impl<P: crate::RingPage> Conn<P> {
         self.replies = 0;
         self.events = 0;
         out
+    }
+
+    /// Whether request bytes are waiting in the ring.
+    pub fn input_waiting(&self) -> bool {
+        let cons = self.page.load_u32(ring::REQ_CONS);
+        let prod = self.page.load_u32(ring::REQ_PROD);
+        !self.broken && prod != cons
     }
 
     /// A fresh transaction ID: never 0, never one that is open.

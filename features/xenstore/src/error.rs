@@ -5,7 +5,6 @@ use core::fmt;
 /// An error reply. The names are the wire strings; the order is that of
 /// Xen's `xsd_errors[]` table. Linux knows the first fifteen; `EPERM` is
 /// only sent when a domain tries to give a node away.
-#[allow(clippy::upper_case_acronyms)] // the variants are the wire names
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     EINVAL,

@@ -10,13 +10,16 @@ use crate::wire::{HEADER_LEN, Header, ring, ty};
 use crate::{DomId, DomainInfo, Error, Quotas, RingPage, Xenstore};
 
 /// A 4 KiB ring page; clones share the memory, as the guest's and the
-/// server's mappings do.
+/// server's mappings do. The second field is the guest's reader buffer.
 #[derive(Clone)]
-pub struct FakePage(Rc<RefCell<[u8; 4096]>>);
+pub struct FakePage(Rc<RefCell<[u8; 4096]>>, Rc<RefCell<Vec<u8>>>);
 
 impl FakePage {
     pub fn new() -> Self {
-        FakePage(Rc::new(RefCell::new([0; 4096])))
+        FakePage(
+            Rc::new(RefCell::new([0; 4096])),
+            Rc::new(RefCell::new(Vec::new())),
+        )
     }
 }
 
@@ -89,41 +92,38 @@ impl FakePage {
             .wrapping_sub(self.load_u32(ring::RSP_CONS)) as usize
     }
 
-    /// Takes every complete message from the response ring.
+    /// Takes everything from the response ring, as Linux's reader does
+    /// (messages longer than the ring arrive in pieces), and returns the
+    /// messages now complete.
     pub fn recv(&self) -> Vec<Msg> {
+        let cons = self.load_u32(ring::RSP_CONS);
+        let avail = self.rsp_pending();
+        let mut inbox = self.1.borrow_mut();
+        for i in 0..avail {
+            let mut b = [0];
+            self.read(
+                ring::RSP + (cons.wrapping_add(i as u32) % 1024) as usize,
+                &mut b,
+            );
+            inbox.push(b[0]);
+        }
+        self.store_u32(ring::RSP_CONS, cons.wrapping_add(avail as u32));
         let mut out = Vec::new();
-        loop {
-            let cons = self.load_u32(ring::RSP_CONS);
-            let avail = self.rsp_pending();
-            if avail < HEADER_LEN {
-                return out;
-            }
-            let peek = |n: usize| -> Vec<u8> {
-                (0..n)
-                    .map(|i| {
-                        let mut b = [0];
-                        self.read(
-                            ring::RSP + (cons.wrapping_add(i as u32) % 1024) as usize,
-                            &mut b,
-                        );
-                        b[0]
-                    })
-                    .collect()
-            };
-            let h = Header::parse(&peek(HEADER_LEN)).unwrap();
+        while let Some(h) = Header::parse(&inbox) {
             let total = HEADER_LEN + h.len as usize;
-            if avail < total {
-                return out;
+            if inbox.len() < total {
+                break;
             }
-            let all = peek(total);
-            self.store_u32(ring::RSP_CONS, cons.wrapping_add(total as u32));
+            let payload = inbox[HEADER_LEN..total].to_vec();
+            inbox.drain(..total);
             out.push(Msg {
                 ty: h.ty,
                 req_id: h.req_id,
                 tx_id: h.tx_id,
-                payload: all[HEADER_LEN..].to_vec(),
+                payload,
             });
         }
+        out
     }
 }
 
@@ -132,6 +132,7 @@ pub struct World {
     pub xs: Xenstore<FakePage>,
     pub pages: Vec<(DomId, FakePage)>,
     next_req: u32,
+    stash: Vec<(DomId, (String, String))>,
 }
 
 pub fn info(domid: DomId) -> DomainInfo<'static> {
@@ -160,6 +161,7 @@ impl World {
             xs: Xenstore::new(q),
             pages: Vec::new(),
             next_req: 1,
+            stash: Vec::new(),
         };
         w.introduce(1);
         w.introduce(2);
@@ -183,21 +185,57 @@ impl World {
             .clone()
     }
 
-    /// Sends one request, kicks, and returns everything in the domain's
-    /// response ring (reply and events).
+    /// Sends one request (in pieces if it does not fit, kicking between
+    /// them), kicks until its reply has arrived, and returns everything
+    /// read from the domain's response ring. Events that arrive with the
+    /// reply of anything but a WATCH are kept for [`World::events`].
     pub fn req(&mut self, dom: DomId, t: u32, tx: u32, payload: &[u8]) -> Vec<Msg> {
         let id = self.next_req;
         self.next_req += 1;
         let page = self.page(dom);
-        page.send(t, id, tx, payload);
-        self.xs.kick(dom);
-        let msgs = page.recv();
+        let msg = Header::message(t, id, tx, payload);
+        let mut msgs = Vec::new();
+        let mut sent = 0;
+        while sent < msg.len() {
+            let n = page.req_space().min(msg.len() - sent);
+            page.push_raw(&msg[sent..sent + n]);
+            sent += n;
+            self.xs.kick(dom);
+            msgs.extend(page.recv());
+        }
+        for _ in 0..20 {
+            if msgs
+                .iter()
+                .any(|m| m.req_id == id && m.ty != ty::WATCH_EVENT)
+            {
+                break;
+            }
+            self.xs.kick(dom);
+            msgs.extend(page.recv());
+        }
         assert!(
             msgs.iter()
                 .any(|m| m.req_id == id && m.ty != ty::WATCH_EVENT),
             "no reply to {t}"
         );
+        if t != ty::WATCH {
+            self.stash.extend(
+                msgs.iter()
+                    .filter(|m| m.ty == ty::WATCH_EVENT)
+                    .map(|m| (dom, event_of(m))),
+            );
+        }
         msgs
+    }
+
+    /// Registers a watch and drops its immediate event.
+    pub fn watch(&mut self, dom: DomId, path: &str, token: &str) {
+        let m = self.req(dom, ty::WATCH, 0, &zs(&[path, token]));
+        assert_eq!(m[0].payload, b"OK\0", "watch {path}");
+        for _ in 0..3 {
+            self.xs.kick(dom);
+            self.page(dom).recv();
+        }
     }
 
     /// The reply alone (events dropped).
@@ -245,20 +283,33 @@ impl World {
         m.error().map_or(Ok(()), Err)
     }
 
-    /// Events waiting in the domain's ring, as (path, token).
+    /// Events for the domain seen with earlier replies, then those waiting
+    /// in its ring, as (path, token).
     pub fn events(&mut self, dom: DomId) -> Vec<(String, String)> {
-        self.xs.kick(dom);
-        self.page(dom)
-            .recv()
-            .into_iter()
-            .filter(|m| m.ty == ty::WATCH_EVENT)
-            .map(|m| {
-                let t = m.text();
-                let mut it = t.split('\0');
-                (it.next().unwrap().into(), it.next().unwrap().into())
-            })
-            .collect()
+        let mut out: Vec<(String, String)> = self
+            .stash
+            .iter()
+            .filter(|(d, _)| *d == dom)
+            .map(|(_, e)| e.clone())
+            .collect();
+        self.stash.retain(|(d, _)| *d != dom);
+        // Long events arrive over several ring-fulls.
+        for _ in 0..8 {
+            self.xs.kick(dom);
+            let got = self.page(dom).recv();
+            out.extend(got.iter().filter(|m| m.ty == ty::WATCH_EVENT).map(event_of));
+        }
+        out
     }
+}
+
+fn event_of(m: &Msg) -> (String, String) {
+    let t = m.text();
+    let mut it = t.split('\0');
+    (
+        it.next().unwrap_or("").into(),
+        it.next().unwrap_or("").into(),
+    )
 }
 
 /// `s\0`.

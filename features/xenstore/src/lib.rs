@@ -15,30 +15,19 @@
 
 extern crate alloc;
 
-/// A domain's connection: ring I/O, queued output, watches, transactions.
 mod conn;
-/// Error names of `XS_ERROR` replies.
 mod error;
-/// Node names: validation and canonical form.
 mod path;
-/// Permission lists and access checks.
 mod perm;
-/// Per-domain bounds.
 mod quota;
-/// Request dispatch, watch delivery, privileged access.
 mod server;
 /// The subsystem in the running hypervisor: ring pages, the port, console
-/// commands.
+/// commands (`service.rs`, glue over core's services).
 mod service;
-/// The nodes written for an introduced domain.
 mod toolstack;
-/// The committed node tree.
 mod tree;
-/// The store as one request sees it (in or out of a transaction).
 mod view;
-/// Watches and events.
 mod watch;
-/// Wire format constants and helpers.
 pub mod wire;
 
 #[cfg(test)]
@@ -50,6 +39,6 @@ pub use conn::RingPage;
 pub use error::Error;
 pub use oxen_core::xen::DomId;
 pub use perm::{Perm, PermKind};
-pub use quota::Quotas;
+pub use quota::{Quotas, TRANSACTION_BYTES};
 pub use server::{REQUESTS_PER_KICK, SERVER_FEATURES, Xenstore};
 pub use toolstack::{DomainInfo, ToolstackNode, domain_uuid, toolstack_nodes, vm_path};

@@ -77,6 +77,14 @@ pub(crate) fn parse_decimal_u16(digits: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
+impl core::str::FromStr for Perm {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Perm, Error> {
+        Perm::parse(s.as_bytes())
+    }
+}
+
 impl fmt::Display for Perm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.kind.letter(), self.dom)
@@ -159,6 +167,13 @@ mod tests {
         );
         assert_eq!(p("b65535").to_string(), "b65535");
         assert_eq!(p("n0").to_string(), "n0");
+        assert_eq!(
+            "w7".parse::<Perm>(),
+            Ok(Perm {
+                dom: 7,
+                kind: PermKind::Write
+            })
+        );
         for bad in ["", "r", "x1", "r-1", "r1a", "r65536", "r123456", "R1"] {
             assert_eq!(Perm::parse(bad.as_bytes()), Err(Error::EINVAL), "{bad}");
         }

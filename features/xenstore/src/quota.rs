@@ -31,6 +31,12 @@ pub struct Quotas {
     pub queued_events: usize,
 }
 
+/// Bytes one transaction may hold by default: the names of the nodes it
+/// looked at and its copies of the nodes it changed (names and sizes); more
+/// is `ENOSPC`. Not in C xenstored, which bounds a domain's memory as a
+/// whole (2.5 MiB) instead. See `Xenstore::set_transaction_bytes`.
+pub const TRANSACTION_BYTES: usize = 256 * 1024;
+
 impl Default for Quotas {
     fn default() -> Self {
         Quotas {

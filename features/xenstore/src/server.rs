@@ -12,6 +12,7 @@ use oxen_core::xen::DOMID_FIRST_RESERVED;
 use crate::conn::{Conn, Input};
 use crate::path::{canonicalize, home, join, parent};
 use crate::perm::{Access, Caller, allowed, parse_decimal_u16};
+use crate::quota::TRANSACTION_BYTES;
 use crate::toolstack::{toolstack_nodes, vm_path};
 use crate::tree::{Node, Tree};
 use crate::view::{Transaction, View};
@@ -40,6 +41,7 @@ pub struct Xenstore<P: RingPage> {
     /// entries naming it in nodes written before then are ignored.
     released_at: BTreeMap<DomId, u64>,
     notify: BTreeSet<DomId>,
+    transaction_bytes: usize,
 }
 
 /// What handling one request produced.
@@ -95,7 +97,14 @@ impl<P: RingPage> Xenstore<P> {
             conns: BTreeMap::new(),
             released_at: BTreeMap::new(),
             notify: BTreeSet::new(),
+            transaction_bytes: TRANSACTION_BYTES,
         }
+    }
+
+    /// Sets the byte bound of transactions started from now on (default
+    /// [`TRANSACTION_BYTES`]).
+    pub fn set_transaction_bytes(&mut self, bytes: usize) {
+        self.transaction_bytes = bytes;
     }
 
     // ---- domains -----------------------------------------------------------
@@ -107,6 +116,12 @@ impl<P: RingPage> Xenstore<P> {
     /// needs one) and fires `@introduceDomain`. A domain introduced again
     /// (reboot) is released first. Domain 0 (the hypervisor's stand-in as
     /// owner of its nodes) and reserved IDs are `EINVAL`.
+    ///
+    /// Nodes the hypervisor wrote below `/local/domain/<id>` before this
+    /// call stay, with the permissions they had (written by the hypervisor
+    /// under the then hypervisor-owned home, that is `n0`: set them).
+    /// Entries naming the domain in any node written since its ID was last
+    /// released count from the start.
     pub fn introduce_domain(&mut self, info: &DomainInfo<'_>, page: P) -> Result<(), Error> {
         let dom = info.domid;
         if dom == 0 || dom >= DOMID_FIRST_RESERVED {
@@ -190,6 +205,13 @@ impl<P: RingPage> Xenstore<P> {
     /// available (not while the domain has `outstanding_requests` replies
     /// undelivered, and at most [`REQUESTS_PER_KICK`]), then flushes every
     /// connection's queued output into its ring as space allows.
+    ///
+    /// When it stops at [`REQUESTS_PER_KICK`] with input still waiting,
+    /// [`Xenstore::needs_kick`] says so: the guest may not signal again
+    /// (Linux signals only when it finds its earlier requests all
+    /// consumed), so the caller should kick again later. A back-pressure
+    /// stop needs nothing: the response ring is then full, and the guest
+    /// signals once it has read from it.
     pub fn kick(&mut self, domid: DomId) {
         let Some(conn) = self.conns.get_mut(&domid) else {
             return;
@@ -223,6 +245,16 @@ impl<P: RingPage> Xenstore<P> {
             }
         }
         self.flush_all();
+        if let Some(conn) = self.conns.get_mut(&domid) {
+            conn.budget_spent = handled >= REQUESTS_PER_KICK && conn.input_waiting();
+        }
+    }
+
+    /// Whether the domain's last `kick` stopped at [`REQUESTS_PER_KICK`]
+    /// with requests still in its ring: kick it again (soon, not in a loop
+    /// that a guest could keep busy forever).
+    pub fn needs_kick(&self, domid: DomId) -> bool {
+        self.conns.get(&domid).is_some_and(|c| c.budget_spent)
     }
 
     /// Domains whose rings moved (or were reset) since the last call, each
@@ -326,7 +358,7 @@ impl<P: RingPage> Xenstore<P> {
         let Some(n) = self.tree.get(name) else {
             return;
         };
-        let event = Event::removed(name, n.perms.clone(), n.generation, true);
+        let event = Event::special(name, n.perms.clone(), n.generation);
         self.deliver(&[event]);
     }
 
@@ -452,7 +484,8 @@ impl<P: RingPage> Xenstore<P> {
                     return Err(Error::ENOSPC);
                 }
                 let id = conn.new_tx_id();
-                conn.transactions.insert(id, Transaction::default());
+                conn.transactions
+                    .insert(id, Transaction::new(self.transaction_bytes));
                 Ok(format!("{id}\0").into_bytes())
             }
             ty::TRANSACTION_END => {
@@ -463,7 +496,7 @@ impl<P: RingPage> Xenstore<P> {
                 };
                 let tx = conn.transactions.remove(&h.tx_id).ok_or(Error::ENOENT)?;
                 if commit {
-                    out.events = tx.commit(&mut self.tree)?;
+                    out.events = tx.commit(&mut self.tree, dom, self.quotas.nodes_per_domain)?;
                 }
                 Ok(ok())
             }
@@ -527,6 +560,21 @@ impl<P: RingPage> Xenstore<P> {
     pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), Error> {
         let p = canonicalize(path.as_bytes(), None, false, 0)?.path;
         self.privileged(|v| v.write(&p, value))
+    }
+
+    /// Writes a node and sets its permission list, as a toolstack writes a
+    /// device's nodes (`n<backend>, r<frontend>`). Watches fire for both.
+    pub fn write_with_perms(
+        &mut self,
+        path: &str,
+        value: &[u8],
+        perms: &[Perm],
+    ) -> Result<(), Error> {
+        let p = canonicalize(path.as_bytes(), None, false, 0)?.path;
+        self.privileged(|v| {
+            v.write(&p, value)?;
+            v.set_perms(&p, perms)
+        })
     }
 
     /// Creates an empty node (and parents) unless it exists.
@@ -602,6 +650,14 @@ impl<P: RingPage> Xenstore<P> {
             lines.push(format!("... {more} more"));
         }
         lines
+    }
+}
+
+#[cfg(test)]
+impl<P: RingPage> Xenstore<P> {
+    /// See `Tree::assert_consistent`.
+    pub(crate) fn assert_consistent(&self) {
+        self.tree.assert_consistent();
     }
 }
 

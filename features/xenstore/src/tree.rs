@@ -118,3 +118,34 @@ impl Tree {
             .collect()
     }
 }
+
+#[cfg(test)]
+impl Tree {
+    /// Panics unless every node is listed by its parent, every child listed
+    /// exists, and the ownership counts match the nodes.
+    pub fn assert_consistent(&self) {
+        let mut owned: BTreeMap<DomId, usize> = BTreeMap::new();
+        for (path, node) in &self.nodes {
+            *owned.entry(node.owner()).or_insert(0) += 1;
+            assert!(!node.perms.is_empty(), "{path} has no perms");
+            if let Some(parent) = crate::path::parent(path) {
+                let p = self
+                    .nodes
+                    .get(parent)
+                    .unwrap_or_else(|| panic!("{path}: no parent"));
+                let name = crate::path::basename(path);
+                assert_eq!(
+                    p.children.iter().filter(|c| *c == name).count(),
+                    1,
+                    "{path} listed in {parent}: {:?}",
+                    p.children
+                );
+            }
+            for c in &node.children {
+                let cp = crate::path::join(path, c);
+                assert!(self.nodes.contains_key(&cp), "{cp} listed but missing");
+            }
+        }
+        assert_eq!(owned, self.owned, "ownership counts");
+    }
+}

@@ -17,15 +17,34 @@ use crate::{DomId, Error, Perm, Quotas};
 /// An open transaction: the nodes it changed (`None`: removed), the
 /// generation of every committed node it looked at (`None`: absent), and
 /// the events its changes will fire at commit.
-#[derive(Default)]
 pub(crate) struct Transaction {
     changes: BTreeMap<String, Option<Node>>,
     reads: BTreeMap<String, Option<u64>>,
     events: Vec<Event>,
     owned_delta: BTreeMap<DomId, isize>,
+    /// What `reads` and `changes` hold, as `limit` counts it.
+    bytes: usize,
+    /// Most `bytes` may reach (`ENOSPC` beyond).
+    limit: usize,
+}
+
+/// What a change entry costs a transaction.
+fn change_cost(path: &str, node: Option<&Node>) -> usize {
+    path.len() + node.map_or(0, Node::size)
 }
 
 impl Transaction {
+    pub fn new(limit: usize) -> Self {
+        Transaction {
+            changes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            events: Vec::new(),
+            owned_delta: BTreeMap::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
     fn touched(&self) -> usize {
         self.reads.len()
             + self
@@ -35,13 +54,24 @@ impl Transaction {
                 .count()
     }
 
-    /// Applies the transaction to `tree` unless a node it looked at has
-    /// changed since (`EAGAIN`); returns the events to fire.
-    pub fn commit(self, tree: &mut Tree) -> Result<Vec<Event>, Error> {
+    /// Applies the transaction of domain `dom` to `tree` unless a node it
+    /// looked at has changed since (`EAGAIN`) or `dom` would then own more
+    /// than `max_nodes` (`ENOSPC`: its other transactions and requests may
+    /// have created nodes meanwhile); returns the events to fire.
+    pub fn commit(
+        self,
+        tree: &mut Tree,
+        dom: DomId,
+        max_nodes: usize,
+    ) -> Result<Vec<Event>, Error> {
         for (path, seen) in &self.reads {
             if tree.get(path).map(|n| n.generation) != *seen {
                 return Err(Error::EAGAIN);
             }
+        }
+        let delta = self.owned_delta.get(&dom).copied().unwrap_or(0);
+        if delta > 0 && tree.owned_by(dom).saturating_add_signed(delta) > max_nodes {
+            return Err(Error::ENOSPC);
         }
         for (path, change) in self.changes {
             match change {
@@ -122,8 +152,10 @@ impl<'a> View<'a> {
     }
 
     /// Whether a transaction has room for changes to `paths` (those it has
-    /// not touched yet count against its quota).
-    fn reserve(&self, paths: &[&str]) -> Result<(), Error> {
+    /// not touched yet count against its node quota) with a value of
+    /// `value_len` bytes: an estimate against its byte quota, made before
+    /// any change so that a request fails whole.
+    fn reserve(&self, paths: &[&str], value_len: usize) -> Result<(), Error> {
         let Some(tx) = self.tx.as_deref() else {
             return Ok(());
         };
@@ -134,7 +166,19 @@ impl<'a> View<'a> {
         if tx.touched() + new > self.quotas.nodes_per_transaction {
             return Err(Error::ENOSPC);
         }
+        let estimate = paths.iter().map(|p| 2 * p.len() + 64).sum::<usize>() + value_len;
+        if tx.bytes.saturating_add(estimate) > tx.limit {
+            return Err(Error::ENOSPC);
+        }
         Ok(())
+    }
+
+    /// Records a change in the transaction, keeping its byte count.
+    fn change(tx: &mut Transaction, path: &str, node: Option<Node>) {
+        let new = change_cost(path, node.as_ref());
+        let old = tx.changes.insert(String::from(path), node);
+        let old = old.map_or(0, |o| change_cost(path, o.as_ref()));
+        tx.bytes = tx.bytes.saturating_sub(old).saturating_add(new);
     }
 
     /// Stores a node; `old_owner` is the owner of what it replaces.
@@ -146,7 +190,7 @@ impl<'a> View<'a> {
                 if let Some(o) = old_owner {
                     bump(&mut tx.owned_delta, o, -1);
                 }
-                tx.changes.insert(String::from(path), Some(node));
+                Self::change(tx, path, Some(node));
             }
         }
     }
@@ -158,7 +202,7 @@ impl<'a> View<'a> {
             }
             Some(tx) => {
                 bump(&mut tx.owned_delta, owner, -1);
-                tx.changes.insert(String::from(path), None);
+                Self::change(tx, path, None);
             }
         }
     }
@@ -232,7 +276,7 @@ impl<'a> View<'a> {
                 if !self.may(&node, Access::Write) {
                     return Err(Error::EACCES);
                 }
-                self.reserve(&[path])?;
+                self.reserve(&[path], value.len())?;
                 let owner = node.owner();
                 node.value = Vec::from(value);
                 self.check_size(&node)?;
@@ -275,7 +319,7 @@ impl<'a> View<'a> {
         }
         let mut reserve = missing.clone();
         reserve.push(top_path);
-        self.reserve(&reserve)?;
+        self.reserve(&reserve, value.len())?;
         let mut perms = top.perms.clone();
         if let (Some(id), Some(owner)) = (self.guest(), perms.first_mut()) {
             owner.dom = id;
@@ -344,7 +388,7 @@ impl<'a> View<'a> {
         let mut parent_node = self.get(parent_path)?.ok_or(Error::ENOENT)?;
         let mut paths: Vec<&str> = below.iter().map(|(p, _)| p.as_str()).collect();
         paths.push(parent_path);
-        self.reserve(&paths)?;
+        self.reserve(&paths, 0)?;
         let top = below.pop();
         for (p, n) in below {
             self.remove(&p, n.owner());
@@ -377,7 +421,7 @@ impl<'a> View<'a> {
         if self.guest().is_some() && new_owner.dom != node.owner() {
             return Err(Error::EPERM);
         }
-        self.reserve(&[path])?;
+        self.reserve(&[path], 8 * perms.len())?;
         let old_owner = node.owner();
         let old = core::mem::replace(&mut node.perms, Vec::from(perms));
         self.check_size(&node)?;

@@ -51,6 +51,17 @@ impl Event {
         }
     }
 
+    /// `@introduceDomain` or `@releaseDomain` fired: watchers that may read
+    /// the special node.
+    pub fn special(name: &str, perms: Vec<Perm>, generation: u64) -> Event {
+        Event {
+            path: String::from(name),
+            recurse: true,
+            perms: vec![perms],
+            generation,
+        }
+    }
+
     /// A permission change: watchers that could read before or after.
     pub fn perms_changed(path: &str, new: Vec<Perm>, old: Vec<Perm>) -> Event {
         Event {

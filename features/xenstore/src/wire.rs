@@ -79,7 +79,7 @@ impl Header {
     pub fn parse(b: &[u8]) -> Option<Header> {
         let word = |i: usize| -> Option<u32> {
             let s = b.get(i * 4..i * 4 + 4)?;
-            Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+            Some(u32::from_le_bytes(<[u8; 4]>::try_from(s).ok()?))
         };
         Some(Header {
             ty: word(0)?,

@@ -1,4 +1,13 @@
 //! Behaviour tests through a guest's ring, message by message.
 
-mod basic;
+mod boot;
+mod devices;
+mod domains;
+mod messages;
+mod perms;
+mod quotas;
+mod random;
+mod ring;
 mod service_path;
+mod transactions;
+mod watches;
