@@ -154,7 +154,34 @@ fn rows() -> Vec<Row> {
                 native: None,
             });
         }
+        for op in ["xenstore.read", "xenstore.write"] {
+            v.push(Row {
+                key: format!("{op}{}", if icount { ".icount" } else { "" }),
+                label: format!("{op} round trip ({unit}{clock})"),
+                config: "bench-xenstore",
+                probe: Probe::Bench(op.into()),
+                icount,
+                smp: icount.then_some(1),
+                // Xen 4.20 panics on "enabled" without dom0.
+                on_xen: false,
+                native: None,
+            });
+        }
     }
+    v.insert(
+        1,
+        Row {
+            key: "boot.linux1.xenstore".into(),
+            label: "Linux boot to init, 1 domU, \"enabled\" (s)".into(),
+            config: "bench-linux-1-xenstore",
+            probe: Probe::Lines(vec!["oxen-init: domU1 reached init".into()]),
+            icount: false,
+            smp: None,
+            // Xen 4.20 panics on "enabled" without dom0.
+            on_xen: false,
+            native: None,
+        },
+    );
     v
 }
 

@@ -22,3 +22,10 @@ pub fn yield_now() {
     // SAFETY: a hint with no architectural effect.
     unsafe { asm!("yield", options(nomem, nostack, preserves_flags)) };
 }
+
+/// A full data memory barrier: the ring's data before its index, and the
+/// index before the data it publishes.
+pub fn barrier() {
+    // SAFETY: a barrier has no effect beyond ordering memory accesses.
+    unsafe { asm!("dmb sy", options(nostack, preserves_flags)) };
+}

@@ -9,7 +9,9 @@
 //!   and one cheap operation of each subsystem with the virtual counter;
 //! - `ping` / `pong`: event-channel round trips with another domain over a
 //!   static channel on `bench.port` (default 10), with the ABI
-//!   `bench.evtchn=2l|fifo`, `bench.n` round trips.
+//!   `bench.evtchn=2l|fifo`, `bench.n` round trips;
+//! - `xenstore`: `bench.n` xenstore READ and WRITE round trips over the
+//!   domain's ring (`xen,enhanced = "enabled"`).
 //!
 //! Results are lines `BENCH <name> n=<count> ticks=<total> hz=<counter
 //! frequency>`, then `bench: done`. With no hypervisor (entered at EL2 by
@@ -30,6 +32,7 @@ mod arch;
 mod evtchn;
 mod psci;
 mod xen;
+mod xenstore;
 
 use core::arch::global_asm;
 
@@ -141,7 +144,10 @@ fn run(a: &Args) -> Result<(), Msg> {
             }
             Ok(())
         }
-        other => Err(msg!("bench={other} is not hello, hypercalls, ping or pong")),
+        "xenstore" => xenstore_round_trips(a.n),
+        other => Err(msg!(
+            "bench={other} is not hello, hypercalls, ping, pong or xenstore"
+        )),
     }
 }
 
@@ -173,6 +179,31 @@ fn hypercalls(n: u32) -> Result<(), Msg> {
     time_calls("hypercall.xen_version", n, xen::xen_version)?;
     time_calls("hypercall.gnttab_query_size", n, xen::gnttab_query_size)?;
     time_calls("hypercall.evtchn_status", n, || xen::evtchn_status(1))?;
+    Ok(())
+}
+
+/// Times `n` xenstore READs of `domid` and `n` WRITEs of `data/bench`,
+/// each a full round trip over the ring.
+fn xenstore_round_trips(n: u32) -> Result<(), Msg> {
+    let ring = xenstore::Ring::connect()?;
+    let mut id = 0u32;
+    let mut round = |ty: u32, payload: &[u8]| {
+        id = id.wrapping_add(1);
+        ring.call(ty, id, payload)
+    };
+    for (name, ty, payload) in [
+        ("xenstore.read", xenstore::XS_READ, &b"domid\0"[..]),
+        ("xenstore.write", xenstore::XS_WRITE, &b"data/bench\0x"[..]),
+    ] {
+        for _ in 0..10 {
+            round(ty, payload).map_err(|e| msg!("{name}: {e}"))?;
+        }
+        let start = arch::ticks();
+        for _ in 0..n {
+            round(ty, payload).map_err(|e| msg!("{name}: {e}"))?;
+        }
+        report(&msg!("{name}"), n, arch::ticks() - start);
+    }
     Ok(())
 }
 

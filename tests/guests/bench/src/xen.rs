@@ -135,3 +135,24 @@ pub fn fifo_expand_array(gfn: u64) -> HcResult {
     let mut g = gfn;
     with_arg(EVENT_CHANNEL_OP, evtchnop::EXPAND_ARRAY, &mut g, 0)
 }
+
+#[repr(C)]
+struct HvmParam {
+    domid: u16,
+    pad: u16,
+    index: u32,
+    value: u64,
+}
+
+/// `HVMOP_get_param(index)` for this domain.
+pub fn hvm_get_param(index: u32) -> HcResult {
+    let mut p = HvmParam {
+        domid: DOMID_SELF,
+        pad: 0,
+        index,
+        value: 0,
+    };
+    // HVMOP_get_param is op 1; the op takes no count.
+    with_arg(oxen_guest_common::xen::nr::HVM_OP, 1, &mut p, 0)?;
+    Ok(p.value)
+}
