@@ -200,7 +200,7 @@ fn collect_modules(
                 (file, ac, sc) => {
                     if file.is_none() {
                         errors.push(format!(
-                            "{child_path}: {FILE_PROP} = {} is not one string (expected \"linux\", \"initramfs\", \"guest:NAME\" or a path relative to the repository)",
+                            "{child_path}: {FILE_PROP} = {} is not one string (expected \"linux\", \"linux61\", \"initramfs\", \"guest:NAME\" or a path relative to the repository)",
                             p.value.as_deref().unwrap_or("(empty)")
                         ));
                     }
@@ -342,6 +342,7 @@ impl Files {
     fn resolve(&mut self, name: &str, node: &str) -> Result<PathBuf, String> {
         match name {
             "linux" => Ok(self.guests()?.linux.clone()),
+            "linux61" => Ok(self.guests()?.linux61.clone()),
             "initramfs" => {
                 let bb = self.guests()?.busybox.clone();
                 crate::initramfs::build(&bb)
@@ -362,7 +363,7 @@ impl Files {
                     Ok(p)
                 } else {
                     Err(format!(
-                        "{node}: {FILE_PROP} = \"{path}\": no such file {} (expected \"linux\", \"initramfs\", \"guest:NAME\" or a path relative to the repository)",
+                        "{node}: {FILE_PROP} = \"{path}\": no such file {} (expected \"linux\", \"linux61\", \"initramfs\", \"guest:NAME\" or a path relative to the repository)",
                         p.display()
                     ))
                 }

@@ -1,5 +1,5 @@
-//! The guests' software from Debian's arm64 archive: Linux, busybox and the
-//! Xen peer, downloaded once with the host's `apt-get` into a private apt
+//! The guests' software from Debian's arm64 archive: Linux (trixie's 6.12
+//! and bookworm's 6.1), busybox and the Xen peer, downloaded once with the host's `apt-get` into a private apt
 //! state under `target/guests/` (the machine's own apt state is never
 //! touched) and unpacked there with `dpkg-deb`.
 //!
@@ -13,15 +13,23 @@ use std::process::Command;
 
 use crate::{root, run_cmd, show};
 
-/// The archive every package comes from.
-const SOURCE: &str = "deb http://deb.debian.org/debian trixie main";
+/// The archives the packages come from: Debian 13 "trixie" for everything
+/// but the second kernel, Debian 12 "bookworm" for that one (its Linux 6.1).
+/// Both are in one private apt state; where a name is in both, the newest
+/// version wins, which is trixie's (see [`Role::pattern`]).
+const SOURCES: [&str; 2] = [
+    "deb http://deb.debian.org/debian trixie main",
+    "deb http://deb.debian.org/debian bookworm main",
+];
 
 /// What the guests need, each as a file inside an unpacked package.
 #[derive(Debug, Clone)]
 pub struct Guests {
     /// Linux's arm64 `Image` (Debian names it `vmlinuz-*`; it is not
-    /// compressed).
+    /// compressed): trixie's 6.12.
     pub linux: PathBuf,
+    /// Bookworm's Linux 6.1 `Image`, for configs naming `"linux61"`.
+    pub linux61: PathBuf,
     /// A static arm64 busybox.
     pub busybox: PathBuf,
     /// Xen 4.20's arm64 `Image`.
@@ -42,16 +50,19 @@ pub struct Package {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Linux,
+    /// Debian 12's kernel, Linux 6.1.
+    Linux61,
     Busybox,
     Xen,
 }
 
 impl Role {
-    const ALL: [Role; 3] = [Role::Linux, Role::Busybox, Role::Xen];
+    const ALL: [Role; 4] = [Role::Linux, Role::Linux61, Role::Busybox, Role::Xen];
 
     fn key(self) -> &'static str {
         match self {
             Role::Linux => "linux",
+            Role::Linux61 => "linux61",
             Role::Busybox => "busybox",
             Role::Xen => "xen",
         }
@@ -65,7 +76,10 @@ impl Role {
     fn pattern(self) -> &'static str {
         match self {
             // Kernel package names carry the ABI version; the newest wins.
+            // Bookworm's 6.1 matches too but is older than trixie's 6.12.
             Role::Linux => "^linux-image-[0-9].*-cloud-arm64-unsigned$",
+            // Only bookworm has 6.1 (`linux-image-6.1.0-NN-cloud-…`).
+            Role::Linux61 => "^linux-image-6\\.1\\.[0-9].*-cloud-arm64-unsigned$",
             Role::Busybox => "^busybox-static$",
             Role::Xen => "^xen-hypervisor-4.20-arm64$",
         }
@@ -74,7 +88,7 @@ impl Role {
     /// The wanted file in the unpacked package.
     fn file_in(self, tree: &Path) -> Result<PathBuf, String> {
         let found = match self {
-            Role::Linux => first_match(&tree.join("boot"), "vmlinuz-"),
+            Role::Linux | Role::Linux61 => first_match(&tree.join("boot"), "vmlinuz-"),
             // trixie has it in usr/bin, bookworm in bin.
             Role::Busybox => ["usr/bin/busybox", "bin/busybox"]
                 .iter()
@@ -134,34 +148,36 @@ fn deb_path(p: &Package) -> PathBuf {
 }
 
 /// Returns the guests' files, downloading and unpacking only what is not
-/// cached; `refresh` asks apt for the newest versions again.
+/// cached; `refresh` asks apt for the newest versions again. A lock that
+/// lacks a role (one written before that role existed) keeps the versions
+/// it names: apt chooses only the missing ones.
 pub fn fetch(refresh: bool) -> Result<Guests, String> {
-    let locked = if refresh {
-        None
+    let mut packages = if refresh {
+        Vec::new()
     } else {
         std::fs::read_to_string(lock_path())
             .ok()
             .and_then(|t| parse_lock(&t).ok())
+            .unwrap_or_default()
     };
-    let packages = match locked {
-        Some(p) => p,
-        None => {
-            let apt = Apt::new()?;
-            apt.update()?;
-            let chosen = Role::ALL
-                .into_iter()
-                .map(|r| apt.choose(r))
-                .collect::<Result<Vec<_>, _>>()?;
-            for p in &chosen {
-                if !deb_path(p).is_file() && !unpacked_dir(p).is_dir() {
-                    apt.download(p)?;
-                }
+    let missing = missing_roles(&packages);
+    if !missing.is_empty() {
+        let apt = Apt::new()?;
+        apt.update()?;
+        let chosen = missing
+            .into_iter()
+            .map(|r| apt.choose(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        for p in &chosen {
+            if !deb_path(p).is_file() && !unpacked_dir(p).is_dir() {
+                apt.download(p)?;
             }
-            std::fs::write(lock_path(), write_lock(&chosen))
-                .map_err(|e| format!("{}: {e}", lock_path().display()))?;
-            chosen
         }
-    };
+        packages.extend(chosen);
+        packages.sort_by_key(|p| Role::ALL.iter().position(|r| *r == p.role));
+        std::fs::write(lock_path(), write_lock(&packages))
+            .map_err(|e| format!("{}: {e}", lock_path().display()))?;
+    }
     let mut files = Vec::new();
     for p in &packages {
         let tree = unpacked_dir(p);
@@ -188,10 +204,20 @@ pub fn fetch(refresh: bool) -> Result<Guests, String> {
     };
     Ok(Guests {
         linux: file(Role::Linux)?,
+        linux61: file(Role::Linux61)?,
         busybox: file(Role::Busybox)?,
         xen: file(Role::Xen)?,
         packages,
     })
+}
+
+/// The roles a lock's packages leave without a package, in [`Role::ALL`]
+/// order.
+fn missing_roles(packages: &[Package]) -> Vec<Role> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| !packages.iter().any(|p| p.role == *r))
+        .collect()
 }
 
 fn unpack(deb: &Path, tree: &Path) -> Result<(), String> {
@@ -217,7 +243,8 @@ pub fn write_lock(packages: &[Package]) -> String {
     s
 }
 
-/// Reads the lock file; it must name one package for every role.
+/// Reads the lock file: at most one package per role (a role it does not
+/// name is chosen again, see [`fetch`]).
 pub fn parse_lock(text: &str) -> Result<Vec<Package>, String> {
     let mut out: Vec<Package> = Vec::new();
     for line in text.lines().map(str::trim) {
@@ -238,11 +265,6 @@ pub fn parse_lock(text: &str) -> Result<Vec<Package>, String> {
             version: version.into(),
         });
     }
-    for r in Role::ALL {
-        if !out.iter().any(|p| p.role == r) {
-            return Err(format!("no {} package", r.key()));
-        }
-    }
     Ok(out)
 }
 
@@ -258,7 +280,7 @@ impl Apt {
         for d in ["lists/partial", "cache/archives/partial"] {
             std::fs::create_dir_all(dir.join(d)).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        std::fs::write(dir.join("sources.list"), format!("{SOURCE}\n"))
+        std::fs::write(dir.join("sources.list"), SOURCES.join("\n") + "\n")
             .map_err(|e| format!("{}: {e}", dir.display()))?;
         Ok(Self { dir })
     }
@@ -316,7 +338,8 @@ impl Apt {
             .collect();
         if names.is_empty() {
             return Err(format!(
-                "no package in `{SOURCE}` matches {} (for {})",
+                "no package in `{}` matches {} (for {})",
+                SOURCES.join("`, `"),
                 role.pattern(),
                 role.key()
             ));
@@ -505,6 +528,11 @@ mod tests {
                 version: "6.12.117-1".into(),
             },
             Package {
+                role: Role::Linux61,
+                name: "linux-image-6.1.0-41-cloud-arm64-unsigned".into(),
+                version: "6.1.158-1".into(),
+            },
+            Package {
                 role: Role::Busybox,
                 name: "busybox-static".into(),
                 version: "1:1.37.0-6+b9".into(),
@@ -519,11 +547,28 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_missing_a_role_is_not_trusted() {
-        let err = parse_lock("linux a 1\nbusybox b 2\n").unwrap_err();
-        assert!(err.contains("no xen package"), "{err}");
+    fn a_lock_missing_a_role_keeps_its_versions_and_chooses_only_that_role() {
+        // A lock from before the linux61 role: its three packages stay.
+        let old = parse_lock("linux a 1\nbusybox b 2\nxen c 3\n").unwrap();
+        assert_eq!(old.len(), 3);
+        assert_eq!(missing_roles(&old), vec![Role::Linux61]);
+        assert_eq!(missing_roles(&[]), Role::ALL.to_vec());
         let err = parse_lock("linux a 1\nlinux b 2\n").unwrap_err();
         assert!(err.contains("a second linux"), "{err}");
+        let err = parse_lock("linux62 a 1\n").unwrap_err();
+        assert!(err.contains("unknown role linux62"), "{err}");
+    }
+
+    #[test]
+    fn the_second_kernel_is_bookworms_6_1_and_the_first_is_the_newest() {
+        assert_eq!(Role::from_key("linux61"), Some(Role::Linux61));
+        assert!(SOURCES.iter().any(|s| s.contains(" bookworm ")));
+        assert!(SOURCES.iter().any(|s| s.contains(" trixie ")));
+        // Both kernels match the first pattern: version order picks 6.12.
+        let show = "Package: linux-image-6.1.0-41-cloud-arm64-unsigned\nVersion: 6.1.158-1\n\n\
+                    Package: linux-image-6.12.117+deb13-cloud-arm64-unsigned\nVersion: 6.12.117-1\n\n";
+        assert_eq!(newest(show).unwrap().1, "6.12.117-1");
+        assert!(Role::Linux61.pattern().starts_with("^linux-image-6\\.1\\."));
     }
 
     #[test]

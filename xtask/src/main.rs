@@ -290,6 +290,7 @@ fn real_main() -> Result<(), String> {
                 println!("{} {}", p.name, p.version);
             }
             println!("linux   {}", g.linux.display());
+            println!("linux61 {}", g.linux61.display());
             println!("busybox {}", g.busybox.display());
             println!("xen     {}", g.xen.display());
             println!("initramfs {}", initramfs::build(&g.busybox)?.display());
