@@ -1,8 +1,11 @@
 //! The bare-metal test guests under `tests/guests/`: each directory is a
 //! cargo workspace of its own holding one `no_std` binary,
 //! `oxen-guest-<name>`, with its own linker script, except `common`, the
-//! library the guests share, which is checked with them but never booted.
-//! A config names one as
+//! library the guests share, which is checked with them but never booted,
+//! and the Linux user programs of [`PROGRAMS`] (`xs`, the xenstore client
+//! of the Linux guests' initramfs), built for the same target but linked
+//! as static Linux ELFs, checked with the guests and never booted as
+//! domains. A config names a guest as
 //! `xtask,file = "guest:<name>"`; the xtask builds it for
 //! `aarch64-unknown-none` and turns the ELF into an arm64 Image, which both
 //! Oxen and Xen load as a domU kernel.
@@ -30,10 +33,18 @@ pub fn package(name: &str) -> String {
     format!("oxen-guest-{name}")
 }
 
+/// The directories of `tests/guests/` that hold Linux user programs, not
+/// guests: static aarch64 Linux ELFs for the initramfs (see
+/// [`build_program`]), whose pure logic is also tested on the host.
+pub const PROGRAMS: &[&str] = &["xs"];
+
 /// Every guest, by name: the directories of `tests/guests/` with a
-/// `Cargo.toml` and a `src/main.rs` (a binary to boot), sorted.
+/// `Cargo.toml` and a `src/main.rs` (a binary to boot) that are not
+/// [`PROGRAMS`], sorted.
 pub fn names() -> Vec<String> {
-    dirs_holding(&["Cargo.toml", "src/main.rs"])
+    let mut v = dirs_holding(&["Cargo.toml", "src/main.rs"]);
+    v.retain(|n| !PROGRAMS.contains(&n.as_str()));
+    v
 }
 
 /// Every crate to check: the directories of `tests/guests/` with a
@@ -79,7 +90,29 @@ fn target_dir() -> PathBuf {
 
 /// Builds guest `name` (release) and returns the path of its Image.
 pub fn build(name: &str) -> Result<PathBuf, String> {
-    let manifest = manifest(name)?;
+    let elf = build_elf(&manifest(name)?, name)?;
+    let img = image_path(&elf);
+    crate::image::elf_to_image(&elf, &img)?;
+    Ok(img)
+}
+
+/// Builds the Linux user program `name`, one of [`PROGRAMS`] (release,
+/// for `aarch64-unknown-none`, linked by its own script as a static
+/// Linux ELF) and returns the ELF's path.
+pub fn build_program(name: &str) -> Result<PathBuf, String> {
+    if !PROGRAMS.contains(&name) {
+        return Err(format!(
+            "no Linux program \"{name}\" under {} (programs: {})",
+            dir().display(),
+            PROGRAMS.join(", ")
+        ));
+    }
+    build_elf(&dir().join(name).join("Cargo.toml"), name)
+}
+
+/// Builds the crate of `manifest` (release, aarch64) and returns the path
+/// of its binary `oxen-guest-<name>`.
+fn build_elf(manifest: &Path, name: &str) -> Result<PathBuf, String> {
     let target = target_dir();
     let pkg = package(name);
     run_cmd(
@@ -92,17 +125,14 @@ pub fn build(name: &str) -> Result<PathBuf, String> {
                 "aarch64-unknown-none",
             ])
             .arg("--manifest-path")
-            .arg(&manifest)
+            .arg(manifest)
             .arg("--target-dir")
             .arg(&target),
     )?;
-    let elf = target
+    Ok(target
         .join("aarch64-unknown-none")
         .join("release")
-        .join(&pkg);
-    let img = image_path(&elf);
-    crate::image::elf_to_image(&elf, &img)?;
-    Ok(img)
+        .join(&pkg))
 }
 
 /// The Image next to an ELF: `<elf>.Image`.
@@ -112,12 +142,14 @@ fn image_path(elf: &Path) -> PathBuf {
     elf.with_file_name(name)
 }
 
-/// Checks the formatting and lints of every guest and of the library they
-/// share (`cargo fmt --check`, clippy with `-D warnings` for aarch64), as
-/// `cargo xtask test` does for the workspace: they are outside it.
+/// Checks the formatting and lints of every guest, of the library they
+/// share and of the [`PROGRAMS`] (`cargo fmt --check`, clippy with
+/// `-D warnings` for aarch64), as `cargo xtask test` does for the
+/// workspace: they are outside it. A program's library (its pure logic)
+/// is also tested on the host (`cargo test --lib`).
 pub fn check_all() -> Result<(), String> {
     for name in crates() {
-        let manifest = dir().join(name).join("Cargo.toml");
+        let manifest = dir().join(&name).join("Cargo.toml");
         run_cmd(
             cargo()
                 .args(["fmt", "--manifest-path"])
@@ -139,6 +171,15 @@ pub fn check_all() -> Result<(), String> {
                 .arg(target_dir())
                 .args(["--", "-D", "warnings"]),
         )?;
+        if PROGRAMS.contains(&name.as_str()) {
+            run_cmd(
+                cargo()
+                    .args(["test", "--quiet", "--lib", "--manifest-path"])
+                    .arg(&manifest)
+                    .arg("--target-dir")
+                    .arg(target_dir()),
+            )?;
+        }
     }
     Ok(())
 }
@@ -184,6 +225,15 @@ mod tests {
         assert!(!names().contains(&"common".to_string()));
         let err = manifest("common").unwrap_err();
         assert!(err.contains("src/main.rs"), "{err}");
+    }
+
+    #[test]
+    fn the_xenstore_client_is_a_checked_linux_program_not_a_guest() {
+        assert!(crates().contains(&"xs".to_string()));
+        assert!(!names().contains(&"xs".to_string()));
+        assert!(manifest("xs").is_err());
+        let err = build_program("abi").unwrap_err();
+        assert!(err.starts_with("no Linux program \"abi\""), "{err}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! The guests' initramfs: a static busybox and an `/init` script
-//! (`xtask/guest/init.sh`) that reports the domain reached init and then
-//! powers off, reboots or starts a shell as its command line asks.
+//! The guests' initramfs: a static busybox, the xenstore client `xs`
+//! (`tests/guests/xs`, as `/bin/xs`) and an `/init` script
+//! (`xtask/guest/init.sh`) that reports the domain reached init, runs the
+//! xenstore tests its command line asks for, and then powers off, reboots
+//! or starts a shell.
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +11,8 @@ use crate::cpio::Archive;
 /// The `/init` script.
 pub const INIT: &str = include_str!("../guest/init.sh");
 
-/// The archive's bytes for a given busybox binary.
-pub fn image(busybox: &[u8]) -> Vec<u8> {
+/// The archive's bytes for given busybox and `xs` binaries.
+pub fn image(busybox: &[u8], xs: &[u8]) -> Vec<u8> {
     let mut a = Archive::new();
     for d in ["bin", "dev", "proc", "sys", "tmp"] {
         a.dir(d);
@@ -20,15 +22,18 @@ pub fn image(busybox: &[u8]) -> Vec<u8> {
     // output goes nowhere.
     a.char_device("dev/console", 0o600, 5, 1)
         .file("bin/busybox", 0o755, busybox)
+        .file("bin/xs", 0o755, xs)
         .file("init", 0o755, INIT.as_bytes());
     a.finish()
 }
 
-/// Writes the initramfs under `target/guests/` (only when its bytes
-/// change) and returns its path.
+/// Builds `xs`, writes the initramfs under `target/guests/` (only when
+/// its bytes change) and returns its path.
 pub fn build(busybox: &Path) -> Result<PathBuf, String> {
     let bb = std::fs::read(busybox).map_err(|e| format!("{}: {e}", busybox.display()))?;
-    let bytes = image(&bb);
+    let xs_elf = crate::guests_build::build_program("xs")?;
+    let xs = std::fs::read(&xs_elf).map_err(|e| format!("{}: {e}", xs_elf.display()))?;
+    let bytes = image(&bb, &xs);
     let path = crate::debian::cache_dir().join("initramfs.cpio");
     if std::fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
         return Ok(path);
@@ -48,7 +53,7 @@ mod tests {
 
     #[test]
     fn the_initramfs_holds_busybox_an_executable_init_and_a_console() {
-        let e = entries(&image(b"\x7fELF busybox")).unwrap();
+        let e = entries(&image(b"\x7fELF busybox", b"\x7fELF xs")).unwrap();
         let get = |n: &str| {
             e.iter()
                 .find(|e| e.name == n)
@@ -62,6 +67,14 @@ mod tests {
         for d in ["proc", "sys", "dev", "bin"] {
             assert_eq!(get(d).mode & 0o170_000, 0o040_000, "{d}");
         }
+    }
+
+    #[test]
+    fn the_xenstore_client_is_bin_xs_an_executable_beside_busybox() {
+        let e = entries(&image(b"\x7fELF busybox", b"\x7fELF xs")).unwrap();
+        let xs = e.iter().find(|e| e.name == "bin/xs").expect("bin/xs");
+        assert_eq!(xs.data, b"\x7fELF xs");
+        assert_eq!(xs.mode, 0o100_755);
     }
 
     #[test]
