@@ -4,6 +4,16 @@
 # The kernel command line names the domain and what to do once init is
 # reached:  oxen.name=NAME  oxen.action=poweroff|reboot|shell  (default
 # poweroff). The "oxen-init:" lines are what configs/*.expect look for.
+#
+# Xenstore tests, through /bin/xs (tests/guests/xs), before the action:
+#   oxen.test=xenstore        wait for Linux's xenbus, then read name and
+#                             domid, write and read back data/oxen-test,
+#                             list the domain's home
+#   oxen.rendezvous=listen    with oxen.peer=ID: create data/rendezvous,
+#                             let domain ID write it, watch it until that
+#                             domain writes it
+#   oxen.rendezvous=signal    with oxen.peer=ID: wait until domain ID's
+#                             data/rendezvous reads "ready", write to it
 
 /bin/busybox mkdir -p /bin /proc /sys /dev /tmp
 /bin/busybox --install -s /bin
@@ -15,10 +25,16 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 
 name=unnamed
 action=poweroff
+oxen_test=
+rendezvous=
+peer=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         oxen.name=*) name="${arg#oxen.name=}" ;;
         oxen.action=*) action="${arg#oxen.action=}" ;;
+        oxen.test=*) oxen_test="${arg#oxen.test=}" ;;
+        oxen.rendezvous=*) rendezvous="${arg#oxen.rendezvous=}" ;;
+        oxen.peer=*) peer="${arg#oxen.peer=}" ;;
     esac
 done
 
@@ -39,6 +55,111 @@ for what in poweroff reboot; do
         "$name" "$what" "$what" > /sbin/$what
     chmod 755 /sbin/$what
 done
+
+say() {
+    echo "oxen-init: $name $*"
+}
+
+# Polls (every 0.2 s) until the command "$2..." succeeds, at most $1
+# seconds; fails after that.
+poll() {
+    limit=$(($1 * 5))
+    shift
+    tries=0
+    until "$@"; do
+        tries=$((tries + 1))
+        [ "$tries" -ge "$limit" ] && return 1
+        sleep 0.2
+    done
+}
+
+# Linux has connected to xenstore once its "xenbus" interrupt exists (not
+# "xenstore_late_init", the one it waits on before that). Using
+# /dev/xen/xenbus earlier could wake Linux's probe before the ring is there.
+xenbus_up() {
+    grep -qw xenbus /proc/interrupts
+}
+
+# Reads the xenstore key $1; true if it reads $2.
+reads() {
+    [ "$(xs read "$1" 2>/dev/null)" = "$2" ]
+}
+
+# Is process $1 still running?
+running() {
+    kill -0 "$1" 2>/dev/null
+}
+
+not_running() {
+    ! running "$1"
+}
+
+xenstore_test() {
+    domid=$(xs domid) || { say "FAILED: xs domid"; return 1; }
+    say "xenstore name=$(xs read name) domid=$domid"
+    xs write data/oxen-test "hello-$name" || say "FAILED: xs write data/oxen-test"
+    got=$(xs read data/oxen-test)
+    if [ "$got" = "hello-$name" ]; then
+        say "xenstore write/read ok"
+    else
+        say "FAILED: data/oxen-test reads \"$got\", expected \"hello-$name\""
+    fi
+    # One line: the children of the domain's home.
+    say "xenstore dir /local/domain/$domid:" $(xs dir "/local/domain/$domid")
+}
+
+# The listener creates the node, lets the peer write it, registers its
+# watch, and only then writes "ready": the signaller waits for that value,
+# so its write always comes while the watch is there. Its watch sees the
+# immediate event, its own "ready" and the signaller's write.
+rendezvous_listen() {
+    node="/local/domain/$domid/data/rendezvous"
+    if ! xs write "$node" waiting || ! xs setperms "$node" "n$domid" "b$peer"; then
+        say "FAILED: rendezvous: cannot create $node for domain $peer"
+        return 1
+    fi
+    xs watch "$node" 2 >/tmp/rendezvous &
+    watcher=$!
+    if ! poll 30 test -s /tmp/rendezvous; then
+        say "FAILED: rendezvous: no watch event for $node within 30 s"
+        kill "$watcher" 2>/dev/null
+        return 1
+    fi
+    xs write "$node" ready || say "FAILED: xs write $node ready"
+    say "rendezvous ready"
+    if ! poll 120 not_running "$watcher"; then
+        say "FAILED: rendezvous: domain $peer did not write $node within 120 s (events: $(cat /tmp/rendezvous))"
+        kill "$watcher" 2>/dev/null
+        return 1
+    fi
+    wait "$watcher" || say "FAILED: xs watch $node"
+    say "rendezvous fired value=$(xs read "$node")"
+}
+
+rendezvous_signal() {
+    node="/local/domain/$peer/data/rendezvous"
+    if ! poll 120 reads "$node" ready; then
+        say "FAILED: rendezvous: $node did not read \"ready\" within 120 s"
+        return 1
+    fi
+    xs write "$node" "from-$name" && say "rendezvous signalled"
+}
+
+if [ "$oxen_test" = xenstore ] || [ -n "$rendezvous" ]; then
+    if ! poll 30 xenbus_up; then
+        say "FAILED: no xenbus interrupt in /proc/interrupts after 30 s"
+    else
+        say "xenstore connected:" $(grep -w xenbus /proc/interrupts)
+        [ "$oxen_test" = xenstore ] && xenstore_test
+        [ -z "$domid" ] && domid=$(xs domid)
+        case "$rendezvous" in
+            "") ;;
+            listen) rendezvous_listen ;;
+            signal) rendezvous_signal ;;
+            *) say "FAILED: unknown oxen.rendezvous=$rendezvous" ;;
+        esac
+    fi
+fi
 
 case "$action" in
     shell)

@@ -115,4 +115,122 @@ mod tests {
             .expect("a host sh");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "domU7 reboot\n");
     }
+
+    #[test]
+    fn init_reads_the_xenstore_test_options_from_the_kernel_command_line() {
+        let start = INIT.find("name=unnamed").unwrap();
+        let end = INIT.find("echo \"oxen-init: $name reached init\"").unwrap();
+        let script = INIT[start..end].replace(
+            "$(cat /proc/cmdline)",
+            "oxen.test=xenstore oxen.rendezvous=listen oxen.peer=2",
+        ) + "echo \"$oxen_test $rendezvous $peer\"";
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("a host sh");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "xenstore listen 2\n");
+    }
+
+    /// A stand-in for `/bin/xs` in sh, over files in `dir`: one file per
+    /// key, and an event log each write appends its path to, which `watch`
+    /// counts (so no write is missed however quickly two come).
+    fn fake_xs(dir: &Path) -> String {
+        let d = dir.display();
+        format!(
+            r#"
+key() {{ printf '%s/k%s' "{d}" "$(printf '%s' "$1" | tr / _)"; }}
+xs() {{
+    case "$1" in
+        domid) echo "$domid" ;;
+        read)
+            case "$2" in
+                name) echo "$name" ;;
+                *) [ -f "$(key "$2")" ] && cat "$(key "$2")" ||
+                       {{ echo "xs: read $2: ENOENT" >&2; return 1; }} ;;
+            esac ;;
+        write) printf '%s\n' "$3" >"$(key "$2")"; echo "$2" >>"{d}/events" ;;
+        setperms) [ -f "$(key "$2")" ] ;;
+        dir) echo data; echo domid ;;
+        watch)
+            echo "$2"
+            seen=$(grep -cx "$2" "{d}/events")
+            until [ "$(grep -cx "$2" "{d}/events")" -ge $((seen + $3)) ]; do sleep 0.05; done
+            grep -x "$2" "{d}/events" | tail -n "$3" ;;
+    esac
+}}
+touch "{d}/events"
+"#
+        )
+    }
+
+    /// The script's functions (from `say` to the final action) with `xs`
+    /// faked over `dir` and the paths it polls moved there.
+    fn init_functions(dir: &Path) -> String {
+        let start = INIT.find("say() {").unwrap();
+        let end = INIT.find("case \"$action\" in").unwrap();
+        let d = dir.display().to_string();
+        fake_xs(dir)
+            + &INIT[start..end]
+                .replace("/proc/interrupts", &format!("{d}/interrupts"))
+                .replace("/tmp/rendezvous", &format!("{d}/rendezvous"))
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("oxen-init-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn sh(script: &str) -> String {
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .output()
+            .expect("a host sh");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    #[test]
+    fn init_s_xenstore_test_waits_for_xenbus_and_checks_its_own_key() {
+        let d = temp("xenstore");
+        std::fs::write(d.join("interrupts"), " 12:   9  xen-dyn  -event  xenbus\n").unwrap();
+        let script = "name=domU1; domid=1; oxen_test=xenstore; rendezvous=\n".to_string()
+            + &init_functions(&d);
+        let out = sh(&script);
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(
+            out,
+            "oxen-init: domU1 xenstore connected: 12: 9 xen-dyn -event xenbus\n\
+             oxen-init: domU1 xenstore name=domU1 domid=1\n\
+             oxen-init: domU1 xenstore write/read ok\n\
+             oxen-init: domU1 xenstore dir /local/domain/1: data domid\n"
+        );
+    }
+
+    #[test]
+    fn init_s_rendezvous_signaller_writes_only_once_the_listener_watches() {
+        let d = temp("rendezvous");
+        std::fs::write(d.join("interrupts"), " 12:   9  xen-dyn  -event  xenbus\n").unwrap();
+        let f = init_functions(&d).replace(
+            "if [ \"$oxen_test\" = xenstore ] || [ -n \"$rendezvous\" ]; then",
+            "if false; then",
+        );
+        let script = format!(
+            "{f}\n(name=domU1; domid=1; peer=2; rendezvous_listen) &\n\
+             (name=domU2; domid=2; peer=1; rendezvous_signal)\nwait\n"
+        );
+        let out = sh(&script);
+        let events = std::fs::read_to_string(d.join("events")).unwrap();
+        std::fs::remove_dir_all(&d).unwrap();
+        for line in [
+            "oxen-init: domU1 rendezvous ready\n",
+            "oxen-init: domU2 rendezvous signalled\n",
+            "oxen-init: domU1 rendezvous fired value=from-domU2\n",
+        ] {
+            assert!(out.contains(line), "{line} in:\n{out}");
+        }
+        assert!(!out.contains("FAILED"), "{out}");
+        // The listener's two writes, then the signaller's.
+        assert_eq!(events.lines().count(), 3, "{events}");
+    }
 }
