@@ -628,6 +628,35 @@ mod tests {
 ";
 
     #[test]
+    fn every_config_states_its_outcome_in_an_expect_that_parses() {
+        let names = names().unwrap();
+        assert!(names.contains(&"linux-xenstore".to_string()));
+        for n in &names {
+            if let Err(e) = read_expect(n) {
+                panic!("{n}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_xenstore_configs_boot_only_oxen_images_with_xenstore() {
+        let s = |v: &[&str]| v.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        for n in ["linux-xenstore", "linux-xenstore-bare", "linux61-xenstore"] {
+            let e = read_expect(n).unwrap();
+            assert!(e.skip_reason(Peer::Xen, &[]).is_some(), "{n}");
+            assert!(
+                e.skip_reason(Peer::Oxen, &s(&["evtchn", "gnttab"]))
+                    .is_some(),
+                "{n}"
+            );
+            let all = s(&["evtchn", "extended-regions", "gnttab", "xenstore"]);
+            assert_eq!(e.skip_reason(Peer::Oxen, &all), None, "{n}");
+        }
+        let dts = std::fs::read_to_string(dir().join("linux61-xenstore.dts")).unwrap();
+        assert!(dts.contains("xtask,file = \"linux61\";"));
+    }
+
+    #[test]
     fn a_config_plan_lists_domains_in_order_and_modules_with_their_cells() {
         let p = plan(&src(CONFIG)).unwrap();
         let names: Vec<&str> = p.domains.iter().map(|d| d.name.as_str()).collect();
