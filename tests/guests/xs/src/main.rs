@@ -252,11 +252,7 @@ fn run(args: &[&[u8]]) -> i32 {
             continue;
         }
         if h.ty == ty::ERROR {
-            let name = xs::error_name(payload);
-            let mut copy = [0u8; 64];
-            let n = name.len().min(copy.len());
-            copy[..n].copy_from_slice(&name[..n]);
-            fail(&cmd, Failure::Server(&copy[..n]));
+            fail(&cmd, Failure::Server(xs::error_name(payload)));
         }
         if h.ty != cmd.ty() {
             fail(&cmd, Failure::Other("a reply of another type"));
