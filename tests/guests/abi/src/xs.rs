@@ -150,7 +150,7 @@ pub fn strings(b: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// How much of a reply's payload is kept.
-const BODY_CAP: usize = 1024;
+const BODY_CAP: usize = 512;
 
 /// One message from the server.
 pub struct Reply {

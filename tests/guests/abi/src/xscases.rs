@@ -53,7 +53,10 @@ impl Outcome for Result<(), Msg> {
     }
 }
 
-/// [`report::case`] for closures that end in `Result<(), Msg>` too.
+/// [`report::case`] for closures that end in `Result<(), Msg>` too. Never
+/// inlined, so that each case's buffers take stack only while it runs
+/// (the stack is 32 KiB).
+#[inline(never)]
 fn case<R: Outcome>(name: &'static str, f: impl FnOnce() -> R) {
     report::case(name, || f().verdict());
 }
@@ -698,24 +701,34 @@ fn transaction_isolation(xs: &mut Xs) -> Result<(), Msg> {
     xs.rm_ok(b"data/ti")
 }
 
+/// One path component of 99 characters and its `/`.
+static SEGMENT: [u8; 100] = {
+    let mut s = [b'p'; 100];
+    s[0] = b'/';
+    s
+};
+
 fn path_too_long(xs: &mut Xs) -> Result<(), Msg> {
     // data/pl and 20 components of 99 characters: 2007 bytes below the
-    // home, under the limit of 2048.
-    let mut p = Bytes::<2400>::new();
-    p.push(b"data/pl");
-    for _ in 0..20 {
-        p.push(b"/").push(&[b'p'; 99]);
+    // home, under the limit of 2048; 23 of them: 2307, over it.
+    let mut parts: [&[u8]; 26] = [&SEGMENT; 26];
+    parts[0] = b"data/pl";
+    for (n, what) in [(20, "2007"), (23, "2307")] {
+        let path = &mut parts[..n + 3];
+        path[n + 1] = b"\0";
+        path[n + 2] = b"deep";
+        let w = xs.request(ty::WRITE, 0, path)?;
+        let r = xs.request(ty::READ, 0, &path[..n + 2])?;
+        path[n + 1] = &SEGMENT;
+        path[n + 2] = &SEGMENT;
+        if n == 20 {
+            w.ok(msg!("WRITE of a {what}-byte relative path"))?;
+            r.is(b"deep", msg!("READ of a {what}-byte relative path"))?;
+        } else {
+            w.err("EINVAL", msg!("WRITE of a {what}-byte relative path"))?;
+            r.err("EINVAL", msg!("READ of a {what}-byte relative path"))?;
+        }
     }
-    xs.write(0, p.as_bytes(), b"deep")?
-        .ok("WRITE of a 2007-byte relative path")?;
-    xs.read(0, p.as_bytes())?.is(b"deep", "READ of it")?;
-    for _ in 0..3 {
-        p.push(b"/").push(&[b'p'; 99]);
-    }
-    xs.write(0, p.as_bytes(), b"deep")?
-        .err("EINVAL", "WRITE of a 2307-byte relative path")?;
-    xs.read(0, p.as_bytes())?
-        .err("EINVAL", "READ of a 2307-byte relative path")?;
     xs.rm_ok(b"data/pl")
 }
 
@@ -802,40 +815,56 @@ fn quota_watches(xs: &mut Xs) -> Verdict {
     Ok(msg!("events={}", dropped + xs.dropped))
 }
 
-/// Counts the nodes below (and at) `path` whose owner is `me`.
-fn count_owned(xs: &mut Xs, me: &Me, path: &mut Bytes<256>, depth: u32) -> Result<u32, Msg> {
-    ensure!(
-        depth < 8,
-        "{} is deeper than expected",
-        show(path.as_bytes())
-    );
-    let perms = xs.one(ty::GET_PERMS, 0, path.as_bytes())?;
-    let own = bytes!("n{}", me.id);
-    let owner = strings(perms.value(&msg!("GET_PERMS {}", show(path.as_bytes())))?)
-        .next()
-        .unwrap_or(&[]);
-    let mut n = u32::from(owner.len() >= own.as_bytes().len() && owner[1..] == own.as_bytes()[1..]);
-    let r = xs.one(ty::DIRECTORY, 0, path.as_bytes())?;
-    let kids = r.value(&msg!("DIRECTORY {}", show(path.as_bytes())))?;
-    ensure!(
-        !r.truncated(),
-        "DIRECTORY {} is too long to walk",
-        show(path.as_bytes())
-    );
-    let mut list = Bytes::<1024>::new();
-    list.push(kids);
-    for kid in strings(list.as_bytes()) {
-        let mut sub = Bytes::<256>::new();
-        sub.push(path.as_bytes()).push(b"/").push(kid);
-        n += count_owned(xs, me, &mut sub, depth + 1)?;
+/// Counts the nodes at and below the home whose owner is this domain,
+/// breadth first, the paths still to visit kept NUL-separated in one
+/// buffer (no heap, and no recursion on a 32 KiB stack).
+fn count_owned(xs: &mut Xs, me: &Me) -> Result<u32, Msg> {
+    // Paths relative to the home: "" is the home, then "/name" and so on.
+    let mut todo = Bytes::<1024>::new();
+    todo.push(b"\0");
+    let own = bytes!("{}", me.id);
+    let (mut at, mut n) = (0, 0);
+    while at < todo.as_bytes().len() {
+        let end = todo.as_bytes()[at..]
+            .iter()
+            .position(|&c| c == 0)
+            .map_or(todo.as_bytes().len(), |e| at + e);
+        let mut path = Bytes::<256>::new();
+        path.push(me.home.as_bytes())
+            .push(&todo.as_bytes()[at..end]);
+        let rel_start = at;
+        at = end + 1;
+        let perms = xs.one(ty::GET_PERMS, 0, path.as_bytes())?;
+        let first = strings(perms.value(msg!("GET_PERMS {}", show(path.as_bytes())))?)
+            .next()
+            .unwrap_or(&[]);
+        if first.len() > 1 && first[1..] == *own.as_bytes() {
+            n += 1;
+        }
+        let r = xs.one(ty::DIRECTORY, 0, path.as_bytes())?;
+        let kids = r.value(msg!("DIRECTORY {}", show(path.as_bytes())))?;
+        ensure!(
+            !r.truncated(),
+            "DIRECTORY {} is too long to walk",
+            show(path.as_bytes())
+        );
+        let rel_len = end - rel_start;
+        for kid in strings(kids) {
+            let room = todo.as_bytes().len() + rel_len + kid.len() + 2;
+            ensure!(
+                room <= 1024,
+                "the home has more nodes than the walk can hold"
+            );
+            let mut entry = Bytes::<256>::new();
+            entry.push(&path.as_bytes()[me.home.as_bytes().len()..]);
+            todo.push(entry.as_bytes()).push(b"/").push(kid).push(b"\0");
+        }
     }
     Ok(n)
 }
 
 fn quota_nodes(xs: &mut Xs, me: &Me) -> Verdict {
-    let mut home = Bytes::<256>::new();
-    home.push(me.home.as_bytes());
-    let before = count_owned(xs, me, &mut home, 0)?;
+    let before = count_owned(xs, me)?;
     // data/q is the first node created, then data/q/<i> one each.
     let mut created = 0u32;
     let mut refused = None;
