@@ -192,9 +192,12 @@ fn ring_initial(xs: &Xs) -> Verdict {
         p.r32(xs::CONNECTION),
         p.r32(xs::ERROR),
     );
+    // RECONNECTION (bit 0) and ERROR (bit 1, the server writes `error`;
+    // xs.ring_reset_after_oversized sees it), not WATCHDEPTH or DOMID_ANY
+    // (a WATCH with a depth is EINVAL, xs.malformed_einval).
     ensure!(
-        f == 1,
-        "server_features is {f:#x}, expected 1 (RECONNECTION)"
+        f == 3,
+        "server_features is {f:#x}, expected 3 (RECONNECTION | ERROR)"
     );
     ensure!(c == 0, "connection is {c}, expected 0 (connected)");
     ensure!(e == 0, "error is {e}, expected 0");
@@ -280,8 +283,15 @@ fn toolstack_perms(xs: &mut Xs, me: &Me) -> Verdict {
         let r = xs.one(ty::GET_PERMS, 0, path)?;
         r.is(own.as_bytes(), &msg!("GET_PERMS {}", show(path)))?;
     }
-    let r = xs.one(ty::GET_PERMS, 0, b"/local/domain")?;
-    r.is(b"n0\0", "GET_PERMS /local/domain")?;
+    // The hypervisor's own nodes (owner 0, "n0") are closed to a domain.
+    for (t, what) in [
+        (ty::GET_PERMS, "GET_PERMS"),
+        (ty::READ, "READ"),
+        (ty::DIRECTORY, "DIRECTORY"),
+    ] {
+        xs.one(t, 0, b"/local/domain")?
+            .err("EACCES", msg!("{what} /local/domain"))?;
+    }
     Ok(Msg::new())
 }
 
@@ -865,17 +875,25 @@ fn count_owned(xs: &mut Xs, me: &Me) -> Result<u32, Msg> {
 
 fn quota_nodes(xs: &mut Xs, me: &Me) -> Verdict {
     let before = count_owned(xs, me)?;
-    // data/q is the first node created, then data/q/<i> one each.
+    // data/q, then groups of 50 (data/q/<g>, MKDIR) each with 50 leaves
+    // (data/q/<g>/<i>): every request creates exactly one node, and no
+    // node's child list comes near the node-size quota.
     let mut created = 0u32;
     let mut refused = None;
     for i in 0..1100u32 {
-        let path = bytes!("data/q/{i}");
-        let r = xs.write(0, path.as_bytes(), b"")?;
+        let r = if i == 0 {
+            xs.one(ty::MKDIR, 0, b"data/q")?
+        } else if (i - 1) % 51 == 0 {
+            xs.one(ty::MKDIR, 0, bytes!("data/q/{}", (i - 1) / 51).as_bytes())?
+        } else {
+            let path = bytes!("data/q/{}/{}", (i - 1) / 51, (i - 1) % 51);
+            xs.write(0, path.as_bytes(), b"")?
+        };
         if r.error().is_some() {
             refused = Some(r);
             break;
         }
-        created += if i == 0 { 2 } else { 1 };
+        created += 1;
     }
     xs.rm_ok(b"data/q")?;
     xs.put_ok(b"data/q-after", b"")?;
