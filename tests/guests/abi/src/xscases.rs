@@ -1014,6 +1014,9 @@ fn await_value(xs: &mut Xs, path: &[u8], want: &[u8], timeout: u64) -> Result<()
 /// traffic while domain 2 floods.
 fn peer_owner(xs: &mut Xs) {
     case("xs2.setup", || {
+        // Domain 2 watches data/private first, then says so.
+        await_value(xs, b"/local/domain/2/data/ready", b"1", MEET_MS)?;
+        xs.put_ok(b"data/private", b"secret")?;
         xs.put_ok(b"data/shared", b"hello")?;
         xs.set_perms(0, b"data/shared", b"n1\0r2\0")?
             .ok("SET_PERMS data/shared n1 r2")?;
@@ -1097,6 +1100,7 @@ fn peer_owner(xs: &mut Xs) {
         ))
     });
     case("xs2.peer_done", || {
+        xs.rm_ok(b"data/private")?;
         xs.rm_ok(b"data/rv")?;
         xs.rm_ok(b"data/shared")?;
         xs.rm_ok(SYNC)
@@ -1114,6 +1118,28 @@ fn peer_visitor(xs: &mut Xs) {
             .err("EACCES", "READ of a missing node in domain 1's tree")?;
         xs.write(0, b"/local/domain/1/data/x", b"no")?
             .err("EACCES", "WRITE into domain 1's data")
+    });
+    case("xs2.watch_unreadable_filtered", || {
+        // The immediate event comes whatever the permissions; domain 1's
+        // write of the node (n1, unreadable here) must not.
+        let path = b"/local/domain/1/data/private";
+        xs.drain(0)?;
+        xs.watch(path, b"tok-p")?
+            .ok("WATCH of domain 1's data/private")?;
+        xs.event(ms(xs::WAIT_MS))?
+            .is(path, b"tok-p", "the immediate event")?;
+        xs.put_ok(b"data/ready", b"1")?;
+        xs.set_perms(0, b"data/ready", b"n2\0r1\0")?
+            .ok("SET_PERMS data/ready n2 r1")?;
+        await_value(xs, SYNC_ABS, b"1", MEET_MS)?;
+        if let Some(e) = xs.maybe_event(ms(QUIET_MS))? {
+            return Err(msg!(
+                "an event for a node this domain cannot read: \"{}\"",
+                show(e.raw())
+            ));
+        }
+        xs.unwatch(path, b"tok-p")?.ok("UNWATCH")?;
+        xs.rm_ok(b"data/ready")
     });
     case("xs2.granted_read", || {
         await_value(xs, SYNC_ABS, b"1", MEET_MS)?;
