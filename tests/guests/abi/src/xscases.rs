@@ -414,6 +414,75 @@ fn single(xs: &mut Xs, me: &Me) {
             .err("ENOENT", "UNWATCH of an unknown watch")?;
         xs.rm_ok(b"data/wu")
     });
+    case("xs.watch_rm_subtree_exact", || {
+        xs.put_ok(b"data/rs/a/b", b"1")?;
+        xs.drain(0)?;
+        for (path, tok) in [
+            (&b"data/rs/a"[..], &b"tok-a"[..]),
+            (b"data/rs/a/missing", b"tok-m"),
+        ] {
+            xs.watch(path, tok)?.ok(msg!("WATCH {}", show(path)))?;
+            xs.event(ms(xs::WAIT_MS))?
+                .is(path, tok, "immediate event")?;
+        }
+        xs.rm_ok(b"data/rs")?;
+        // The watch on a removed node below the removed root fires with
+        // that node's path; one on a node that never existed does not.
+        xs.event(ms(xs::WAIT_MS))?.is(
+            b"data/rs/a",
+            b"tok-a",
+            "RM of data/rs, for the watch on data/rs/a",
+        )?;
+        if let Some(e) = xs.maybe_event(ms(QUIET_MS))? {
+            return Err(msg!("a second event for RM data/rs: \"{}\"", show(e.raw())));
+        }
+        xs.unwatch(b"data/rs/a", b"tok-a")?.ok("UNWATCH")?;
+        xs.unwatch(b"data/rs/a/missing", b"tok-m")?.ok("UNWATCH")
+    });
+    case("xs.watch_write_mkdir_set_perms", || {
+        xs.put_ok(b"data/wm", b"same")?;
+        xs.drain(0)?;
+        xs.watch(b"data/wm", b"tok-wm")?.ok("WATCH data/wm")?;
+        xs.event(ms(xs::WAIT_MS))?
+            .is(b"data/wm", b"tok-wm", "immediate event")?;
+        xs.put_ok(b"data/wm", b"same")?;
+        xs.event(ms(xs::WAIT_MS))?
+            .is(b"data/wm", b"tok-wm", "a WRITE of the unchanged value")?;
+        xs.one(ty::MKDIR, 0, b"data/wm")?
+            .ok("MKDIR of the existing node")?;
+        if let Some(e) = xs.maybe_event(ms(QUIET_MS))? {
+            return Err(msg!(
+                "an event for MKDIR of an existing node: \"{}\"",
+                show(e.raw())
+            ));
+        }
+        xs.one(ty::MKDIR, 0, b"data/wm/new")?
+            .ok("MKDIR data/wm/new")?;
+        xs.event(ms(xs::WAIT_MS))?
+            .is(b"data/wm/new", b"tok-wm", "MKDIR of a new node")?;
+        let perms = bytes!("n{0}\0r{0}\0", me.id);
+        xs.set_perms(0, b"data/wm", perms.as_bytes())?
+            .ok("SET_PERMS data/wm")?;
+        xs.event(ms(xs::WAIT_MS))?
+            .is(b"data/wm", b"tok-wm", "SET_PERMS of the watched node")?;
+        xs.unwatch(b"data/wm", b"tok-wm")?.ok("UNWATCH")?;
+        xs.rm_ok(b"data/wm")
+    });
+    case("xs.watch_root", || {
+        xs.drain(0)?;
+        xs.watch(b"/", b"tok-root")?.ok("WATCH /")?;
+        xs.event(ms(xs::WAIT_MS))?
+            .is(b"/", b"tok-root", "immediate event")?;
+        xs.put_ok(b"data/wroot", b"")?;
+        let abs = me.abs("data/wroot");
+        xs.event(ms(xs::WAIT_MS))?.is(
+            abs.as_bytes(),
+            b"tok-root",
+            "a WRITE in the domain's home, for a watch on /",
+        )?;
+        xs.unwatch(b"/", b"tok-root")?.ok("UNWATCH /")?;
+        xs.rm_ok(b"data/wroot")
+    });
     case("xs.transaction_isolation", || transaction_isolation(xs));
     case("xs.transaction_abort", || {
         let t = xs.start()?;
@@ -440,6 +509,45 @@ fn single(xs: &mut Xs, me: &Me) {
         xs.end(t, true)?
             .err("ENOENT", "TRANSACTION_END of the failed transaction")?;
         xs.rm_ok(b"data/tc")
+    });
+    case("xs.transaction_directory_conflict", || {
+        xs.put_ok(b"data/td/x", b"")?;
+        let t = xs.start()?;
+        xs.one(ty::DIRECTORY, t, b"data/td")?
+            .is(b"x\0", "DIRECTORY in the transaction")?;
+        xs.put_ok(b"data/td/y", b"")?;
+        xs.write(t, b"data/tdw", b"1")?
+            .ok("WRITE in the transaction")?;
+        xs.end(t, true)?.err(
+            "EAGAIN",
+            "TRANSACTION_END T after a child was added to a directory it listed",
+        )?;
+        xs.read(0, b"data/tdw")?
+            .err("ENOENT", "READ of the failed transaction's node")?;
+        xs.rm_ok(b"data/td")
+    });
+    case("xs.transaction_absent_read_conflict", || {
+        let t = xs.start()?;
+        xs.read(t, b"data/tn")?
+            .err("ENOENT", "READ in the transaction")?;
+        xs.put_ok(b"data/tn", b"now")?;
+        xs.read(t, b"data/tn2")?
+            .err("ENOENT", "READ of another node")?;
+        xs.write(t, b"data/tnw", b"1")?
+            .ok("WRITE in the transaction")?;
+        xs.end(t, true)?.err(
+            "EAGAIN",
+            "TRANSACTION_END T after a node it read as missing was created",
+        )?;
+        // A transaction that only read what nobody changed commits.
+        let t = xs.start()?;
+        xs.read(t, b"data/tn")?
+            .is(b"now", "READ in a second transaction")?;
+        xs.write(t, b"data/tnw", b"2")?.ok("WRITE in it")?;
+        xs.end(t, true)?.ok("TRANSACTION_END T with no conflict")?;
+        xs.read(0, b"data/tnw")?.is(b"2", "READ after the commit")?;
+        xs.rm_ok(b"data/tn")?;
+        xs.rm_ok(b"data/tnw")
     });
     case("xs.transaction_unknown_enoent", || {
         xs.read(9999, b"domid")?
