@@ -663,6 +663,7 @@ fn single(xs: &mut Xs, me: &Me) {
         ra.is(bytes!("{}", me.id).as_bytes(), "the first READ")?;
         rb.err("ENOENT", "the second READ")
     });
+    case("xs.ring_index_jump", || ring_index_jump(xs, me));
     case("xs.ring_reset_after_oversized", || ring_reset(xs, me));
 }
 
@@ -1037,6 +1038,73 @@ fn split_request(xs: &mut Xs, me: &Me) -> Verdict {
         bytes!("{}", me.id).as_bytes(),
         "READ domid sent in four pieces",
     )?;
+    Ok(Msg::new())
+}
+
+/// The guest asks for a ring reset (`connection` = 1, signal) and waits
+/// for the server's answer (`connection` = 0 and a signal), both rings
+/// empty after it.
+fn reset_ring(xs: &mut Xs) -> Result<(), Msg> {
+    let p = xs.page;
+    xen::consume(xs.port);
+    p.w32(xs::CONNECTION, 1);
+    xs.notify()?;
+    xs.wait(
+        ms(xs::WAIT_MS),
+        "connection back to 0 after the reset",
+        |pg| pg.r32(xs::CONNECTION) == 0,
+    )?;
+    let (rc, rp, sc, sp) = (
+        p.r32(xs::REQ_CONS),
+        p.r32(xs::REQ_PROD),
+        p.r32(xs::RSP_CONS),
+        p.r32(xs::RSP_PROD),
+    );
+    ensure!(
+        rc == rp && sc == sp,
+        "after the reset req_cons {rc:#x} req_prod {rp:#x} rsp_cons {sc:#x} rsp_prod {sp:#x}, expected both rings empty"
+    );
+    xs.drain(0)?;
+    Ok(())
+}
+
+/// An index more than a ring ahead (the guest's `req_prod`, then its
+/// `rsp_cons`): `error` 2 (RINGIDX), nothing served, and a reset recovers.
+fn ring_index_jump(xs: &mut Xs, me: &Me) -> Verdict {
+    let p = xs.page;
+    for (field, name) in [(xs::REQ_PROD, "req_prod"), (xs::RSP_CONS, "rsp_cons")] {
+        let base = if field == xs::REQ_PROD {
+            p.r32(xs::REQ_CONS)
+        } else {
+            p.r32(xs::RSP_PROD)
+        };
+        p.w32(field, base.wrapping_add(2000));
+        if field == xs::RSP_CONS {
+            // The server finds it when it next writes a reply.
+            let id = xs.id();
+            let mut prod = p.r32(xs::REQ_PROD);
+            for &b in Xs::header(ty::READ, id, 0, 6).iter().chain(b"domid\0") {
+                p.w8(xs::REQ + (prod % 1024) as usize, b);
+                prod = prod.wrapping_add(1);
+            }
+            p.w32(xs::REQ_PROD, prod);
+        }
+        xs.notify()?;
+        ensure!(
+            arch::wait_for(ms(xs::WAIT_MS), || p.r32(xs::ERROR) != 0),
+            "error stayed 0 after {name} jumped 2000 bytes ahead"
+        );
+        let e = p.r32(xs::ERROR);
+        ensure!(
+            e == 2,
+            "error is {e} after {name} jumped ahead, expected 2 (RINGIDX)"
+        );
+        reset_ring(xs).map_err(|e| msg!("after the {name} jump: {e}"))?;
+        xs.read(0, b"domid")?.is(
+            bytes!("{}", me.id).as_bytes(),
+            msg!("READ domid after the {name} jump and the reset"),
+        )?;
+    }
     Ok(Msg::new())
 }
 
