@@ -1133,26 +1133,8 @@ fn ring_reset(xs: &mut Xs, me: &Me) -> Verdict {
         "the server still answered after the oversized header"
     );
     // The guest asks for a reset and waits for the server.
-    xen::consume(xs.port);
-    p.w32(xs::CONNECTION, 1);
-    xs.notify()?;
-    xs.wait(
-        ms(xs::WAIT_MS),
-        "connection back to 0 after the reset",
-        |pg| pg.r32(xs::CONNECTION) == 0,
-    )?;
-    let (rc, rp, sc, sp) = (
-        p.r32(xs::REQ_CONS),
-        p.r32(xs::REQ_PROD),
-        p.r32(xs::RSP_CONS),
-        p.r32(xs::RSP_PROD),
-    );
-    ensure!(
-        rc == rp && sc == sp,
-        "after the reset req_cons {rc:#x} req_prod {rp:#x} rsp_cons {sc:#x} rsp_prod {sp:#x}, expected both rings empty"
-    );
+    reset_ring(xs)?;
     let err = p.r32(xs::ERROR);
-    xs.drain(0)?;
     xs.read(0, b"domid")?
         .is(bytes!("{}", me.id).as_bytes(), "READ domid after the reset")?;
     xs.unwatch(b"data/rr", b"tok-rr")?
@@ -1433,14 +1415,5 @@ fn flood_round(xs: &mut Xs, round: u32) -> Result<(), Msg> {
         arch::wait_for(ms(xs::WAIT_MS), || p.r32(xs::ERROR) != 0),
         "error stayed 0 after a header with len 5000"
     );
-    xen::consume(xs.port);
-    p.w32(xs::CONNECTION, 1);
-    xs.notify()?;
-    xs.wait(
-        ms(xs::WAIT_MS),
-        "connection back to 0 after the reset",
-        |pg| pg.r32(xs::CONNECTION) == 0,
-    )?;
-    xs.drain(0)?;
-    Ok(())
+    reset_ring(xs)
 }
