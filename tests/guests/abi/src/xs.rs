@@ -411,15 +411,28 @@ impl Xs {
     /// Sends one request made of `parts` (the payload's pieces, in order)
     /// without waiting; its request ID.
     pub fn send(&mut self, ty: u32, tx: u32, parts: &[&[u8]]) -> Result<u32, Msg> {
-        let id = self.id();
-        let len: usize = parts.iter().map(|p| p.len()).sum();
         let mut prod = self.page.r32(REQ_PROD);
-        self.put(&mut prod, &Self::header(ty, id, tx, len))?;
-        for p in parts {
-            self.put(&mut prod, p)?;
-        }
+        let id = self.stage(&mut prod, ty, tx, parts)?;
         self.publish(prod)?;
         Ok(id)
+    }
+
+    /// Writes one request at `prod` without publishing it (unless the
+    /// ring fills); its request ID. [`Xs::publish_all`] sends what was
+    /// staged.
+    pub fn stage(&mut self, prod: &mut u32, ty: u32, tx: u32, parts: &[&[u8]]) -> Result<u32, Msg> {
+        let id = self.id();
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.put(prod, &Self::header(ty, id, tx, len))?;
+        for p in parts {
+            self.put(prod, p)?;
+        }
+        Ok(id)
+    }
+
+    /// Publishes everything staged up to `prod` and signals once.
+    pub fn publish_all(&self, prod: u32) -> Result<(), Msg> {
+        self.publish(prod)
     }
 
     /// Takes `n` bytes off the response ring, giving each to `f`.

@@ -656,12 +656,29 @@ fn single(xs: &mut Xs, me: &Me) {
     case("xs.quota_nodes", || quota_nodes(xs, me));
     case("xs.split_request", || split_request(xs, me));
     case("xs.pipelined_requests", || {
-        let a = xs.send(ty::READ, 0, &[b"domid\0"])?;
-        let b = xs.send(ty::READ, 0, &[b"data/none\0"])?;
-        let ra = xs.reply(ty::READ, a, 0)?;
-        let rb = xs.reply(ty::READ, b, 0)?;
-        ra.is(bytes!("{}", me.id).as_bytes(), "the first READ")?;
-        rb.err("ENOENT", "the second READ")
+        // 40 requests (880 bytes) published with one signal; 40 replies
+        // (680 bytes) in order, more than the 20 C xenstored lets be
+        // outstanding before it stops reading (it reads on as replies
+        // leave).
+        let mut prod = xs.page.r32(xs::REQ_PROD);
+        let mut ids = [0u32; 40];
+        for (i, id) in ids.iter_mut().enumerate() {
+            let path: &[u8] = if i % 2 == 0 { b"domid\0" } else { b"data/z\0" };
+            *id = xs.stage(&mut prod, ty::READ, 0, &[path])?;
+        }
+        xs.publish_all(prod)?;
+        let domid = bytes!("{}", me.id);
+        for (i, &id) in ids.iter().enumerate() {
+            let r = xs
+                .reply(ty::READ, id, 0)
+                .map_err(|e| msg!("reply {i} of 40: {e}"))?;
+            if i % 2 == 0 {
+                r.is(domid.as_bytes(), msg!("READ {i} (domid)"))?;
+            } else {
+                r.err("ENOENT", msg!("READ {i} (data/z)"))?;
+            }
+        }
+        Ok(())
     });
     case("xs.ring_index_jump", || ring_index_jump(xs, me));
     case("xs.ring_reset_after_oversized", || ring_reset(xs, me));
