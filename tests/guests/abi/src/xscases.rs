@@ -414,6 +414,19 @@ fn single(xs: &mut Xs, me: &Me) {
             .err("ENOENT", "UNWATCH of an unknown watch")?;
         xs.rm_ok(b"data/wu")
     });
+    case("xs.watch_ignores_tx_id", || {
+        // WATCH and UNWATCH take no transaction: an unknown tx_id is
+        // ignored (and echoed), where other requests get ENOENT.
+        xs.drain(0)?;
+        xs.request(ty::WATCH, 9999, &[b"data/wt\0tok-wt\0"])?
+            .ok("WATCH with tx_id 9999")?;
+        xs.event(ms(xs::WAIT_MS))?
+            .is(b"data/wt", b"tok-wt", "immediate event")?;
+        xs.request(ty::UNWATCH, 9999, &[b"data/wt\0tok-wt\0"])?
+            .ok("UNWATCH with tx_id 9999")?;
+        xs.request(ty::RESET_WATCHES, 9999, &[b"\0"])?
+            .err("ENOENT", "RESET_WATCHES with tx_id 9999")
+    });
     case("xs.watch_rm_subtree_exact", || {
         xs.put_ok(b"data/rs/a/b", b"1")?;
         xs.drain(0)?;
