@@ -1142,6 +1142,7 @@ fn ring_reset(xs: &mut Xs, me: &Me) -> Verdict {
     xs.drain(0)?;
     xs.watch(b"data/rr", b"tok-rr")?.ok("WATCH data/rr")?;
     xs.event(ms(xs::WAIT_MS))?;
+    let t = xs.start()?;
     let p = xs.page;
     let id = xs.id();
     xs.raw(&Xs::header(ty::READ, id, 0, 4097))?;
@@ -1169,6 +1170,10 @@ fn ring_reset(xs: &mut Xs, me: &Me) -> Verdict {
         .is(bytes!("{}", me.id).as_bytes(), "READ domid after the reset")?;
     xs.unwatch(b"data/rr", b"tok-rr")?
         .err("ENOENT", "UNWATCH of a watch set before the reset")?;
+    xs.end(t, false)?.err(
+        "ENOENT",
+        "TRANSACTION_END of a transaction opened before the reset",
+    )?;
     Ok(msg!("error-after-reset={err}"))
 }
 
