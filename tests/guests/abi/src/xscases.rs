@@ -1255,6 +1255,8 @@ fn peer_owner(xs: &mut Xs) {
             .err("EPERM", "SET_PERMS data/shared n2 (giving it away)")?;
         xs.one(ty::GET_PERMS, 0, b"data/shared")?
             .is(b"n1\0r2\0", "GET_PERMS data/shared")?;
+        // Domain 2 watches it: this write must reach it.
+        xs.put_ok(b"data/shared", b"changed")?;
         Ok(Msg::new())
     });
     case("xs2.traffic_during_flood", || {
@@ -1342,6 +1344,15 @@ fn peer_visitor(xs: &mut Xs) {
             .err("EACCES", "WRITE of a read-only grant")?;
         xs.one(ty::GET_PERMS, 0, b"/local/domain/1/data/shared")?
             .is(b"n1\0r2\0", "GET_PERMS")?;
+        // Watched here; domain 1 changes it later (xs2.granted_watch_fires).
+        xs.drain(0)?;
+        xs.watch(b"/local/domain/1/data/shared", b"tok-s")?
+            .ok("WATCH of the granted node")?;
+        xs.event(ms(xs::WAIT_MS))?.is(
+            b"/local/domain/1/data/shared",
+            b"tok-s",
+            "the immediate event",
+        )?;
         Ok(Msg::new())
     });
     case("xs2.set_perms_not_owner_eacces", || {
@@ -1368,6 +1379,19 @@ fn peer_visitor(xs: &mut Xs) {
                 "GET_PERMS of the node it created (owner replaced)",
             )?;
         xs.put_ok(SYNC_ABS, b"2")
+    });
+    case("xs2.granted_watch_fires", || {
+        // Domain 1 writes data/shared before it says 3.
+        await_value(xs, SYNC_ABS, b"3", STEP_MS)?;
+        xs.event(ms(xs::WAIT_MS))?.is(
+            b"/local/domain/1/data/shared",
+            b"tok-s",
+            "domain 1's write of the node granted r2",
+        )?;
+        xs.read(0, b"/local/domain/1/data/shared")?
+            .is(b"changed", "READ of it")?;
+        xs.unwatch(b"/local/domain/1/data/shared", b"tok-s")?
+            .ok("UNWATCH")
     });
     case("xs2.flood", || {
         await_value(xs, SYNC_ABS, b"3", STEP_MS)?;
