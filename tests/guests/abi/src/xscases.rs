@@ -237,10 +237,9 @@ fn toolstack_nodes(xs: &mut Xs, ctx: &Ctx, me: &Me) -> Verdict {
         .map_or(0, |m| m * 1024);
     let kib = bytes!("{kib}");
     let id = bytes!("{}", me.id);
-    let valued: [(&str, &[u8]); 14] = [
+    let valued: [(&str, &[u8]); 13] = [
         ("name", name.as_bytes()),
         ("domid", id.as_bytes()),
-        ("cpu/0/availability", b"online"),
         ("memory/static-max", kib.as_bytes()),
         ("memory/target", kib.as_bytes()),
         ("memory/videoram", b"-1"),
@@ -257,6 +256,15 @@ fn toolstack_nodes(xs: &mut Xs, ctx: &Ctx, me: &Me) -> Verdict {
         let r = xs.read(0, path.as_bytes())?;
         r.is(want, &msg!("READ {path}"))?;
     }
+    // Every vCPU online, and no node for one past the last.
+    for cpu in 0..ctx.vcpus {
+        let path = bytes!("cpu/{cpu}/availability");
+        xs.read(0, path.as_bytes())?
+            .is(b"online", msg!("READ {}", show(path.as_bytes())))?;
+    }
+    let past = bytes!("cpu/{}", ctx.vcpus);
+    xs.read(0, past.as_bytes())?
+        .err("ENOENT", msg!("READ {}", show(past.as_bytes())))?;
     for path in [
         "vm",
         "device/suspend/event-channel",
