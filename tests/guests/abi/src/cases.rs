@@ -79,6 +79,7 @@ pub fn run(ctx: &Ctx) {
         });
     }
     crate::xencases::run(ctx);
+    crate::xscases::run(ctx);
 }
 
 // ---- the device tree (Xen's domU tree, spec §2.4) ----

@@ -23,6 +23,8 @@ mod smp;
 mod trap;
 mod xen;
 mod xencases;
+mod xs;
+mod xscases;
 
 use core::arch::global_asm;
 

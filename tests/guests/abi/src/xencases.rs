@@ -453,7 +453,7 @@ fn local_evtchn_cases() {
 }
 
 /// This domain's ID, from the status of a port unbound towards itself.
-fn self_domid() -> u16 {
+pub(crate) fn self_domid() -> u16 {
     match xen::alloc_unbound(DOMID_SELF) {
         Ok(p) => {
             let d = xen::status(p).map(|s| s.dom).unwrap_or(0);

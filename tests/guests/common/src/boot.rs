@@ -15,8 +15,9 @@
 
 use core::arch::global_asm;
 
-/// Bytes of stack per vCPU.
-pub const STACK_SIZE: usize = 16 * 1024;
+/// Bytes of stack per vCPU: the xenstore cases keep request and reply
+/// buffers on it (several KiB deep; there is no heap).
+pub const STACK_SIZE: usize = 32 * 1024;
 
 /// One vCPU's stack.
 #[repr(C, align(16))]
