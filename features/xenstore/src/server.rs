@@ -425,6 +425,15 @@ impl<P: RingPage> Xenstore<P> {
             // GET/SET_QUOTA (not in 4.20), and anything unknown.
             _ => return Err(Error::ENOSYS),
         }
+        if h.ty == ty::SET_PERMS
+            && let Some(owner) = set_perms_owner(payload)
+            && owner != 0
+            && !self.conns.contains_key(&owner)
+        {
+            // As C xenstored: a list whose owner is no domain is refused
+            // before the node is looked at. Domain 0 is the hypervisor.
+            return Err(Error::ENOENT);
+        }
         let path_max = self.quotas.path_max;
         let conn = self.conns.get_mut(&dom).ok_or(Error::EIO)?;
         let uses_tx = !matches!(h.ty, ty::WATCH | ty::UNWATCH);
@@ -685,6 +694,14 @@ fn two_args(payload: &[u8]) -> Result<(&[u8], &[u8]), Error> {
 }
 
 /// The requests that read or change nodes, in or out of a transaction.
+/// The owner a well-formed SET_PERMS payload names (`path\0perm\0…`),
+/// `None` when the arguments are malformed (the request's own checks
+/// answer those).
+fn set_perms_owner(payload: &[u8]) -> Option<DomId> {
+    let args = strings(payload)?;
+    Perm::parse(args.get(1)?).ok().map(|p| p.dom)
+}
+
 fn node_request(
     view: &mut View<'_>,
     dom: DomId,

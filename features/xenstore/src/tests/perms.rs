@@ -142,6 +142,26 @@ fn set_perms_needs_ownership_and_cannot_change_owner() {
 }
 
 #[test]
+fn set_perms_naming_an_owner_that_is_no_domain_is_enoent_before_anything_else() {
+    let mut w = World::new();
+    w.write(1, "data/sp", "v").unwrap();
+    // Domain 7 does not exist: ENOENT even though the owner would change
+    // (EPERM) and even on a node the caller cannot reach.
+    w.err(1, ty::SET_PERMS, 0, &zs(&["data/sp", "n7"]), Error::ENOENT);
+    w.err(
+        2,
+        ty::SET_PERMS,
+        0,
+        &zs(&["/local/domain/1/data/sp", "n7"]),
+        Error::ENOENT,
+    );
+    // Entries after the owner naming no domain are kept (and ignored).
+    w.ok(1, ty::SET_PERMS, 0, &zs(&["data/sp", "n1", "r7"]));
+    // Malformed lists keep their own error.
+    w.err(1, ty::SET_PERMS, 0, &zs(&["data/sp", "x7"]), Error::EINVAL);
+}
+
+#[test]
 fn write_grant_lets_other_domain_modify_and_remove() {
     let mut w = World::new();
     w.write(1, "data/x", "v").unwrap();

@@ -43,7 +43,9 @@ impl Ring {
         let port = xen::hvm_get_param(HVM_PARAM_STORE_EVTCHN)
             .map_err(|e| msg!("HVM_PARAM_STORE_EVTCHN: {e}"))? as u32;
         if pfn == 0 || port == 0 {
-            return Err(msg!("no xenstore (STORE_PFN {pfn:#x}, STORE_EVTCHN {port})"));
+            return Err(msg!(
+                "no xenstore (STORE_PFN {pfn:#x}, STORE_EVTCHN {port})"
+            ));
         }
         Port::setup(Abi::TwoLevel, port)?;
         Ok(Self {
