@@ -46,7 +46,8 @@ pub trait Services: Sync {
     /// Whether domains `a` and `b` may be connected (interdomain event
     /// channels, grant mappings): the connection policy.
     fn may_connect(&self, a: DomId, b: DomId) -> bool;
-    /// Records that the configuration connects `a` and `b`.
+    /// Records that the configuration connects `a` and `b`, and tells every
+    /// subsystem (`Subsystem::domains_connected`).
     fn connect(&self, a: DomId, b: DomId);
     /// Raises the event-channel upcall (PPI 31) on `vcpu` of `dom`.
     fn upcall(&self, dom: DomId, vcpu: usize);

@@ -132,6 +132,11 @@ pub trait Subsystem: Sync {
         Ok(())
     }
 
+    /// The configuration connects domains `a` and `b` (a static event
+    /// channel, a PV device): each subsystem with a connection policy of its
+    /// own opens it for the pair. Called by `Services::connect`.
+    fn domains_connected(&self, _a: DomId, _b: DomId) {}
+
     /// A domain is gone (powered off, crashed, or about to be rebuilt).
     fn domain_destroyed(&self, _domid: DomId) {}
 

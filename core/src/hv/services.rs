@@ -157,9 +157,14 @@ impl Services for HvServices {
     }
 
     fn connect(&self, a: DomId, b: DomId) {
-        let mut c = hv().connections.lock();
-        if !c.iter().any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b)) {
-            c.push((a, b));
+        {
+            let mut c = hv().connections.lock();
+            if !c.iter().any(|&(x, y)| (x, y) == (a, b) || (y, x) == (a, b)) {
+                c.push((a, b));
+            }
+        }
+        for s in hv().registry.iter() {
+            s.domains_connected(a, b);
         }
     }
 

@@ -251,6 +251,10 @@ impl Subsystem for EventChannelSubsystem {
         Ok(())
     }
 
+    fn domains_connected(&self, a: DomId, b: DomId) {
+        events().lock().allow(a, b);
+    }
+
     fn domain_destroyed(&self, domid: DomId) {
         let mut ev = events().lock();
         if ev.has_domain(domid) {
