@@ -14,6 +14,16 @@
 #                             domain writes it
 #   oxen.rendezvous=signal    with oxen.peer=ID: wait until domain ID's
 #                             data/rendezvous reads "ready", write to it
+#
+# A PV network link (docs/pv-devices.md), after the xenstore tests:
+#   oxen.pvnet=front|back     load xen-netfront (eth0) or xen-netback
+#                             (vif<frontid>.<index>, configured whenever
+#                             netback creates it: the backend's own job)
+#   oxen.ip=A.B.C.D/N         this end's address
+#   oxen.pvpeer=A.B.C.D       the other end: ping it 100 times
+#   oxen.bulk=MIB             back: serve MIB MiB of fixed data over HTTP
+#                             (busybox httpd, port 8000); front: fetch it
+#                             with wget; both print its md5sum
 
 /bin/busybox mkdir -p /bin /proc /sys /dev /tmp
 /bin/busybox --install -s /bin
@@ -28,6 +38,10 @@ action=poweroff
 oxen_test=
 rendezvous=
 peer=
+pvnet=
+ip=
+pvpeer=
+bulk=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
         oxen.name=*) name="${arg#oxen.name=}" ;;
@@ -35,6 +49,10 @@ for arg in $(cat /proc/cmdline); do
         oxen.test=*) oxen_test="${arg#oxen.test=}" ;;
         oxen.rendezvous=*) rendezvous="${arg#oxen.rendezvous=}" ;;
         oxen.peer=*) peer="${arg#oxen.peer=}" ;;
+        oxen.pvnet=*) pvnet="${arg#oxen.pvnet=}" ;;
+        oxen.ip=*) ip="${arg#oxen.ip=}" ;;
+        oxen.pvpeer=*) pvpeer="${arg#oxen.pvpeer=}" ;;
+        oxen.bulk=*) bulk="${arg#oxen.bulk=}" ;;
     esac
 done
 
@@ -160,6 +178,96 @@ if [ "$oxen_test" = xenstore ] || [ -n "$rendezvous" ]; then
         esac
     fi
 fi
+
+# Loads a PV driver module of this kernel.
+load_module() {
+    if insmod "/lib/modules/$(uname -r)/$1.ko"; then
+        say "pvnet loaded $1"
+    else
+        say "FAILED: insmod $1"
+        return 1
+    fi
+}
+
+# The first network interface whose name starts with $1, if any.
+iface() {
+    for d in /sys/class/net/"$1"*; do
+        [ -e "$d" ] && { basename "$d"; return 0; }
+    done
+    return 1
+}
+
+has_iface() {
+    iface "$1" >/dev/null
+}
+
+# Backend: netback creates vif<front>.<index> when a frontend connects,
+# and again after the frontend reboots; give it the address each time
+# (what a dom0's vif hotplug script and bridge set-up would do).
+vif_keeper() {
+    while true; do
+        for d in /sys/class/net/vif*; do
+            [ -e "$d" ] || continue
+            v=$(basename "$d")
+            if ! ip addr show dev "$v" | grep -q "inet "; then
+                ip link set "$v" up && ip addr add "$ip" dev "$v" &&
+                    say "pvnet $v up $ip"
+            fi
+        done
+        sleep 0.5
+    done
+}
+
+pvnet_ping() {
+    if ! poll 120 ping -c 1 -W 1 "$pvpeer" >/dev/null; then
+        say "FAILED: pvnet: $pvpeer does not answer within 120 s"
+        return 1
+    fi
+    say "pvnet ping $pvpeer:" $(ping -c 100 -A -W 5 "$pvpeer" | grep "packet loss")
+}
+
+pvnet_front() {
+    load_module xen-netfront || return 1
+    if ! poll 60 has_iface eth; then
+        say "FAILED: pvnet: no eth interface 60 s after loading xen-netfront"
+        return 1
+    fi
+    dev=$(iface eth)
+    ip link set "$dev" up && ip addr add "$ip" dev "$dev"
+    say "pvnet $dev up $ip mac $(cat /sys/class/net/$dev/address)"
+    pvnet_ping || return 1
+    if [ -n "$bulk" ]; then
+        start=$(cut -d' ' -f1 /proc/uptime)
+        if poll 60 wget -q -O /tmp/bulk "http://${pvpeer}:8000/bulk"; then
+            end=$(cut -d' ' -f1 /proc/uptime)
+            say "pvnet bulk received $(wc -c </tmp/bulk) bytes md5 $(md5sum </tmp/bulk | cut -d' ' -f1)"
+            say "pvnet bulk $bulk MiB in $(awk "BEGIN { printf \"%.2f s, %.1f MB/s\", $end - $start, $bulk * 1.048576 / ($end - $start + 0.001) }")"
+        else
+            say "FAILED: pvnet: cannot fetch http://${pvpeer}:8000/bulk"
+        fi
+        rm -f /tmp/bulk
+    fi
+}
+
+pvnet_back() {
+    load_module xen-netback || return 1
+    vif_keeper &
+    if [ -n "$bulk" ]; then
+        # The data the frontend fetches, on every boot of it.
+        mkdir -p /srv
+        yes oxen-pv-network-test | head -c $((bulk * 1048576)) >/srv/bulk
+        say "pvnet bulk serves $(wc -c </srv/bulk) bytes md5 $(md5sum </srv/bulk | cut -d' ' -f1)"
+        httpd -p 8000 -h /srv || say "FAILED: httpd"
+    fi
+    [ -n "$pvpeer" ] && pvnet_ping
+}
+
+case "$pvnet" in
+    "") ;;
+    front) pvnet_front ;;
+    back) pvnet_back ;;
+    *) say "FAILED: unknown oxen.pvnet=$pvnet" ;;
+esac
 
 case "$action" in
     shell)

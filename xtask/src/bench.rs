@@ -740,7 +740,7 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
         oxen: crate::build(&BuildSpec::default())?,
         xen: guests.xen.clone(),
         linux: guests.linux.clone(),
-        initramfs: initramfs::build(&guests.busybox)?,
+        initramfs: initramfs::build(&guests)?,
         bench_guest: guests_build::build("bench")?,
     };
     let results = collect(&inputs, reps, only.as_deref())?;

@@ -344,8 +344,8 @@ impl Files {
             "linux" => Ok(self.guests()?.linux.clone()),
             "linux61" => Ok(self.guests()?.linux61.clone()),
             "initramfs" => {
-                let bb = self.guests()?.busybox.clone();
-                crate::initramfs::build(&bb)
+                let g = self.guests()?.clone();
+                crate::initramfs::build(&g)
             }
             file if guests_build::guest_name(file).is_some() => {
                 let guest = guests_build::guest_name(file).unwrap_or_default();

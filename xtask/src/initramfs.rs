@@ -2,7 +2,9 @@
 //! (`tests/guests/xs`, as `/bin/xs`) and an `/init` script
 //! (`xtask/guest/init.sh`) that reports the domain reached init, runs the
 //! xenstore tests its command line asks for, and then powers off, reboots
-//! or starts a shell.
+//! or starts a shell. Linux 6.12's PV driver modules (`xen-netfront`,
+//! `xen-netback`, `xen-blkfront`, `xen-blkback`, decompressed) sit under
+//! `/lib/modules/<release>/`, for the PV-device tests.
 
 use std::path::{Path, PathBuf};
 
@@ -11,11 +13,40 @@ use crate::cpio::Archive;
 /// The `/init` script.
 pub const INIT: &str = include_str!("../guest/init.sh");
 
-/// The archive's bytes for given busybox and `xs` binaries.
-pub fn image(busybox: &[u8], xs: &[u8]) -> Vec<u8> {
+/// The PV driver modules put in the initramfs, as paths below the
+/// kernel package's `usr/lib/modules/<release>/kernel/` (each `.ko.xz`).
+pub const MODULES: &[&str] = &[
+    "drivers/net/xen-netfront",
+    "drivers/net/xen-netback/xen-netback",
+    "drivers/block/xen-blkfront",
+    "drivers/block/xen-blkback/xen-blkback",
+];
+
+/// A kernel module for the initramfs: `/lib/modules/<release>/<name>.ko`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    pub release: String,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The archive's bytes for given busybox and `xs` binaries and modules.
+pub fn image(busybox: &[u8], xs: &[u8], modules: &[Module]) -> Vec<u8> {
     let mut a = Archive::new();
-    for d in ["bin", "dev", "proc", "sys", "tmp"] {
+    for d in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"] {
         a.dir(d);
+    }
+    let mut releases: Vec<&str> = modules.iter().map(|m| m.release.as_str()).collect();
+    releases.dedup();
+    for r in releases {
+        a.dir(&format!("lib/modules/{r}"));
+    }
+    for m in modules {
+        a.file(
+            &format!("lib/modules/{}/{}.ko", m.release, m.name),
+            0o644,
+            &m.bytes,
+        );
     }
     // The kernel opens /dev/console for init's stdin/out/err before init
     // runs (so before devtmpfs is mounted): without this node init's
@@ -27,13 +58,56 @@ pub fn image(busybox: &[u8], xs: &[u8]) -> Vec<u8> {
     a.finish()
 }
 
-/// Builds `xs`, writes the initramfs under `target/guests/` (only when
-/// its bytes change) and returns its path.
-pub fn build(busybox: &Path) -> Result<PathBuf, String> {
+/// The PV driver modules of the kernel at `linux` (`…/boot/vmlinuz-R` in
+/// its unpacked package), decompressed with `xz` (in every Debian base
+/// system).
+pub fn modules(linux: &Path) -> Result<Vec<Module>, String> {
+    let release = linux
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .ok_or_else(|| format!("{}: not a vmlinuz-RELEASE file", linux.display()))?;
+    let tree = linux
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("{}: not inside an unpacked package", linux.display()))?
+        .join("usr/lib/modules")
+        .join(release)
+        .join("kernel");
+    MODULES
+        .iter()
+        .map(|m| {
+            let file = tree.join(format!("{m}.ko.xz"));
+            let out = std::process::Command::new("xz")
+                .arg("-dc")
+                .arg(&file)
+                .output()
+                .map_err(|e| format!("cannot run xz (apt-get install xz-utils): {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "xz -dc {}: {}",
+                    file.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            Ok(Module {
+                release: release.to_string(),
+                name: m.rsplit('/').next().unwrap_or(m).to_string(),
+                bytes: out.stdout,
+            })
+        })
+        .collect()
+}
+
+/// Builds `xs`, writes the initramfs (for the guests' software in `g`)
+/// under `target/guests/` (only when its bytes change) and returns its
+/// path.
+pub fn build(g: &crate::debian::Guests) -> Result<PathBuf, String> {
+    let busybox = &g.busybox;
     let bb = std::fs::read(busybox).map_err(|e| format!("{}: {e}", busybox.display()))?;
     let xs_elf = crate::guests_build::build_program("xs")?;
     let xs = std::fs::read(&xs_elf).map_err(|e| format!("{}: {e}", xs_elf.display()))?;
-    let bytes = image(&bb, &xs);
+    let bytes = image(&bb, &xs, &modules(&g.linux)?);
     let path = crate::debian::cache_dir().join("initramfs.cpio");
     if std::fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
         return Ok(path);
@@ -53,7 +127,7 @@ mod tests {
 
     #[test]
     fn the_initramfs_holds_busybox_an_executable_init_and_a_console() {
-        let e = entries(&image(b"\x7fELF busybox", b"\x7fELF xs")).unwrap();
+        let e = entries(&image(b"\x7fELF busybox", b"\x7fELF xs", &[])).unwrap();
         let get = |n: &str| {
             e.iter()
                 .find(|e| e.name == n)
@@ -71,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_xenstore_client_is_bin_xs_an_executable_beside_busybox() {
-        let e = entries(&image(b"\x7fELF busybox", b"\x7fELF xs")).unwrap();
+        let e = entries(&image(b"\x7fELF busybox", b"\x7fELF xs", &[])).unwrap();
         let xs = e.iter().find(|e| e.name == "bin/xs").expect("bin/xs");
         assert_eq!(xs.data, b"\x7fELF xs");
         assert_eq!(xs.mode, 0o100_755);
@@ -232,5 +306,21 @@ touch "{d}/events"
         assert!(!out.contains("FAILED"), "{out}");
         // The listener's two writes, then the signaller's.
         assert_eq!(events.lines().count(), 3, "{events}");
+    }
+
+    #[test]
+    fn modules_sit_under_lib_modules_of_their_release() {
+        let m = Module {
+            release: "6.12.1-cloud-arm64".into(),
+            name: "xen-netback".into(),
+            bytes: b"\x7fELF ko".to_vec(),
+        };
+        let e = entries(&image(b"bb", b"xs", &[m])).unwrap();
+        let ko = e
+            .iter()
+            .find(|e| e.name == "lib/modules/6.12.1-cloud-arm64/xen-netback.ko")
+            .expect("the module");
+        assert_eq!(ko.data, b"\x7fELF ko");
+        assert!(e.iter().any(|e| e.name == "lib/modules/6.12.1-cloud-arm64"));
     }
 }

@@ -293,7 +293,7 @@ fn real_main() -> Result<(), String> {
             println!("linux61 {}", g.linux61.display());
             println!("busybox {}", g.busybox.display());
             println!("xen     {}", g.xen.display());
-            println!("initramfs {}", initramfs::build(&g.busybox)?.display());
+            println!("initramfs {}", initramfs::build(&g)?.display());
             Ok(())
         }
         "test" => {

@@ -66,6 +66,9 @@ pub fn is_root() -> bool {
 pub const HOST_TOOLS: &[(&str, &str)] = &[
     ("qemu-system-aarch64", "qemu-system-arm"),
     ("dtc", "device-tree-compiler"),
+    // The guests' PV driver modules come xz-compressed (in Debian's base
+    // system, but checked like the others).
+    ("xz", "xz-utils"),
 ];
 
 /// Makes sure QEMU and dtc are installed, installing them with apt-get when

@@ -19,6 +19,8 @@ mod conn;
 mod error;
 mod path;
 mod perm;
+/// PV network devices declared in the host tree, and their nodes.
+pub mod pvnet;
 mod quota;
 mod server;
 /// The subsystem in the running hypervisor: ring pages, the port, console

@@ -18,6 +18,9 @@ use oxen_core::shared::SharedPage;
 use oxen_core::subsystem::{DomainSetup, InitError, Interface, SUBSYSTEMS, Subsystem};
 use oxen_core::xen::DomId;
 
+use oxen_core::hostdt::{DtError, Fdt, NodeId};
+
+use crate::pvnet::{self, Vif};
 use crate::{DomainInfo, Quotas, RingPage, Xenstore};
 
 /// The ring's guest frame: Xen 4.21's place, one page into the magic
@@ -62,6 +65,8 @@ struct State {
     store: Xenstore<Ring>,
     pending: BTreeMap<DomId, Pending>,
     domains: BTreeMap<DomId, Connected>,
+    /// The PV network devices the host tree declares (read once at boot).
+    vifs: Option<Vec<Vif>>,
 }
 
 static STATE: spin::Once<spin::Mutex<State>> = spin::Once::new();
@@ -72,6 +77,7 @@ fn state() -> &'static spin::Mutex<State> {
             store: Xenstore::new(Quotas::default()),
             pending: BTreeMap::new(),
             domains: BTreeMap::new(),
+            vifs: None,
         })
     })
 }
@@ -196,7 +202,41 @@ impl Subsystem for XenstoreSubsystem {
         };
         state().lock().domains.insert(id, Connected { page, port });
         with_store(|s| s.introduce_domain(&info, Ring(page)))
-            .map_err(|e| fail("cannot write its nodes", id, e.name()))
+            .map_err(|e| fail("cannot write its nodes", id, e.name()))?;
+        // A rebuilt domain gets its PV devices back (at first boot they are
+        // written once every domain exists, in `domains_built`).
+        let vifs = state().lock().vifs.clone().unwrap_or_default();
+        for v in vifs.iter().filter(|v| v.frontend == id || v.backend == id) {
+            write_vif(v).map_err(|e| fail("cannot write a PV device's nodes", id, e.name()))?;
+        }
+        Ok(())
+    }
+
+    fn domains_built(
+        &self,
+        fdt: &Fdt<'_>,
+        domains: &[(NodeId, DomId)],
+    ) -> Result<(), Vec<DtError>> {
+        let has_xenstore = |d: DomId| state().lock().domains.contains_key(&d);
+        let vifs = pvnet::read_vifs(fdt, domains, &has_xenstore)?;
+        let mut errors = Vec::new();
+        for v in &vifs {
+            // The connection policy opens for exactly this pair: grant
+            // maps and interdomain event channels between them.
+            services().connect(v.frontend, v.backend);
+            if let Err(e) = write_vif(v) {
+                errors.push(DtError::node(
+                    &v.path,
+                    alloc::format!("cannot write the device's xenstore nodes ({})", e.name()),
+                ));
+            }
+        }
+        state().lock().vifs = Some(vifs);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     fn domain_destroyed(&self, domid: DomId) {
@@ -206,7 +246,23 @@ impl Subsystem for XenstoreSubsystem {
             st.domains.remove(&domid)
         };
         if let Some(c) = gone {
-            with_store(|s| s.release_domain(domid));
+            let vifs = state().lock().vifs.clone().unwrap_or_default();
+            with_store(|s| {
+                s.release_domain(domid);
+                // The other end's half of each of its devices goes too, so
+                // that end's driver closes the device (a toolstack removes
+                // it); both halves are written again when the domain is back.
+                for v in vifs.iter() {
+                    let other = if v.frontend == domid {
+                        pvnet::backend_dir(v)
+                    } else if v.backend == domid {
+                        pvnet::frontend_dir(v)
+                    } else {
+                        continue;
+                    };
+                    let _ = s.rm(&other);
+                }
+            });
             services().free_page(c.page);
         }
     }
@@ -292,3 +348,21 @@ static REBOOT: ConsoleCommand = ConsoleCommand {
     help: "ask a domain to reboot (writes control/shutdown, as xl reboot)",
     run: |a| request(a, "reboot"),
 };
+
+/// Writes both halves of a PV network device, as the toolstack, when both
+/// its domains are connected to xenstore.
+fn write_vif(v: &Vif) -> Result<(), crate::Error> {
+    let both = {
+        let st = state().lock();
+        st.domains.contains_key(&v.frontend) && st.domains.contains_key(&v.backend)
+    };
+    if !both {
+        return Ok(());
+    }
+    with_store(|s| {
+        for (path, value, perms) in pvnet::device_nodes(v) {
+            s.write_with_perms(&path, value.as_bytes(), &perms)?;
+        }
+        Ok(())
+    })
+}
