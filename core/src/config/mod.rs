@@ -11,7 +11,7 @@
 mod domain;
 mod modules;
 #[cfg(test)]
-mod testdts;
+pub(crate) mod testdts;
 
 use alloc::format;
 use alloc::string::String;
