@@ -241,6 +241,16 @@ impl Host {
         self.read_blob(&dtb(&self.dts()))
     }
 
+    /// The errors reading the platform (boot modules included) gives.
+    pub fn platform_errors(&self) -> Vec<String> {
+        let blob = dtb(&self.dts());
+        let fdt = Fdt::parse(blob.bytes()).expect("dtc output parses");
+        match Platform::read(&fdt) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
     /// As [`Host::read`], for a blob compiled some other way.
     pub fn read_blob(&self, blob: &Blob) -> Result<SystemConfig, Vec<String>> {
         let fdt = Fdt::parse(blob.bytes()).expect("dtc output parses");

@@ -108,6 +108,22 @@ impl<'dt> Prop<'dt> {
         if self.value.is_empty() {
             return String::from("<empty>");
         }
+        let printable = |b: &[u8]| !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c));
+        if let Some(body) = self.value.strip_suffix(&[0])
+            && body.split(|b| *b == 0).all(printable)
+        {
+            let quoted: Vec<String> = body
+                .split(|b| *b == 0)
+                .map(|s| format!("\"{}\"", String::from_utf8_lossy(s)))
+                .collect();
+            return quoted.join(", ");
+        }
+        if printable(self.value) {
+            return format!(
+                "[the bytes \"{}\" without a terminating NUL]",
+                String::from_utf8_lossy(self.value)
+            );
+        }
         if self.value.len().is_multiple_of(4) {
             let cells: Vec<String> = (0..self.cells())
                 .map(|i| format!("{:#x}", self.cell(i).unwrap_or(0)))
@@ -358,11 +374,22 @@ impl<'dt> Fdt<'dt> {
             || !p.cells().is_multiple_of(entry)
             || p.cells() == 0
         {
+            let defaulted = if self.has_prop(parent, "#address-cells")
+                && self.has_prop(parent, "#size-cells")
+            {
+                String::new()
+            } else {
+                format!(
+                    " ({} has no #address-cells or #size-cells, so the DT spec's defaults 2 and \
+                     1 apply)",
+                    self.path(parent)
+                )
+            };
             return Err(DtError::prop(
                 self.path(id),
                 prop,
                 format!(
-                    "= {} is not a list of (address, size) pairs of {ac}+{sc} cells",
+                    "= {} is not a list of (address, size) pairs of {ac}+{sc} cells{defaulted}",
                     p.display()
                 ),
             ));
