@@ -92,7 +92,11 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     };
     let banks = match early::memory_banks(blob) {
         Ok(b) => b,
-        Err(e) => early_stop(format_args!("the device tree at {dtb:#x} {e}")),
+        Err(e @ (early::EarlyError::Blob(_) | early::EarlyError::NoMemory)) => {
+            early_stop(format_args!("the device tree at {dtb:#x} {e}"))
+        }
+        // The others start with the node they name.
+        Err(e) => early_stop(format_args!("{e}")),
     };
     let dtb_range = Range::with_size(dtb as u64, blob.len() as u64).unwrap_or_default();
     // SAFETY: boot CPU, MMU off, nothing else running: enable_boot's contract.
