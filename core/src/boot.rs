@@ -403,7 +403,6 @@ enum NoDtb {
     Null,
     Misaligned,
     Blob(crate::hostdt::FdtError),
-    TooLarge(usize),
 }
 
 impl core::fmt::Display for NoDtb {
@@ -417,11 +416,6 @@ impl core::fmt::Display for NoDtb {
                 "is not 8-byte aligned, as the arm64 boot protocol requires of a device tree",
             ),
             Self::Blob(e) => write!(f, "{e}"),
-            Self::TooLarge(n) => write!(
-                f,
-                "has totalsize {n:#x}, above the {MAX_DTB_SIZE:#x} bytes Oxen (like Linux) \
-                 accepts: the header is damaged"
-            ),
         }
     }
 }
@@ -438,8 +432,12 @@ fn dtb_blob(dtb: usize) -> Result<&'static [u8], NoDtb> {
     // bytes) at x0; the MMU is off so any address is readable.
     let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
     let size = crate::hostdt::dtb_total_size(header).map_err(NoDtb::Blob)?;
-    if size > MAX_DTB_SIZE {
-        return Err(NoDtb::TooLarge(size));
+    if !(crate::hostdt::FDT_HEADER_LEN..=MAX_DTB_SIZE).contains(&size) {
+        // Past Oxen's (and Linux's) bound, or too short for its header.
+        return Err(NoDtb::Blob(crate::hostdt::FdtError::TotalSize {
+            totalsize: size as u32,
+            available: MAX_DTB_SIZE,
+        }));
     }
     // SAFETY: the header says the tree is `size` bytes long, and the boot
     // protocol guarantees it lies in memory that stays untouched. A size

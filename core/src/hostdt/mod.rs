@@ -7,7 +7,7 @@ pub mod early;
 mod fdt;
 mod platform;
 
-pub use blob::{FdtError, total_size as dtb_total_size};
+pub use blob::{FdtError, HEADER_LEN as FDT_HEADER_LEN, total_size as dtb_total_size};
 pub use fdt::{DtError, Fdt, Node, NodeId, Prop};
 pub use platform::{
     BootModule, Conduit, Cpu, Gic, ModuleKind, Platform, Psci, Timer, Uart, read_bootargs,
