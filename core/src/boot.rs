@@ -92,7 +92,7 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     };
     let banks = match early::memory_banks(blob) {
         Ok(b) => b,
-        Err(e @ (early::EarlyError::Blob(_) | early::EarlyError::NoMemory)) => {
+        Err(e @ (early::EarlyError::Blob(_) | early::EarlyError::NoMemory(_))) => {
             early_stop(format_args!("the device tree at {dtb:#x} {e}"))
         }
         // The others start with the node they name.

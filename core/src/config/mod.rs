@@ -259,6 +259,22 @@ fn check_lookalike_domains(fdt: &Fdt<'_>, report: &mut Report) {
     let Some(chosen) = fdt.find("/chosen") else {
         return;
     };
+    // Xen looks for domains among the direct children of /chosen only.
+    for id in fdt.ids().filter(|&id| fdt.depth(id) > 2) {
+        let mut up = fdt.node(id).parent;
+        let mut under_chosen = false;
+        while let Some(p) = up {
+            under_chosen |= p == chosen;
+            up = fdt.node(p).parent;
+        }
+        if under_chosen && fdt.is_compatible(id, "xen,domain") {
+            report.errors.push(DtError::node(
+                fdt.path(id),
+                "is compatible with \"xen,domain\" but is not a direct child of /chosen, the \
+                 only place domains are read from (move it up)",
+            ));
+        }
+    }
     for id in fdt.children(chosen) {
         if fdt.is_compatible(id, "xen,domain") {
             continue;
@@ -433,6 +449,22 @@ mod tests {
             [
                 "/chosen/domU9: compatible = \"Xen,Domain\" is not \"xen,domain\": write \
                  compatible = \"xen,domain\" to make it a domain"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_domain_node_nested_below_chosen_is_refused() {
+        let nested = format!("\n        domains {{{}        }};\n", DOMU2);
+        let host = Host::new(&format!("{DOMU1}{nested}"));
+
+        let errors = host.read().unwrap_err();
+
+        assert_eq!(
+            errors,
+            [
+                "/chosen/domains/domU2: is compatible with \"xen,domain\" but is not a direct \
+                 child of /chosen, the only place domains are read from (move it up)"
             ]
         );
     }

@@ -32,8 +32,9 @@ impl Banks<'_> {
 pub enum EarlyError<'dt> {
     /// The blob itself is damaged.
     Blob(FdtError),
-    /// No enabled `device_type = "memory"` node with a non-empty `reg`.
-    NoMemory,
+    /// No enabled `device_type = "memory"` node with a non-empty `reg`;
+    /// the name of a `memory@…` node that lacks the `device_type`, if any.
+    NoMemory(Option<&'dt str>),
     /// The root's `#address-cells` or `#size-cells` is unusable.
     RootCells(&'static str, Option<u32>),
     /// A memory node's `reg` is not whole (address, size) pairs.
@@ -61,11 +62,19 @@ impl fmt::Display for EarlyError<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::Blob(e) => write!(f, "{e}"),
-            Self::NoMemory => f.write_str(
-                "describes no memory: no node directly under / has device_type = \"memory\" and \
-                 a non-empty reg (expected e.g. memory@40000000 { device_type = \"memory\"; \
-                 reg = <0x0 0x40000000 0x0 0x80000000>; })",
-            ),
+            Self::NoMemory(untyped) => {
+                f.write_str(
+                    "describes no memory: no node directly under / has device_type = \"memory\" \
+                     and a non-empty reg",
+                )?;
+                match untyped {
+                    Some(n) => write!(f, " (/{n} has no device_type = \"memory\"; add it)"),
+                    None => f.write_str(
+                        " (expected e.g. memory@40000000 { device_type = \"memory\"; \
+                         reg = <0x0 0x40000000 0x0 0x80000000>; })",
+                    ),
+                }
+            }
             Self::RootCells(prop, v) => {
                 write!(f, "/: {prop} = ")?;
                 match v {
@@ -144,6 +153,7 @@ pub fn memory_banks(blob: &[u8]) -> Result<Banks<'_>, EarlyError<'_>> {
     let mut banks = Banks::default();
     let mut depth = 0usize;
     let mut node = MemoryNode::default();
+    let mut untyped = None;
     for tok in blob.tokens() {
         match tok? {
             Token::Begin(name) => {
@@ -167,13 +177,19 @@ pub fn memory_banks(blob: &[u8]) -> Result<Banks<'_>, EarlyError<'_>> {
             Token::End => {
                 if depth == 2 && node.is_memory && node.enabled {
                     add_banks(&node, ac, sc, &mut banks)?;
+                } else if depth == 2
+                    && !node.is_memory
+                    && node.reg.is_some()
+                    && node.name.split('@').next() == Some("memory")
+                {
+                    untyped = untyped.or(Some(node.name));
                 }
                 depth -= 1;
             }
         }
     }
     if banks.len == 0 {
-        return Err(EarlyError::NoMemory);
+        return Err(EarlyError::NoMemory(untyped));
     }
     Ok(banks)
 }
@@ -349,6 +365,16 @@ mod tests {
         let e = early_error(MEMORY, "");
 
         assert!(e.starts_with("describes no memory: no node directly under / has device_type"));
+    }
+
+    #[test]
+    fn a_memory_node_without_device_type_is_named() {
+        let e = early_error("        device_type = \"memory\";\n", "");
+
+        assert!(
+            e.ends_with("(/memory@40000000 has no device_type = \"memory\"; add it)"),
+            "{e}"
+        );
     }
 
     #[test]
