@@ -454,6 +454,40 @@ mod tests {
     }
 
     #[test]
+    fn damaged_domain_trees_are_refused_or_read_but_never_panic() {
+        let host = Host::new(&format!("{DOMU1}{DOMU2}"));
+        let base = super::testdts::dtb(&host.dts()).bytes().to_vec();
+        let mut seed = 5u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..3000 {
+            let mut b = base.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() % b.len();
+                b[at] = if next() % 2 == 0 {
+                    next() as u8
+                } else {
+                    b[at] ^ 0x20
+                };
+            }
+            let blob = crate::hostdt::testdt::Blob::new(&b);
+            let Ok(fdt) = Fdt::parse(blob.bytes()) else {
+                continue;
+            };
+            let Ok(platform) = Platform::read(&fdt) else {
+                continue;
+            };
+            let free: RangeSet = platform.memory.iter().copied().collect();
+            let head = |_: Range| -> Option<&[u8]> { None };
+            let _ = read_system(&fdt, &platform, &free, &[], &head, &host.limits);
+        }
+    }
+
+    #[test]
     fn a_domain_node_nested_below_chosen_is_refused() {
         let nested = format!("\n        domains {{{}        }};\n", DOMU2);
         let host = Host::new(&format!("{DOMU1}{nested}"));

@@ -551,3 +551,55 @@ mod tests {
         assert!(fdt.find(&alloc::format!("/chosen/{name}")).is_some());
     }
 }
+
+#[cfg(test)]
+mod mutations {
+    use alloc::vec::Vec;
+
+    use crate::hostdt::testdt::{Blob as Aligned, Virt};
+    use crate::hostdt::{Fdt, Platform, early};
+
+    /// A small fixed-seed generator, so a failure reproduces.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+    }
+
+    #[test]
+    fn damaged_blobs_are_refused_or_read_but_never_panic() {
+        let base = Virt::default().build().bytes().to_vec();
+        let mut rng = Lcg(16);
+        for round in 0..4000 {
+            let mut b = base.clone();
+            for _ in 0..1 + rng.next() % 4 {
+                let at = rng.next() as usize % b.len();
+                match rng.next() % 4 {
+                    0 => b[at] = rng.next() as u8,
+                    1 => b[at] ^= 1 << (rng.next() % 8),
+                    2 => b.truncate(at.max(1)),
+                    _ => {
+                        let w = at & !3;
+                        if w + 4 <= b.len() {
+                            let v = [0, 1, 2, 3, 4, 9, 0xffff_ffff][rng.next() as usize % 7];
+                            b[w..w + 4].copy_from_slice(&u32::to_be_bytes(v));
+                        }
+                    }
+                }
+            }
+            let blob = Aligned::new(&b);
+            let _ = early::memory_banks(blob.bytes());
+            if let Ok(fdt) = Fdt::parse(blob.bytes()) {
+                let _ = Platform::read(&fdt);
+                let _: Vec<_> = fdt.ids().map(|id| fdt.path(id)).collect();
+            }
+            let _ = round;
+        }
+    }
+}

@@ -118,7 +118,7 @@ pub struct Platform {
 fn gic_intid(kind: u32, num: u32) -> Option<u32> {
     match kind {
         0 => num.checked_add(32).filter(|&n| n < 1020),
-        1 => (num < 16).then_some(num + 16),
+        1 => (num < 16).then(|| num + 16),
         _ => None,
     }
 }
@@ -833,6 +833,13 @@ mod tests {
         ));
         assert!(Fdt::parse(&bytes[..bytes.len() - 8]).is_err());
         assert!(Fdt::parse(&bytes[..16]).is_err());
+    }
+
+    #[test]
+    fn a_ppi_number_near_u32_max_is_refused_not_overflowed() {
+        assert_eq!(gic_intid(1, u32::MAX), None);
+        assert_eq!(gic_intid(0, u32::MAX), None);
+        assert_eq!(gic_intid(1, 15), Some(31));
     }
 
     #[test]
