@@ -181,6 +181,11 @@ fn collect_modules(
                 ));
             }
         }
+        if child.prop(SHARE_PROP).is_some() && child.prop(FILE_PROP).is_none() {
+            errors.push(format!(
+                "{child_path}: {SHARE_PROP} without {FILE_PROP} (expected both: the file to load once for every sharing node)"
+            ));
+        }
         if let Some(p) = child.prop(FILE_PROP) {
             let file = p
                 .strings()
@@ -694,6 +699,20 @@ mod tests {
         let shared: Vec<bool> = p.modules.iter().map(|m| m.share).collect();
         assert_eq!(shared, [true, false, true], "{text}");
         assert_eq!(copies(&p.modules), [0, 1, 0]);
+    }
+
+    #[test]
+    fn share_without_a_file_is_refused() {
+        let text = CONFIG.replace("xtask,file = \"initramfs\";", "xtask,share;");
+
+        let errs = plan(&src(&text)).unwrap_err();
+
+        assert_eq!(
+            errs,
+            [
+                "/chosen/domU1/ramdisk: xtask,share without xtask,file (expected both: the file to load once for every sharing node)"
+            ]
+        );
     }
 
     #[test]
