@@ -663,6 +663,24 @@ mod tests {
     }
 
     #[test]
+    fn a_module_under_size_cells_of_zero_says_no_size_can_be_written() {
+        let errs = platform_errors_with("#size-cells = <1>;", "#size-cells = <0>;");
+
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("/chosen/domU1/module@48000000: reg has 0 non-empty range(s)"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0].ends_with(
+                "(/chosen/domU1 has #size-cells = <0>, so no size can be written; expected <1> \
+                 or <2>)"
+            ),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
     fn a_domain_without_address_cells_says_the_defaults_apply() {
         let errs =
             platform_errors_with("#address-cells = <1>;\n            #size-cells = <1>;", "");

@@ -577,6 +577,7 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
             };
             unknown_seen += 1;
         }
+        let parent = fdt.node(id).parent;
         let range = match fdt.reg(id) {
             Ok(r) if r.len() == 1 && !r[0].is_empty() => r[0],
             Ok(r) => {
@@ -584,8 +585,16 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
                     &path,
                     "reg",
                     format!(
-                        "has {} non-empty range(s); a boot module needs exactly one",
-                        r.iter().filter(|r| !r.is_empty()).count()
+                        "has {} non-empty range(s); a boot module needs exactly one{}",
+                        r.iter().filter(|r| !r.is_empty()).count(),
+                        parent
+                            .filter(|&p| fdt.size_cells(p) == 0)
+                            .map(|p| format!(
+                                " ({} has #size-cells = <0>, so no size can be written; \
+                                 expected <1> or <2>)",
+                                fdt.path(p)
+                            ))
+                            .unwrap_or_default()
                     ),
                 ));
                 continue;
@@ -595,7 +604,6 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
                 continue;
             }
         };
-        let parent = fdt.node(id).parent;
         let domain = parent.filter(|&p| fdt.is_compatible(p, "xen,domain"));
         let bootargs = match fdt.prop(id, "bootargs") {
             None => None,
