@@ -55,6 +55,12 @@ static CONSOLE_UART: spin::Once<Pl011> = spin::Once::new();
 /// Largest device tree Oxen accepts (Linux uses the same bound).
 const MAX_DTB_SIZE: usize = 2 * 1024 * 1024;
 
+/// Stops before the heap exists: the reason, then the usual closing line.
+fn early_stop(reason: core::fmt::Arguments<'_>) -> ! {
+    println!("{reason}");
+    stop("fix the device tree; nothing was started")
+}
+
 fn stop(reason: &str) -> ! {
     println!("boot stopped: {reason}");
     psci::system_off()
@@ -77,24 +83,28 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         crate::XEN_VERSION.1
     );
 
-    let Some(blob) = dtb_blob(dtb) else {
-        println!(
-            "no usable device tree at x0 = {dtb:#x}; Oxen needs one (boot it like an arm64 Linux Image)"
-        );
-        cpu::halt();
+    // A tree Oxen cannot read is named in one line and the machine powers
+    // off, as for any other device-tree error: a halted CPU would look like
+    // a hang.
+    let blob = match dtb_blob(dtb) {
+        Ok(b) => b,
+        Err(e) => early_stop(format_args!("the device tree at x0 = {dtb:#x} {e}")),
     };
-    let Some(banks) = early::memory_banks(blob).filter(|b| b.len > 0) else {
-        println!("the device tree at {dtb:#x} describes no memory");
-        cpu::halt();
+    let banks = match early::memory_banks(blob) {
+        Ok(b) => b,
+        Err(e @ (early::EarlyError::Blob(_) | early::EarlyError::NoMemory(_))) => {
+            early_stop(format_args!("the device tree at {dtb:#x} {e}"))
+        }
+        // The others start with the node they name.
+        Err(e) => early_stop(format_args!("{e}")),
     };
     let dtb_range = Range::with_size(dtb as u64, blob.len() as u64).unwrap_or_default();
     // SAFETY: boot CPU, MMU off, nothing else running: enable_boot's contract.
     let tables = match unsafe { mmu::enable_boot(&banks.ranges[..banks.len], dtb_range) } {
         Ok(t) => t,
-        Err(e) => {
-            println!("cannot build the hypervisor's page tables: {e}");
-            cpu::halt();
-        }
+        Err(e) => early_stop(format_args!(
+            "cannot build the hypervisor's page tables: {e}"
+        )),
     };
     console::enable_locking();
     // SAFETY: once, boot CPU, MMU on.
@@ -388,24 +398,51 @@ fn gic_spis() -> u32 {
 
 static GIC_SPIS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
-/// The device tree at `dtb` as a byte slice, if it looks like one.
-fn dtb_blob(dtb: usize) -> Option<&'static [u8]> {
-    if dtb == 0 || !dtb.is_multiple_of(8) {
-        return None;
+/// Why x0 holds no device tree Oxen can read.
+enum NoDtb {
+    Null,
+    Misaligned,
+    Blob(crate::hostdt::FdtError),
+}
+
+impl core::fmt::Display for NoDtb {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Null => f.write_str(
+                "is no device tree; Oxen needs one (boot it like an arm64 Linux Image, with the \
+                 DTB's address in x0)",
+            ),
+            Self::Misaligned => f.write_str(
+                "is not 8-byte aligned, as the arm64 boot protocol requires of a device tree",
+            ),
+            Self::Blob(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The device tree at `dtb` as a byte slice of its header's `totalsize`.
+fn dtb_blob(dtb: usize) -> Result<&'static [u8], NoDtb> {
+    if dtb == 0 {
+        return Err(NoDtb::Null);
+    }
+    if !dtb.is_multiple_of(8) {
+        return Err(NoDtb::Misaligned);
     }
     // SAFETY: the boot protocol puts a device tree (header at least 40
     // bytes) at x0; the MMU is off so any address is readable.
     let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
-    if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
-        return None;
-    }
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    if !(40..=MAX_DTB_SIZE).contains(&size) {
-        return None;
+    let size = crate::hostdt::dtb_total_size(header).map_err(NoDtb::Blob)?;
+    if !(crate::hostdt::FDT_HEADER_LEN..=MAX_DTB_SIZE).contains(&size) {
+        // Past Oxen's (and Linux's) bound, or too short for its header.
+        return Err(NoDtb::Blob(crate::hostdt::FdtError::TotalSize {
+            totalsize: size as u32,
+            available: MAX_DTB_SIZE,
+        }));
     }
     // SAFETY: the header says the tree is `size` bytes long, and the boot
-    // protocol guarantees it lies in memory that stays untouched.
-    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
+    // protocol guarantees it lies in memory that stays untouched. A size
+    // below the header is refused by the reader, which bounds-checks.
+    Ok(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
 }
 
 fn mib(bytes: u64) -> u64 {

@@ -30,6 +30,9 @@ pub const DEFAULT_CPUS: u32 = 2;
 /// The `xtask,*` properties a config may use; each is removed before the
 /// DTB is compiled.
 const FILE_PROP: &str = "xtask,file";
+/// In a module node: load the file once for every node that says so with
+/// the same `xtask,file`, all of them given one `reg` (Xen's shared module).
+const SHARE_PROP: &str = "xtask,share";
 const MEMORY_PROP: &str = "xtask,qemu-memory";
 const CPUS_PROP: &str = "xtask,qemu-cpus";
 
@@ -72,6 +75,8 @@ pub struct ModuleRef {
     pub path: String,
     /// The `xtask,file` value.
     pub file: String,
+    /// `xtask,share`: one copy for every sharing node with this file.
+    pub share: bool,
     pub address_cells: u32,
     pub size_cells: u32,
 }
@@ -169,12 +174,17 @@ fn collect_modules(
         let child_path = format!("{path}/{}", child.name);
         at.push(i);
         for p in &child.props {
-            if p.name.starts_with("xtask,") && p.name != FILE_PROP {
+            if p.name.starts_with("xtask,") && p.name != FILE_PROP && p.name != SHARE_PROP {
                 errors.push(format!(
-                    "{child_path}: {} is not an xtask property (expected {FILE_PROP} in a module node; {MEMORY_PROP} and {CPUS_PROP} belong in /)",
+                    "{child_path}: {} is not an xtask property (expected {FILE_PROP} or {SHARE_PROP} in a module node; {MEMORY_PROP} and {CPUS_PROP} belong in /)",
                     p.name
                 ));
             }
+        }
+        if child.prop(SHARE_PROP).is_some() && child.prop(FILE_PROP).is_none() {
+            errors.push(format!(
+                "{child_path}: {SHARE_PROP} without {FILE_PROP} (expected both: the file to load once for every sharing node)"
+            ));
         }
         if let Some(p) = child.prop(FILE_PROP) {
             let file = p
@@ -194,6 +204,7 @@ fn collect_modules(
                     at: at.clone(),
                     path: child_path.clone(),
                     file,
+                    share: child.prop(SHARE_PROP).is_some(),
                     address_cells: ac,
                     size_cells: sc,
                 }),
@@ -244,6 +255,19 @@ pub fn place(sizes: &[u64], base: u64, align: u64, limit: u64) -> Result<Vec<u64
         ));
     }
     Ok(out)
+}
+
+/// For each module, the index of the module whose copy it uses: its own,
+/// or that of the first `xtask,share` module with the same `xtask,file`.
+pub fn copies(modules: &[ModuleRef]) -> Vec<usize> {
+    (0..modules.len())
+        .map(|i| {
+            let m = &modules[i];
+            (0..i)
+                .find(|&j| m.share && modules[j].share && modules[j].file == m.file)
+                .unwrap_or(i)
+        })
+        .collect()
 }
 
 /// The RAM a config gets: what it asks for, else enough for its domains'
@@ -455,7 +479,9 @@ fn prepare_in(
             .len();
         sized.push((m.clone(), path, size));
     }
-    let sizes: Vec<u64> = sized.iter().map(|s| s.2).collect();
+    let copy = copies(&plan.modules);
+    let loaded: Vec<usize> = (0..sized.len()).filter(|&i| copy[i] == i).collect();
+    let sizes: Vec<u64> = loaded.iter().map(|&i| sized[i].2).collect();
     let unbounded = place(&sizes, MODULE_BASE, MODULE_ALIGN, u64::MAX)?;
     let modules_end = unbounded
         .iter()
@@ -464,11 +490,12 @@ fn prepare_in(
         .max()
         .unwrap_or(MODULE_BASE);
     let memory = memory_mib(&plan, modules_end);
-    let addrs = place(&sizes, MODULE_BASE, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
+    let loaded_at = place(&sizes, MODULE_BASE, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
+    let addr_of = |i: usize| loaded_at[loaded.iter().position(|&l| l == copy[i]).unwrap_or(0)];
     let placed: Vec<(ModuleRef, u64, u64)> = sized
         .iter()
-        .zip(&addrs)
-        .map(|((m, _, size), a)| (m.clone(), *a, *size))
+        .enumerate()
+        .map(|(i, (m, _, size))| (m.clone(), addr_of(i), *size))
         .collect();
     apply(&mut config, &placed)?;
 
@@ -492,10 +519,10 @@ fn prepare_in(
     }
 
     machine.dtb = Some(final_dtb);
-    machine.loaders = sized
+    machine.loaders = loaded
         .iter()
-        .zip(&addrs)
-        .map(|((_, path, _), a)| (path.clone(), *a))
+        .zip(&loaded_at)
+        .map(|(&i, a)| (sized[i].1.clone(), *a))
         .collect();
     Ok(Prepared {
         name: name.into(),
@@ -684,6 +711,45 @@ mod tests {
                 ("/chosen/domU2/kernel", "linux", 1, 1),
             ]
         );
+    }
+
+    #[test]
+    fn modules_marked_shared_with_one_file_use_the_first_ones_copy() {
+        let text = CONFIG
+            .replace(
+                "xtask,file = \"linux\";",
+                "xtask,file = \"linux\";\n\t\t\t\txtask,share;",
+            )
+            .replace(
+                "\t\t\t\txtask,file = \"linux\";\n\t\t\t};\n\t\t};\n\n\t\tnot-a-domain",
+                "\t\t\t\txtask,file = \"linux\";\n\t\t\t\txtask,share;\n\t\t\t};\n\t\t};\n\n\t\tnot-a-domain",
+            );
+        let p = plan(&src(&text)).unwrap();
+
+        let shared: Vec<bool> = p.modules.iter().map(|m| m.share).collect();
+        assert_eq!(shared, [true, false, true], "{text}");
+        assert_eq!(copies(&p.modules), [0, 1, 0]);
+    }
+
+    #[test]
+    fn share_without_a_file_is_refused() {
+        let text = CONFIG.replace("xtask,file = \"initramfs\";", "xtask,share;");
+
+        let errs = plan(&src(&text)).unwrap_err();
+
+        assert_eq!(
+            errs,
+            [
+                "/chosen/domU1/ramdisk: xtask,share without xtask,file (expected both: the file to load once for every sharing node)"
+            ]
+        );
+    }
+
+    #[test]
+    fn modules_with_one_file_get_a_copy_each_unless_shared() {
+        let p = plan(&src(CONFIG)).unwrap();
+
+        assert_eq!(copies(&p.modules), [0, 1, 2]);
     }
 
     #[test]

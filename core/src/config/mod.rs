@@ -11,7 +11,7 @@
 mod domain;
 mod modules;
 #[cfg(test)]
-mod testdts;
+pub(crate) mod testdts;
 
 use alloc::format;
 use alloc::string::String;
@@ -181,9 +181,26 @@ pub fn read_system<'m>(
             .collect(),
         None => Vec::new(),
     };
+    check_lookalike_domains(fdt, &mut report);
     for (index, &node) in domain_nodes.iter().enumerate() {
         let path = fdt.path(node);
         let domid = allocate_domid(index, &path).map_err(|e| report.errors.push(e));
+        let name = fdt.node(node).name;
+        if let Some(first) = domain_nodes[..index]
+            .iter()
+            .position(|&n| fdt.node(n).name == name)
+        {
+            report.errors.push(DtError::node(
+                &path,
+                format!(
+                    "is a second xen,domain node named \"{name}\" (domain {}; the first is \
+                     domain {}): the node name is the domain's name on the console and in \
+                     xenstore, so each must be unique",
+                    index + 1,
+                    first + 1
+                ),
+            ));
+        }
         let props = domain::read_properties(fdt, node, &path, limits, &mut report);
         let mods =
             modules::read_domain_modules(fdt, platform, node, &path, module_head, &mut report);
@@ -222,6 +239,78 @@ pub fn read_system<'m>(
         })
     } else {
         Err(report.errors)
+    }
+}
+
+/// The kinds of `compatible` a boot module may carry; a node under
+/// `/chosen` whose children carry them was meant to be a domain.
+fn is_module_like(fdt: &Fdt<'_>, id: NodeId) -> bool {
+    fdt.prop(id, "compatible").is_some_and(|p| {
+        p.strings()
+            .any(|s| s.starts_with("multiboot,") || s == "xen,multiboot-module")
+            || p.value.windows(10).any(|w| w == b"multiboot,")
+    })
+}
+
+/// Refuses a child of `/chosen` that holds boot modules (or whose
+/// `compatible` reads like Xen's domain one) without being compatible with
+/// `"xen,domain"`: it would otherwise vanish, its modules taken for dom0's.
+fn check_lookalike_domains(fdt: &Fdt<'_>, report: &mut Report) {
+    let Some(chosen) = fdt.find("/chosen") else {
+        return;
+    };
+    // Xen looks for domains among the direct children of /chosen only.
+    for id in fdt.ids().filter(|&id| fdt.depth(id) > 2) {
+        let mut up = fdt.node(id).parent;
+        let mut under_chosen = false;
+        while let Some(p) = up {
+            under_chosen |= p == chosen;
+            up = fdt.node(p).parent;
+        }
+        if under_chosen && fdt.is_compatible(id, "xen,domain") {
+            report.errors.push(DtError::node(
+                fdt.path(id),
+                "is compatible with \"xen,domain\" but is not a direct child of /chosen, the \
+                 only place domains are read from (move it up)",
+            ));
+        }
+    }
+    for id in fdt.children(chosen) {
+        if fdt.is_compatible(id, "xen,domain") {
+            continue;
+        }
+        let modules: Vec<String> = fdt
+            .children(id)
+            .filter(|&c| is_module_like(fdt, c))
+            .map(|c| fdt.path(c))
+            .collect();
+        let prop = fdt.prop(id, "compatible");
+        let looks_like = prop.is_some_and(|p| {
+            p.value
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"xen,dom"))
+                || p.strings().any(|s| s.eq_ignore_ascii_case("xen,domain"))
+        });
+        if modules.is_empty() && !looks_like {
+            continue;
+        }
+        let found = match prop {
+            Some(p) => format!("= {} is not", p.display()),
+            None => String::from("is missing, so it is not"),
+        };
+        let why = if modules.is_empty() {
+            String::new()
+        } else {
+            format!(", yet the node holds boot modules ({})", modules.join(", "))
+        };
+        report.errors.push(DtError::prop(
+            fdt.path(id),
+            "compatible",
+            format!(
+                "{found} \"xen,domain\"{why}: write compatible = \"xen,domain\" to make it a \
+                 domain"
+            ),
+        ));
     }
 }
 
@@ -295,8 +384,144 @@ fn size_kib(kib: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::testdts::{DOMU1, DOMU2, Host, edit};
+    use super::testdts::{DOMU1, DOMU2, Host, dtb_with, edit};
     use super::*;
+
+    fn errors_with_domu1(from: &str, to: &str) -> Vec<String> {
+        Host::new(&edit(DOMU1, from, to)).read().unwrap_err()
+    }
+
+    #[test]
+    fn a_mistyped_domain_compatible_names_the_node_and_its_modules() {
+        let errors = errors_with_domu1("\"xen,domain\"", "\"xen,domian\"");
+
+        assert_eq!(
+            errors,
+            [
+                "/chosen/domU1: compatible = \"xen,domian\" is not \"xen,domain\", yet the node \
+                 holds boot modules (/chosen/domU1/module@48000000, \
+                 /chosen/domU1/module@4a000000): write compatible = \"xen,domain\" to make it a \
+                 domain"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_domain_compatible_without_its_nul_is_named_as_bytes() {
+        let errors = errors_with_domu1(
+            "compatible = \"xen,domain\";",
+            "compatible = [78 65 6e 2c 64 6f 6d 61 69 6e];",
+        );
+
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "/chosen/domU1: compatible = [the bytes \"xen,domain\" without a terminating \
+                 NUL] is not \"xen,domain\", yet the node holds boot modules"
+            ),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_domain_node_without_compatible_but_with_modules_is_refused() {
+        let errors = errors_with_domu1("compatible = \"xen,domain\";", "");
+
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(
+                "/chosen/domU1: compatible is missing, so it is not \"xen,domain\", yet the node \
+                 holds boot modules"
+            ),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_domain_compatible_in_the_wrong_case_is_refused_even_without_modules() {
+        let node = "\n        domU9 {\n            compatible = \"Xen,Domain\";\n        };\n";
+        let host = Host::new(&format!("{DOMU1}{node}"));
+
+        let errors = host.read().unwrap_err();
+
+        assert_eq!(
+            errors,
+            [
+                "/chosen/domU9: compatible = \"Xen,Domain\" is not \"xen,domain\": write \
+                 compatible = \"xen,domain\" to make it a domain"
+            ]
+        );
+    }
+
+    #[test]
+    fn damaged_domain_trees_are_refused_or_read_but_never_panic() {
+        let host = Host::new(&format!("{DOMU1}{DOMU2}"));
+        let base = super::testdts::dtb(&host.dts()).bytes().to_vec();
+        let mut seed = 5u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..3000 {
+            let mut b = base.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = next() % b.len();
+                b[at] = if next() % 2 == 0 {
+                    next() as u8
+                } else {
+                    b[at] ^ 0x20
+                };
+            }
+            let blob = crate::hostdt::testdt::Blob::new(&b);
+            let Ok(fdt) = Fdt::parse(blob.bytes()) else {
+                continue;
+            };
+            let Ok(platform) = Platform::read(&fdt) else {
+                continue;
+            };
+            let free: RangeSet = platform.memory.iter().copied().collect();
+            let head = |_: Range| -> Option<&[u8]> { None };
+            let _ = read_system(&fdt, &platform, &free, &[], &head, &host.limits);
+        }
+    }
+
+    #[test]
+    fn a_domain_node_nested_below_chosen_is_refused() {
+        let nested = format!("\n        domains {{{}        }};\n", DOMU2);
+        let host = Host::new(&format!("{DOMU1}{nested}"));
+
+        let errors = host.read().unwrap_err();
+
+        assert_eq!(
+            errors,
+            [
+                "/chosen/domains/domU2: is compatible with \"xen,domain\" but is not a direct \
+                 child of /chosen, the only place domains are read from (move it up)"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_domain_nodes_with_one_name_are_refused() {
+        // dtc refuses this tree unless forced; fdtput and U-Boot's `fdt`
+        // write it without a word.
+        let second = edit(DOMU2, "domU2 {", "domU1 {");
+        let host = Host::new(&format!("{DOMU1}{second}"));
+        let blob = dtb_with(&["-f"], &host.dts());
+
+        let errors = host.read_blob(&blob).unwrap_err();
+
+        assert_eq!(
+            errors,
+            [
+                "/chosen/domU1: is a second xen,domain node named \"domU1\" (domain 2; the first \
+                 is domain 1): the node name is the domain's name on the console and in \
+                 xenstore, so each must be unique"
+            ]
+        );
+    }
 
     #[test]
     fn no_xen_domain_node_gives_an_empty_system() {

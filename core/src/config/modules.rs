@@ -231,11 +231,29 @@ pub(super) fn check_placement(platform: &Platform, hypervisor: &[Range], report:
             ));
         }
         for other in modules[..i].iter().filter(|o| o.range.overlaps(&at)) {
-            report.errors.push(DtError::prop(
-                &m.path,
-                "reg",
-                format!("{at} overlaps {} at {}", other.path, other.range),
-            ));
+            // Xen gives two domains one module when kind and address agree
+            // (the same kernel for several domains, loaded once).
+            let shared = other.kind == m.kind && other.domain != m.domain;
+            let message = if shared && other.range == at {
+                continue;
+            } else if shared && other.range.start == at.start {
+                format!(
+                    "{at} starts where {} ({}) does, but their sizes differ: a {} shared by \
+                     several domains needs the same reg in each",
+                    other.path,
+                    other.range,
+                    m.kind.name()
+                )
+            } else if other.domain != m.domain {
+                format!(
+                    "{at} overlaps {} at {} (only a module of the same kind at the same reg \
+                     may be shared between domains)",
+                    other.path, other.range
+                )
+            } else {
+                format!("{at} overlaps {} at {}", other.path, other.range)
+            };
+            report.errors.push(DtError::prop(&m.path, "reg", message));
         }
     }
 }
@@ -520,8 +538,160 @@ mod tests {
             errs,
             [
                 "/chosen/domU2/module@4c000000: reg 0x004a400000-0x004a500000 overlaps \
-              /chosen/domU1/module@4a000000 at 0x004a000000-0x004a800000"
+              /chosen/domU1/module@4a000000 at 0x004a000000-0x004a800000 (only a module of the \
+              same kind at the same reg may be shared between domains)"
             ]
+        );
+    }
+
+    #[test]
+    fn two_domains_may_share_one_kernel_module_as_in_xen() {
+        let two = edit(
+            DOMU2,
+            "reg = <0x4c000000 0x1000000>;",
+            "reg = <0x48000000 0x1000000>;",
+        );
+
+        let system = Host::new(&format!("{DOMU1}{two}")).read().unwrap();
+
+        let kernels: Vec<Range> = system.domains.iter().map(|d| d.kernel.range).collect();
+        assert_eq!(
+            kernels,
+            [Range::with_size(0x4800_0000, 0x100_0000).unwrap(); 2]
+        );
+    }
+
+    #[test]
+    fn a_shared_kernel_with_two_sizes_is_refused() {
+        let two = edit(
+            DOMU2,
+            "reg = <0x4c000000 0x1000000>;",
+            "reg = <0x48000000 0x800000>;",
+        );
+
+        let errs = errors_of(&Host::new(&format!("{DOMU1}{two}")));
+
+        assert_eq!(
+            errs,
+            [
+                "/chosen/domU2/module@4c000000: reg 0x0048000000-0x0048800000 starts where \
+                 /chosen/domU1/module@48000000 (0x0048000000-0x0049000000) does, but their sizes \
+                 differ: a kernel shared by several domains needs the same reg in each"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_kernel_at_another_domains_ramdisk_is_refused_as_overlapping() {
+        let two = edit(
+            DOMU2,
+            "reg = <0x4c000000 0x1000000>;",
+            "reg = <0x4a000000 0x800000>;",
+        );
+
+        let errs = errors_of(&Host::new(&format!("{DOMU1}{two}")));
+
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(errs[0].contains("overlaps /chosen/domU1/module@4a000000"));
+    }
+
+    fn platform_errors_with(from: &str, to: &str) -> Vec<String> {
+        Host::new(&edit(DOMU1, from, to)).platform_errors()
+    }
+
+    #[test]
+    fn a_mistyped_module_kind_is_named_with_the_accepted_kinds() {
+        let errs = platform_errors_with("\"multiboot,ramdisk\"", "\"multiboot,ramdsk\"");
+
+        assert_eq!(
+            errs,
+            [
+                "/chosen/domU1/module@4a000000: compatible = \"multiboot,ramdsk\", \
+                 \"multiboot,module\" has \"multiboot,ramdsk\", which is no boot-module kind \
+                 (expected \"multiboot,kernel\", \"multiboot,ramdisk\" or \
+                 \"multiboot,device-tree\" (or Xen's older \"xen,linux-zimage\", \
+                 \"xen,linux-initrd\", \"xen,xsm-policy\"), then \"multiboot,module\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_module_kind_without_multiboot_module_is_not_skipped_silently() {
+        let errs = platform_errors_with(
+            "compatible = \"multiboot,kernel\", \"multiboot,module\";",
+            "compatible = \"multiboot,kernel\";",
+        );
+
+        assert_eq!(
+            errs,
+            [
+                "/chosen/domU1/module@48000000: compatible = \"multiboot,kernel\" lacks \
+                 \"multiboot,module\", so it is no boot module (write compatible = \
+                 \"multiboot,kernel\", \"multiboot,module\")"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mistyped_multiboot_module_is_named() {
+        let errs = platform_errors_with(
+            "compatible = \"multiboot,kernel\", \"multiboot,module\";",
+            "compatible = \"multiboot,kernel\", \"multiboot,modules\";",
+        );
+
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("has \"multiboot,modules\", which is no boot-module kind"),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn a_module_reg_of_the_wrong_cell_count_names_the_parent_cells() {
+        let errs = platform_errors_with(
+            "reg = <0x48000000 0x1000000>;",
+            "reg = <0x0 0x48000000 0x1000000>;",
+        );
+
+        assert_eq!(
+            errs,
+            [
+                "/chosen/domU1/module@48000000: reg = <0x0 0x48000000 0x1000000> is not a list \
+                 of (address, size) pairs of 1+1 cells"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_module_under_size_cells_of_zero_says_no_size_can_be_written() {
+        let errs = platform_errors_with("#size-cells = <1>;", "#size-cells = <0>;");
+
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].starts_with("/chosen/domU1/module@48000000: reg has 0 non-empty range(s)"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0].ends_with(
+                "(/chosen/domU1 has #size-cells = <0>, so no size can be written; expected <1> \
+                 or <2>)"
+            ),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn a_domain_without_address_cells_says_the_defaults_apply() {
+        let errs =
+            platform_errors_with("#address-cells = <1>;\n            #size-cells = <1>;", "");
+
+        assert_eq!(errs.len(), 2, "{errs:#?}");
+        assert!(
+            errs[0].ends_with(
+                "is not a list of (address, size) pairs of 2+1 cells (/chosen/domU1 has no \
+                 #address-cells or #size-cells, so the DT spec's defaults 2 and 1 apply)"
+            ),
+            "{errs:#?}"
         );
     }
 

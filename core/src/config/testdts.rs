@@ -15,8 +15,16 @@ use crate::memmap::{Range, RangeSet};
 
 /// Compiles DTS text into an aligned blob.
 pub fn dtb(dts: &str) -> Blob {
+    dtb_with(&[], dts)
+}
+
+/// Compiles DTS text with extra dtc arguments (`-f` writes a tree dtc's
+/// checks refuse, such as two nodes with one name).
+pub fn dtb_with(extra: &[&str], dts: &str) -> Blob {
     let mut child = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o", "-", "-"])
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o", "-"])
+        .args(extra)
+        .arg("-")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -42,7 +50,7 @@ pub fn dtb(dts: &str) -> Blob {
 
 /// The host: `qemu-system-aarch64 -M virt,virtualization=on,gic-version=3
 /// -smp 2 -m 1G`, with `@CHOSEN@` standing for the dom0less nodes.
-const BASE: &str = r#"/dts-v1/;
+pub const BASE: &str = r#"/dts-v1/;
 
 / {
     #address-cells = <2>;
@@ -230,7 +238,21 @@ impl Host {
     /// Compiles the tree and reads it, with free RAM computed as Oxen's
     /// boot does; errors come back as their messages.
     pub fn read(&self) -> Result<SystemConfig, Vec<String>> {
+        self.read_blob(&dtb(&self.dts()))
+    }
+
+    /// The errors reading the platform (boot modules included) gives.
+    pub fn platform_errors(&self) -> Vec<String> {
         let blob = dtb(&self.dts());
+        let fdt = Fdt::parse(blob.bytes()).expect("dtc output parses");
+        match Platform::read(&fdt) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// As [`Host::read`], for a blob compiled some other way.
+    pub fn read_blob(&self, blob: &Blob) -> Result<SystemConfig, Vec<String>> {
         let fdt = Fdt::parse(blob.bytes()).expect("dtc output parses");
         let platform = Platform::read(&fdt).unwrap_or_else(|e| panic!("platform: {e:#?}"));
         let mut free: RangeSet = platform.memory.iter().copied().collect();

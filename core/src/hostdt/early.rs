@@ -1,93 +1,258 @@
 //! The one device-tree read done before the MMU is on: the RAM banks, found
 //! without allocating (there is no heap yet) so the identity map can mark
-//! them Normal memory.
+//! them Normal memory. Whatever stops this read is named: a damaged blob,
+//! a memory node whose `reg` does not decode, overlapping banks, or no
+//! memory at all.
 
-use fdt_rs::base::DevTree;
-use fdt_rs::prelude::{FallibleIterator, PropReader};
+use core::fmt;
 
+use super::blob::{Blob, FdtError, Token};
 use super::fdt::read_cells;
 use crate::memmap::Range;
 
-/// Most RAM banks the early scan records; more are ignored until the full
-/// parse (and reported there).
+/// Most RAM banks the early scan records (and the identity map maps).
 pub const MAX_EARLY_BANKS: usize = 16;
 
-/// RAM banks found by [`memory_banks`].
+/// RAM banks found by [`memory_banks`], each with its node's name.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Banks {
+pub struct Banks<'dt> {
     pub ranges: [Range; MAX_EARLY_BANKS],
+    pub names: [&'dt str; MAX_EARLY_BANKS],
     pub len: usize,
 }
 
-impl Banks {
+impl Banks<'_> {
     pub fn iter(&self) -> impl Iterator<Item = &Range> {
         self.ranges[..self.len].iter()
     }
 }
 
-/// Reads the `reg` of every `device_type = "memory"` node directly under the
-/// root. `None` if the blob is not a device tree.
-pub fn memory_banks(blob: &[u8]) -> Option<Banks> {
-    if !(blob.as_ptr() as usize).is_multiple_of(4) {
-        return None;
-    }
-    // SAFETY: 4-byte alignment is checked above; the function bounds-checks
-    // the header it reads.
-    let size = unsafe { DevTree::read_totalsize(blob) }.ok()?;
-    let buf = blob.get(..size)?;
-    // SAFETY: `buf` is aligned and exactly `totalsize` long.
-    let dt = unsafe { DevTree::new(buf) }.ok()?;
+/// Why the early scan found no RAM to run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EarlyError<'dt> {
+    /// The blob itself is damaged.
+    Blob(FdtError),
+    /// No enabled `device_type = "memory"` node with a non-empty `reg`;
+    /// the name of a `memory@…` node that lacks the `device_type`, if any.
+    NoMemory(Option<&'dt str>),
+    /// The root's `#address-cells` or `#size-cells` is unusable.
+    RootCells(&'static str, Option<u32>),
+    /// A memory node's `reg` is not whole (address, size) pairs.
+    Reg {
+        node: &'dt str,
+        bytes: usize,
+        ac: usize,
+        sc: usize,
+        defaulted: bool,
+    },
+    /// A bank whose end does not fit in 64 bits.
+    Wraps { node: &'dt str, entry: usize },
+    /// Two banks share addresses.
+    Overlap {
+        node: &'dt str,
+        range: Range,
+        other: &'dt str,
+        other_range: Range,
+    },
+    /// More banks than [`MAX_EARLY_BANKS`].
+    TooMany(&'dt str),
+}
 
-    let root = dt.root().ok()??;
-    let (mut ac, mut sc) = (2usize, 1usize);
-    let mut props = root.props();
-    while let Some(p) = props.next().ok()? {
-        match p.name().ok()? {
-            "#address-cells" => ac = p.u32(0).ok()? as usize,
-            "#size-cells" => sc = p.u32(0).ok()? as usize,
-            _ => {}
+impl fmt::Display for EarlyError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Blob(e) => write!(f, "{e}"),
+            Self::NoMemory(untyped) => {
+                f.write_str(
+                    "describes no memory: no node directly under / has device_type = \"memory\" \
+                     and a non-empty reg",
+                )?;
+                match untyped {
+                    Some(n) => write!(f, " (/{n} has no device_type = \"memory\"; add it)"),
+                    None => f.write_str(
+                        " (expected e.g. memory@40000000 { device_type = \"memory\"; \
+                         reg = <0x0 0x40000000 0x0 0x80000000>; })",
+                    ),
+                }
+            }
+            Self::RootCells(prop, v) => {
+                write!(f, "/: {prop} = ")?;
+                match v {
+                    Some(v) => write!(f, "<{v}>")?,
+                    None => f.write_str("a value that is not one cell")?,
+                }
+                f.write_str(" cannot describe memory (expected <1> or <2>)")
+            }
+            Self::Reg {
+                node,
+                bytes,
+                ac,
+                sc,
+                defaulted,
+            } => {
+                write!(
+                    f,
+                    "/{node}: reg of {bytes} bytes is not a list of (address, size) pairs of \
+                     {ac}+{sc} cells (the #address-cells and #size-cells of /)"
+                )?;
+                if defaulted {
+                    f.write_str(
+                        "; / lacks #address-cells or #size-cells, so the DT spec's defaults 2 \
+                         and 1 apply (write both, e.g. <2> and <2>)",
+                    )?;
+                }
+                Ok(())
+            }
+            Self::Wraps { node, entry } => write!(
+                f,
+                "/{node}: reg entry {entry} does not fit in 64 bits or wraps the address space"
+            ),
+            Self::Overlap {
+                node,
+                range,
+                other,
+                other_range,
+            } => write!(
+                f,
+                "/{node}: reg {range} overlaps /{other} at {other_range} (each byte of RAM is \
+                 described once)"
+            ),
+            Self::TooMany(node) => write!(
+                f,
+                "/{node}: more than {MAX_EARLY_BANKS} RAM banks (Oxen maps at most \
+                 {MAX_EARLY_BANKS}; merge adjacent banks)"
+            ),
         }
     }
+}
 
+impl From<FdtError> for EarlyError<'_> {
+    fn from(e: FdtError) -> Self {
+        Self::Blob(e)
+    }
+}
+
+/// The memory node being read: its name and the properties that matter.
+#[derive(Default)]
+struct MemoryNode<'dt> {
+    name: &'dt str,
+    is_memory: bool,
+    enabled: bool,
+    reg: Option<&'dt [u8]>,
+}
+
+fn cell(value: &[u8]) -> Option<u32> {
+    (value.len() == 4).then(|| u32::from_be_bytes([value[0], value[1], value[2], value[3]]))
+}
+
+/// Reads the `reg` of every enabled `device_type = "memory"` node directly
+/// under the root, and checks the whole blob's structure on the way.
+pub fn memory_banks(blob: &[u8]) -> Result<Banks<'_>, EarlyError<'_>> {
+    let blob = Blob::new(blob)?;
+    let (mut ac, mut sc) = (None, None);
     let mut banks = Banks::default();
-    let mut nodes = dt.nodes();
-    while let Some(node) = nodes.next().ok()? {
-        let mut is_memory = false;
-        let mut reg: &[u8] = &[];
-        let mut props = node.props();
-        while let Some(p) = props.next().ok()? {
-            match p.name().ok()? {
-                "device_type" => is_memory = p.str().ok() == Some("memory"),
-                "reg" => reg = p.raw(),
+    let mut depth = 0usize;
+    let mut node = MemoryNode::default();
+    let mut untyped = None;
+    for tok in blob.tokens() {
+        match tok? {
+            Token::Begin(name) => {
+                depth += 1;
+                if depth == 2 {
+                    node = MemoryNode {
+                        name,
+                        enabled: true,
+                        ..MemoryNode::default()
+                    };
+                }
+            }
+            Token::Prop(name, value) => match (depth, name) {
+                (1, "#address-cells") => ac = Some(cell(value)),
+                (1, "#size-cells") => sc = Some(cell(value)),
+                (2, "device_type") => node.is_memory = value == b"memory\0",
+                (2, "status") => node.enabled = matches!(value, b"okay\0" | b"ok\0"),
+                (2, "reg") => node.reg = Some(value),
                 _ => {}
+            },
+            Token::End => {
+                if depth == 2 && node.is_memory && node.enabled {
+                    add_banks(&node, ac, sc, &mut banks)?;
+                } else if depth == 2
+                    && !node.is_memory
+                    && node.reg.is_some()
+                    && node.name.split('@').next() == Some("memory")
+                {
+                    untyped = untyped.or(Some(node.name));
+                }
+                depth -= 1;
             }
         }
-        if !is_memory || ac + sc == 0 {
+    }
+    if banks.len == 0 {
+        return Err(EarlyError::NoMemory(untyped));
+    }
+    Ok(banks)
+}
+
+fn add_banks<'dt>(
+    node: &MemoryNode<'dt>,
+    ac: Option<Option<u32>>,
+    sc: Option<Option<u32>>,
+    banks: &mut Banks<'dt>,
+) -> Result<(), EarlyError<'dt>> {
+    let Some(reg) = node.reg else { return Ok(()) };
+    let cells = |v: Option<Option<u32>>, default: u32, prop| match v {
+        None => Ok(default as usize),
+        Some(Some(n @ 1..=2)) => Ok(n as usize),
+        Some(v) => Err(EarlyError::RootCells(prop, v)),
+    };
+    let a = cells(ac, 2, "#address-cells")?;
+    let s = cells(sc, 1, "#size-cells")?;
+    let entry = a + s;
+    if reg.is_empty() || !reg.len().is_multiple_of(entry * 4) {
+        return Err(EarlyError::Reg {
+            node: node.name,
+            bytes: reg.len(),
+            ac: a,
+            sc: s,
+            defaulted: ac.is_none() || sc.is_none(),
+        });
+    }
+    for i in 0..reg.len() / 4 / entry {
+        let range = read_cells(reg, i * entry, a)
+            .zip(read_cells(reg, i * entry + a, s))
+            .and_then(|(start, size)| Range::with_size(start, size))
+            .ok_or(EarlyError::Wraps {
+                node: node.name,
+                entry: i,
+            })?;
+        if range.is_empty() {
             continue;
         }
-        let entry = ac + sc;
-        for i in 0..reg.len() / 4 / entry {
-            let (Some(a), Some(s)) = (
-                read_cells(reg, i * entry, ac),
-                read_cells(reg, i * entry + ac, sc),
-            ) else {
-                continue;
-            };
-            if let Some(r) = Range::with_size(a, s).filter(|r| !r.is_empty())
-                && banks.len < MAX_EARLY_BANKS
-            {
-                banks.ranges[banks.len] = r;
-                banks.len += 1;
-            }
+        if let Some(j) = (0..banks.len).find(|&j| banks.ranges[j].overlaps(&range)) {
+            return Err(EarlyError::Overlap {
+                node: node.name,
+                range,
+                other: banks.names[j],
+                other_range: banks.ranges[j],
+            });
         }
+        if banks.len == MAX_EARLY_BANKS {
+            return Err(EarlyError::TooMany(node.name));
+        }
+        banks.ranges[banks.len] = range;
+        banks.names[banks.len] = node.name;
+        banks.len += 1;
     }
-    Some(banks)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::blob::FdtError;
     use super::*;
     use crate::hostdt::testdt::Virt;
+    use alloc::string::String;
 
     #[test]
     fn finds_every_bank_without_allocating() {
@@ -117,6 +282,123 @@ mod tests {
         let words = [0u32; 16];
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         let blob = crate::hostdt::testdt::Blob::new(&bytes);
-        assert!(memory_banks(blob.bytes()).is_none());
+        assert!(matches!(
+            memory_banks(blob.bytes()),
+            Err(EarlyError::Blob(FdtError::BadMagic(0)))
+        ));
+    }
+
+    /// QEMU virt's host tree (as the config tests use) with `from` made `to`.
+    fn virt_with(from: &str, to: &str) -> crate::hostdt::testdt::Blob {
+        use crate::config::testdts::{BASE, dtb, edit};
+        let dts = BASE.replace("@RESERVED@", "").replace("@CHOSEN@", "");
+        dtb(&edit(&dts, from, to))
+    }
+
+    fn early_error(from: &str, to: &str) -> String {
+        let blob = virt_with(from, to);
+        let e = memory_banks(blob.bytes()).unwrap_err();
+        alloc::format!("{e}")
+    }
+
+    const MEMORY: &str = "    memory@40000000 {
+        device_type = \"memory\";
+        reg = <0x0 0x40000000 0x0 0x40000000>;
+    };";
+
+    #[test]
+    fn overlapping_memory_banks_name_both_nodes() {
+        let two = alloc::format!(
+            "{MEMORY}\n    memory@60000000 {{\n        device_type = \"memory\";\n        \
+             reg = <0x0 0x60000000 0x0 0x40000000>;\n    }};"
+        );
+
+        let e = early_error(MEMORY, &two);
+
+        assert_eq!(
+            e,
+            "/memory@60000000: reg 0x0060000000-0x00a0000000 overlaps /memory@40000000 at \
+             0x0040000000-0x0080000000 (each byte of RAM is described once)"
+        );
+    }
+
+    #[test]
+    fn a_memory_reg_of_the_wrong_cell_count_names_the_cells() {
+        let e = early_error(
+            "reg = <0x0 0x40000000 0x0 0x40000000>;",
+            "reg = <0x40000000 0x40000000>;",
+        );
+
+        assert_eq!(
+            e,
+            "/memory@40000000: reg of 8 bytes is not a list of (address, size) pairs of 2+2 \
+             cells (the #address-cells and #size-cells of /)"
+        );
+    }
+
+    #[test]
+    fn a_root_without_address_cells_says_the_defaults_apply() {
+        let e = early_error("    #address-cells = <2>;\n    #size-cells = <2>;\n", "");
+
+        assert!(
+            e.ends_with(
+                "pairs of 2+1 cells (the #address-cells and #size-cells of /); / lacks \
+                 #address-cells or #size-cells, so the DT spec's defaults 2 and 1 apply (write \
+                 both, e.g. <2> and <2>)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_root_address_cells_of_zero_is_refused_with_the_accepted_values() {
+        let e = early_error("    #address-cells = <2>;", "    #address-cells = <0>;");
+
+        assert_eq!(
+            e,
+            "/: #address-cells = <0> cannot describe memory (expected <1> or <2>)"
+        );
+    }
+
+    #[test]
+    fn a_tree_without_a_memory_node_says_what_to_write() {
+        let e = early_error(MEMORY, "");
+
+        assert!(e.starts_with("describes no memory: no node directly under / has device_type"));
+    }
+
+    #[test]
+    fn a_memory_node_without_device_type_is_named() {
+        let e = early_error("        device_type = \"memory\";\n", "");
+
+        assert!(
+            e.ends_with("(/memory@40000000 has no device_type = \"memory\"; add it)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_disabled_memory_node_is_not_ram() {
+        let e = early_error(
+            "device_type = \"memory\";",
+            "device_type = \"memory\";\n        status = \"disabled\";",
+        );
+
+        assert!(e.starts_with("describes no memory"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_blob_is_named_by_the_early_scan() {
+        let blob = virt_with("", "");
+        let mut bytes = blob.bytes().to_vec();
+        bytes[0] = 0;
+        let blob = crate::hostdt::testdt::Blob::new(&bytes);
+
+        let e = memory_banks(blob.bytes()).unwrap_err();
+
+        assert!(matches!(
+            e,
+            EarlyError::Blob(FdtError::BadMagic(0x000d_feed))
+        ));
     }
 }

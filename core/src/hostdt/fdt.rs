@@ -5,34 +5,11 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use fdt_rs::base::DevTree;
-use fdt_rs::base::parse::ParsedTok;
-use fdt_rs::prelude::FallibleIterator;
-
+use super::blob::{Blob, FdtError, Token};
 use crate::memmap::Range;
 
 /// Index of a node in [`Fdt`].
 pub type NodeId = usize;
-
-/// A blob that is not a usable flattened device tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FdtError {
-    /// The blob does not start 4-byte aligned.
-    Misaligned(usize),
-    /// The header or structure block is malformed.
-    Malformed(&'static str),
-}
-
-impl fmt::Display for FdtError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Misaligned(addr) => {
-                write!(f, "device tree at {addr:#x} is not 4-byte aligned")
-            }
-            Self::Malformed(what) => write!(f, "device tree is malformed: {what}"),
-        }
-    }
-}
 
 /// A problem with one node or property, worded for the person who wrote the
 /// device tree: where, which property, what was found, what is accepted.
@@ -131,6 +108,22 @@ impl<'dt> Prop<'dt> {
         if self.value.is_empty() {
             return String::from("<empty>");
         }
+        let printable = |b: &[u8]| !b.is_empty() && b.iter().all(|c| (0x20..0x7f).contains(c));
+        if let Some(body) = self.value.strip_suffix(&[0])
+            && body.split(|b| *b == 0).all(printable)
+        {
+            let quoted: Vec<String> = body
+                .split(|b| *b == 0)
+                .map(|s| format!("\"{}\"", String::from_utf8_lossy(s)))
+                .collect();
+            return quoted.join(", ");
+        }
+        if printable(self.value) {
+            return format!(
+                "[the bytes \"{}\" without a terminating NUL]",
+                String::from_utf8_lossy(self.value)
+            );
+        }
         if self.value.len().is_multiple_of(4) {
             let cells: Vec<String> = (0..self.cells())
                 .map(|i| format!("{:#x}", self.cell(i).unwrap_or(0)))
@@ -158,28 +151,6 @@ pub(crate) fn read_cells(value: &[u8], at: usize, n: usize) -> Option<u64> {
     Some(v)
 }
 
-/// Reads the `/memreserve/` table: big-endian (address, size) pairs ending
-/// with a pair of zeros.
-fn read_mem_reserve(buf: &[u8], offset: usize) -> Result<Vec<Range>, FdtError> {
-    let mut out = Vec::new();
-    let mut at = offset;
-    loop {
-        let entry = buf.get(at..at + 16).ok_or(FdtError::Malformed(
-            "memory reservation block is unterminated",
-        ))?;
-        let addr = read_cells(entry, 0, 2).unwrap_or(0);
-        let size = read_cells(entry, 2, 2).unwrap_or(0);
-        if addr == 0 && size == 0 {
-            return Ok(out);
-        }
-        let r = Range::with_size(addr, size).ok_or(FdtError::Malformed(
-            "memory reservation wraps the address space",
-        ))?;
-        out.push(r);
-        at += 16;
-    }
-}
-
 /// A node: its name (with unit address), parent, children and properties.
 #[derive(Debug, Clone)]
 pub struct Node<'dt> {
@@ -200,45 +171,17 @@ pub struct Fdt<'dt> {
 
 impl<'dt> Fdt<'dt> {
     /// Parses a blob (which may be longer than the tree it holds).
-    pub fn parse(blob: &'dt [u8]) -> Result<Self, FdtError> {
-        if !(blob.as_ptr() as usize).is_multiple_of(4) {
-            return Err(FdtError::Misaligned(blob.as_ptr() as usize));
-        }
-        if blob.len() < 40 {
-            return Err(FdtError::Malformed("shorter than its header"));
-        }
-        // SAFETY: `read_totalsize` requires only a 4-byte aligned buffer,
-        // checked above; it bounds-checks the header read itself.
-        let size = unsafe { DevTree::read_totalsize(blob) }
-            .map_err(|_| FdtError::Malformed("bad magic or header"))?;
-        let buf = blob
-            .get(..size)
-            .ok_or(FdtError::Malformed("totalsize exceeds the blob"))?;
-        // SAFETY: `buf` is 4-byte aligned (checked above) and exactly the
-        // length the header declares, which is all `DevTree::new` requires.
-        let dt = unsafe { DevTree::new(buf) }.map_err(|_| FdtError::Malformed("bad header"))?;
-
-        let strings = buf
-            .get(dt.off_dt_strings()..)
-            .ok_or(FdtError::Malformed("strings block out of bounds"))?;
+    pub fn parse(buf: &'dt [u8]) -> Result<Self, FdtError> {
+        let blob = Blob::new(buf)?;
         let mut nodes: Vec<Node<'dt>> = Vec::new();
         let mut stack: Vec<NodeId> = Vec::new();
-        let mut iter = dt.parse_iter();
-        loop {
-            let tok = iter
-                .next()
-                .map_err(|_| FdtError::Malformed("structure block"))?;
-            let Some(tok) = tok else { break };
-            match tok {
-                ParsedTok::BeginNode(b) => {
-                    let name = core::str::from_utf8(b.name)
-                        .map_err(|_| FdtError::Malformed("node name is not UTF-8"))?;
+        for tok in blob.tokens() {
+            match tok? {
+                Token::Begin(name) => {
                     let id = nodes.len();
                     let parent = stack.last().copied();
                     if let Some(p) = parent {
                         nodes[p].children.push(id);
-                    } else if id != 0 {
-                        return Err(FdtError::Malformed("more than one root node"));
                     }
                     nodes.push(Node {
                         name,
@@ -248,41 +191,26 @@ impl<'dt> Fdt<'dt> {
                     });
                     stack.push(id);
                 }
-                ParsedTok::EndNode => {
-                    stack
-                        .pop()
-                        .ok_or(FdtError::Malformed("unbalanced end of node"))?;
+                Token::End => {
+                    stack.pop();
                 }
-                ParsedTok::Prop(p) => {
-                    let node = *stack
-                        .last()
-                        .ok_or(FdtError::Malformed("property outside any node"))?;
-                    let name_bytes = strings
-                        .get(p.name_offset..)
-                        .ok_or(FdtError::Malformed("property name out of bounds"))?;
-                    let end = name_bytes
-                        .iter()
-                        .position(|b| *b == 0)
-                        .ok_or(FdtError::Malformed("unterminated property name"))?;
-                    let name = core::str::from_utf8(&name_bytes[..end])
-                        .map_err(|_| FdtError::Malformed("property name is not UTF-8"))?;
-                    nodes[node].props.push(Prop {
-                        name,
-                        value: p.prop_buf,
-                    });
+                Token::Prop(name, value) => {
+                    // The walker yields properties only inside a node.
+                    if let Some(&node) = stack.last() {
+                        nodes[node].props.push(Prop { name, value });
+                    }
                 }
-                ParsedTok::Nop => {}
             }
         }
-        if nodes.is_empty() {
-            return Err(FdtError::Malformed("no root node"));
-        }
-        let mem_reserve = read_mem_reserve(buf, dt.off_mem_rsvmap())?;
+        let mem_reserve = blob
+            .mem_reserve()
+            .map(|r| r.map(|(a, s)| Range::with_size(a, s).unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             nodes,
             mem_reserve,
-            total_size: size,
-            boot_cpuid: dt.boot_cpuid_phys(),
+            total_size: blob.bytes.len(),
+            boot_cpuid: blob.boot_cpuid,
         })
     }
 
@@ -446,11 +374,22 @@ impl<'dt> Fdt<'dt> {
             || !p.cells().is_multiple_of(entry)
             || p.cells() == 0
         {
+            let defaulted = if self.has_prop(parent, "#address-cells")
+                && self.has_prop(parent, "#size-cells")
+            {
+                String::new()
+            } else {
+                format!(
+                    " ({} has no #address-cells or #size-cells, so the DT spec's defaults 2 and \
+                     1 apply)",
+                    self.path(parent)
+                )
+            };
             return Err(DtError::prop(
                 self.path(id),
                 prop,
                 format!(
-                    "= {} is not a list of (address, size) pairs of {ac}+{sc} cells",
+                    "= {} is not a list of (address, size) pairs of {ac}+{sc} cells{defaulted}",
                     p.display()
                 ),
             ));

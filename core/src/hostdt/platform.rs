@@ -118,7 +118,7 @@ pub struct Platform {
 fn gic_intid(kind: u32, num: u32) -> Option<u32> {
     match kind {
         0 => num.checked_add(32).filter(|&n| n < 1020),
-        1 => (num < 16).then_some(num + 16),
+        1 => (num < 16).then(|| num + 16),
         _ => None,
     }
 }
@@ -188,6 +188,17 @@ fn read_memory(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<Range> {
         }
     }
     banks.sort();
+    for pair in banks.windows(2) {
+        if pair[0].overlaps(&pair[1]) {
+            errors.push(DtError::node(
+                "/",
+                format!(
+                    "memory banks {} and {} overlap (each byte of RAM is described once)",
+                    pair[0], pair[1]
+                ),
+            ));
+        }
+    }
     if banks.is_empty() && errors.is_empty() {
         errors.push(DtError::node(
             "/",
@@ -244,7 +255,16 @@ fn read_cpus(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<Cpu> {
                 None
             }
         };
-        if let Some(mpidr) = mpidr {
+        if let Some(first) = mpidr.and_then(|m| out.iter().find(|c: &&Cpu| c.mpidr == m)) {
+            errors.push(DtError::prop(
+                &path,
+                "reg",
+                format!(
+                    "= {:#x} is the MPIDR of {} too (each CPU's reg is its own MPIDR)",
+                    first.mpidr, first.path
+                ),
+            ));
+        } else if let Some(mpidr) = mpidr {
             out.push(Cpu {
                 path,
                 mpidr,
@@ -461,6 +481,59 @@ fn module_kind(fdt: &Fdt<'_>, id: NodeId) -> ModuleKind {
     ModuleKind::Unknown
 }
 
+/// The `compatible` strings that say what a boot module holds.
+const MODULE_KINDS: &[&str] = &[
+    "multiboot,kernel",
+    "xen,linux-zimage",
+    "multiboot,ramdisk",
+    "xen,linux-initrd",
+    "multiboot,device-tree",
+    "xen,xsm-policy",
+];
+
+/// A boot module's `compatible` that names a kind nobody knows (a typo
+/// would otherwise make Xen's bare-module guess), or that names a kind but
+/// lacks `"multiboot,module"` (so the module would be silently skipped).
+fn module_compatible_problem(
+    fdt: &Fdt<'_>,
+    id: NodeId,
+    path: &str,
+    is_module: bool,
+) -> Option<DtError> {
+    let p = fdt.prop(id, "compatible")?;
+    let mistyped = p.strings().find(|s| {
+        let multiboot = s.starts_with("multiboot,") && *s != "multiboot,module";
+        let xen = s.starts_with("xen,linux-") || s.starts_with("xen,xsm");
+        (multiboot || xen) && !MODULE_KINDS.contains(s)
+    });
+    let accepted = "\"multiboot,kernel\", \"multiboot,ramdisk\" or \"multiboot,device-tree\" \
+                    (or Xen's older \"xen,linux-zimage\", \"xen,linux-initrd\", \
+                    \"xen,xsm-policy\")";
+    if let Some(bad) = mistyped {
+        return Some(DtError::prop(
+            path,
+            "compatible",
+            format!(
+                "= {} has \"{bad}\", which is no boot-module kind (expected {accepted}, then \
+                 \"multiboot,module\")",
+                p.display()
+            ),
+        ));
+    }
+    let kind = p.strings().find(|s| MODULE_KINDS.contains(s))?;
+    (!is_module).then(|| {
+        DtError::prop(
+            path,
+            "compatible",
+            format!(
+                "= {} lacks \"multiboot,module\", so it is no boot module (write compatible = \
+                 \"{kind}\", \"multiboot,module\")",
+                p.display()
+            ),
+        )
+    })
+}
+
 fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
     let Some(chosen) = fdt.find("/chosen") else {
         return Vec::new();
@@ -482,14 +555,19 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
             }
             found && id != chosen
         };
-        if !in_chosen
-            || fdt.depth(id) > 3
-            || !(fdt.is_compatible(id, "multiboot,module")
-                || fdt.is_compatible(id, "xen,multiboot-module"))
-        {
+        if !in_chosen || fdt.depth(id) > 3 {
             continue;
         }
+        let is_module = fdt.is_compatible(id, "multiboot,module")
+            || fdt.is_compatible(id, "xen,multiboot-module");
         let path = fdt.path(id);
+        if let Some(e) = module_compatible_problem(fdt, id, &path, is_module) {
+            errors.push(e);
+            continue;
+        }
+        if !is_module {
+            continue;
+        }
         let mut kind = module_kind(fdt, id);
         if kind == ModuleKind::Unknown {
             kind = match unknown_seen {
@@ -499,6 +577,7 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
             };
             unknown_seen += 1;
         }
+        let parent = fdt.node(id).parent;
         let range = match fdt.reg(id) {
             Ok(r) if r.len() == 1 && !r[0].is_empty() => r[0],
             Ok(r) => {
@@ -506,8 +585,16 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
                     &path,
                     "reg",
                     format!(
-                        "has {} non-empty range(s); a boot module needs exactly one",
-                        r.iter().filter(|r| !r.is_empty()).count()
+                        "has {} non-empty range(s); a boot module needs exactly one{}",
+                        r.iter().filter(|r| !r.is_empty()).count(),
+                        parent
+                            .filter(|&p| fdt.size_cells(p) == 0)
+                            .map(|p| format!(
+                                " ({} has #size-cells = <0>, so no size can be written; \
+                                 expected <1> or <2>)",
+                                fdt.path(p)
+                            ))
+                            .unwrap_or_default()
                     ),
                 ));
                 continue;
@@ -517,7 +604,6 @@ fn read_modules(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<BootModule> {
                 continue;
             }
         };
-        let parent = fdt.node(id).parent;
         let domain = parent.filter(|&p| fdt.is_compatible(p, "xen,domain"));
         let bootargs = match fdt.prop(id, "bootargs") {
             None => None,
@@ -755,6 +841,53 @@ mod tests {
         ));
         assert!(Fdt::parse(&bytes[..bytes.len() - 8]).is_err());
         assert!(Fdt::parse(&bytes[..16]).is_err());
+    }
+
+    #[test]
+    fn a_ppi_number_near_u32_max_is_refused_not_overflowed() {
+        assert_eq!(gic_intid(1, u32::MAX), None);
+        assert_eq!(gic_intid(0, u32::MAX), None);
+        assert_eq!(gic_intid(1, 15), Some(31));
+    }
+
+    #[test]
+    fn overlapping_memory_banks_are_refused() {
+        let v = Virt {
+            memory: vec![(0x4000_0000, 0x4000_0000), (0x6000_0000, 0x4000_0000)],
+            ..Virt::default()
+        };
+
+        let errors = read(&v).unwrap_err();
+
+        assert_eq!(
+            errors,
+            [
+                "/: memory banks 0x0040000000-0x0080000000 and 0x0060000000-0x00a0000000 overlap \
+                 (each byte of RAM is described once)"
+            ]
+        );
+    }
+
+    #[test]
+    fn two_cpus_with_one_mpidr_are_refused() {
+        use crate::config::testdts::{BASE, dtb, edit};
+        let dts = BASE.replace("@RESERVED@", "").replace("@CHOSEN@", "");
+        let dts = edit(&dts, "reg = <1>;", "reg = <0>;");
+        let blob = dtb(&dts);
+        let fdt = Fdt::parse(blob.bytes()).unwrap();
+
+        let errors: Vec<String> = Platform::read(&fdt)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+
+        assert_eq!(
+            errors,
+            [
+                "/cpus/cpu@1: reg = 0x0 is the MPIDR of /cpus/cpu@0 too (each CPU's reg is its own MPIDR)"
+            ]
+        );
     }
 
     #[test]
