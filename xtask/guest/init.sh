@@ -223,7 +223,11 @@ pvnet_ping() {
         say "FAILED: pvnet: $pvpeer does not answer within 120 s"
         return 1
     fi
-    say "pvnet ping $pvpeer:" $(ping -c 100 -A -W 5 "$pvpeer" | grep "packet loss")
+    ping -c 100 -A -W 5 "$pvpeer" >/tmp/ping
+    say "pvnet ping $pvpeer:" $(grep "packet loss" /tmp/ping)
+    # For cargo xtask bench: the mean round trip, in microseconds.
+    avg=$(sed -n 's|.*min/avg/max = [0-9.]*/\([0-9.]*\)/.*|\1|p' /tmp/ping)
+    [ -n "$avg" ] && echo "BENCH pvnet.ping n=100 ticks=$(awk "BEGIN { printf \"%d\", $avg * 100000 }") hz=1000000"
 }
 
 pvnet_front() {
@@ -242,6 +246,7 @@ pvnet_front() {
             end=$(cut -d' ' -f1 /proc/uptime)
             say "pvnet bulk received $(wc -c </tmp/bulk) bytes md5 $(md5sum </tmp/bulk | cut -d' ' -f1)"
             say "pvnet bulk $bulk MiB in $(awk "BEGIN { printf \"%.2f s, %.1f MB/s\", $end - $start, $bulk * 1.048576 / ($end - $start + 0.001) }")"
+            echo "BENCH pvnet.bulk n=$bulk ticks=$(awk "BEGIN { printf \"%d\", ($end - $start) * 1000000 }") hz=1000000"
         else
             say "FAILED: pvnet: cannot fetch http://${pvpeer}:8000/bulk"
         fi

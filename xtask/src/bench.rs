@@ -168,6 +168,28 @@ fn rows() -> Vec<Row> {
             });
         }
     }
+    for (op, label) in [
+        (
+            "pvnet.ping",
+            "PV network ping round trip, domU to domU (us)",
+        ),
+        (
+            "pvnet.bulk",
+            "PV network bulk transfer, per MiB (us; 16 MiB over HTTP)",
+        ),
+    ] {
+        v.push(Row {
+            key: op.into(),
+            label: label.into(),
+            config: "bench-pvnet",
+            probe: Probe::Bench(op.into()),
+            icount: false,
+            smp: None,
+            // Xen 4.20 has neither xenstore without dom0 nor this binding.
+            on_xen: false,
+            native: None,
+        });
+    }
     v.insert(
         1,
         Row {

@@ -384,14 +384,15 @@ fn report_ignored_properties(fdt: &Fdt<'_>, node: NodeId, path: &str, ignored: &
 }
 
 /// Checks `xen,vcpu` sub-nodes and reports sub-nodes Oxen does nothing with.
-/// Boot modules are read elsewhere; static event channels are read by their
-/// own module.
+/// Boot modules are read elsewhere; static event channels and PV network
+/// devices (`oxen,vif`) are read by the subsystems that serve them.
 fn read_sub_nodes(fdt: &Fdt<'_>, node: NodeId, vcpus: Option<u32>, report: &mut Report) {
     for child in fdt.children(node) {
         let path = fdt.path(child);
         if fdt.is_compatible(child, "multiboot,module")
             || fdt.is_compatible(child, "xen,multiboot-module")
             || fdt.is_compatible(child, "xen,evtchn-v1")
+            || fdt.is_compatible(child, "oxen,vif")
         {
             continue;
         }
@@ -406,7 +407,7 @@ fn read_sub_nodes(fdt: &Fdt<'_>, node: NodeId, vcpus: Option<u32>, report: &mut 
             report.ignored.push(DtError::node(
                 path,
                 "is ignored: its compatible is none of \"multiboot,module\", \"xen,vcpu\", \
-                 \"xen,evtchn-v1\", \"xen,domain-shared-memory-v1\"",
+                 \"xen,evtchn-v1\", \"xen,domain-shared-memory-v1\", \"oxen,vif\"",
             ));
         }
     }
@@ -975,9 +976,15 @@ mod tests {
             [
                 "/chosen/domU1/evtchn: is ignored: its compatible is none of \
               \"multiboot,module\", \"xen,vcpu\", \"xen,evtchn-v1\", \
-              \"xen,domain-shared-memory-v1\""
+              \"xen,domain-shared-memory-v1\", \"oxen,vif\""
             ]
         );
+    }
+
+    #[test]
+    fn pv_network_device_nodes_are_left_to_their_reader() {
+        let vif = "vif0 { compatible = \"oxen,vif\"; oxen,backend = <1>; };";
+        assert!(child_ignored(vif).is_empty());
     }
 
     #[test]
