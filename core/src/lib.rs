@@ -32,6 +32,8 @@ pub mod services;
 pub mod shared;
 pub mod stage2;
 pub mod subsystem;
+#[cfg(any(test, feature = "test-dtc"))]
+pub mod test_dtc;
 pub mod vgic;
 pub mod vpl011;
 pub mod vpsci;

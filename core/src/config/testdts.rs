@@ -5,48 +5,13 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use super::{Limits, SystemConfig, read_system};
 use crate::hostdt::testdt::Blob;
 use crate::hostdt::{Fdt, Platform};
 use crate::memmap::{Range, RangeSet};
 
-/// Compiles DTS text into an aligned blob.
-pub fn dtb(dts: &str) -> Blob {
-    dtb_with(&[], dts)
-}
-
-/// Compiles DTS text with extra dtc arguments (`-f` writes a tree dtc's
-/// checks refuse, such as two nodes with one name).
-pub fn dtb_with(extra: &[&str], dts: &str) -> Blob {
-    let mut child = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o", "-"])
-        .args(extra)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run dtc ({e}); install it with `apt-get install device-tree-compiler`")
-        });
-    // dtc reads all of its input before it writes, so this cannot deadlock.
-    child
-        .stdin
-        .take()
-        .expect("dtc's stdin")
-        .write_all(dts.as_bytes())
-        .expect("writing to dtc");
-    let out = child.wait_with_output().expect("waiting for dtc");
-    assert!(
-        out.status.success(),
-        "dtc rejected the test tree:\n{}\n{dts}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Blob::new(&out.stdout)
-}
+pub use crate::test_dtc::{dtb, dtb_with};
 
 /// The host: `qemu-system-aarch64 -M virt,virtualization=on,gic-version=3
 /// -smp 2 -m 1G`, with `@CHOSEN@` standing for the dom0less nodes.

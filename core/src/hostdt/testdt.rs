@@ -5,34 +5,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use vm_fdt::{FdtReserveEntry, FdtWriter};
 
-/// A 4-byte-aligned copy of a blob, as the parser requires.
-pub struct Blob(Vec<u32>, usize);
-
-impl Blob {
-    pub fn new(bytes: &[u8]) -> Self {
-        let mut words = alloc::vec![0u32; bytes.len().div_ceil(4)];
-        for (i, b) in bytes.iter().enumerate() {
-            let w = &mut words[i / 4];
-            let mut le = w.to_ne_bytes();
-            le[i % 4] = *b;
-            *w = u32::from_ne_bytes(le);
-        }
-        Self(words, bytes.len())
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        // A safe re-view of the words as bytes.
-        let all: &[u8] = bytemuck_words(&self.0);
-        &all[..self.1]
-    }
-}
-
-fn bytemuck_words(w: &[u32]) -> &[u8] {
-    // Tests run on the host only; reading u32 storage as bytes is the point.
-    // SAFETY: u8 has no alignment or validity requirements and the length
-    // covers exactly the words' storage.
-    unsafe { core::slice::from_raw_parts(w.as_ptr().cast::<u8>(), w.len() * 4) }
-}
+pub use crate::test_dtc::Blob;
 
 /// A boot module node: (name, compatible list, reg, bootargs).
 pub type Module = (String, Vec<String>, (u64, u64), Option<String>);

@@ -349,8 +349,6 @@ impl<P: SharedPage> EventChannels<P> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     use std::string::ToString;
 
     use oxen_core::xen::DOMID_SELF;
@@ -360,15 +358,7 @@ mod tests {
     use crate::fake::Sys;
     use crate::{Policy, Status};
 
-    /// A device tree blob copied to a 4-byte-aligned spot, as the parser
-    /// requires.
-    struct Blob(Vec<u8>, usize, usize);
-
-    impl Blob {
-        fn bytes(&self) -> &[u8] {
-            &self.0[self.1..self.1 + self.2]
-        }
-    }
+    use oxen_core::test_dtc::Blob;
 
     /// Compiles a host tree with `domU1` (ID 1) and `domU2` (ID 2) under
     /// `/chosen`, holding `d1` and `d2`, and `chosen` besides them.
@@ -378,29 +368,7 @@ mod tests {
              domU1 {{ compatible = \"xen,domain\"; {d1} }};\n  \
              domU2 {{ compatible = \"xen,domain\"; {d2} }};\n  {chosen}\n }};\n}};\n"
         );
-        let mut child = Command::new("dtc")
-            .args(["-q", "-I", "dts", "-O", "dtb", "-o", "-", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dtc (apt-get install device-tree-compiler)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(dts.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "dtc: {}\n{dts}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut buf = vec![0; out.stdout.len() + 8];
-        let start = buf.as_ptr().align_offset(8);
-        buf[start..start + out.stdout.len()].copy_from_slice(&out.stdout);
-        Blob(buf, start, out.stdout.len())
+        oxen_core::test_dtc::dtb(&dts)
     }
 
     fn read_blob(blob: &Blob) -> Result<Vec<StaticChannel>, Vec<std::string::String>> {
@@ -725,13 +693,12 @@ mod tests {
     #[test]
     fn a_tree_without_chosen_has_no_channels() {
         let blob = {
-            let mut b = dtb("", "", "");
+            let mut bytes = dtb("", "", "").bytes().to_vec();
             // Rename /chosen so that it is not found: same length keeps the
             // blob valid.
-            let at = b.bytes().windows(7).position(|w| w == b"chosen\0").unwrap();
-            let start = b.1 + at;
-            b.0[start..start + 6].copy_from_slice(b"chasen");
-            b
+            let at = bytes.windows(7).position(|w| w == b"chosen\0").unwrap();
+            bytes[at..at + 6].copy_from_slice(b"chasen");
+            Blob::new(&bytes)
         };
         let fdt = Fdt::parse(blob.bytes()).unwrap();
         assert_eq!(read_static_channels(&fdt, &[]), Ok(vec![]));

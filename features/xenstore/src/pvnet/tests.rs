@@ -1,21 +1,10 @@
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::string::ToString;
 
 use super::*;
 
-/// A device tree blob at an 8-byte-aligned spot, as the parser requires.
-struct Blob(Vec<u8>, usize, usize);
-
-impl Blob {
-    fn bytes(&self) -> &[u8] {
-        &self.0[self.1..self.1 + self.2]
-    }
-}
-
 /// `domU1` (ID 1, phandle 0x1), `domU2` (ID 2, phandle 0x2) and `domU3`
 /// (ID 3, phandle 0x3, no xenstore) under `/chosen`, holding `d1`, `d2`.
-fn dtb(d1: &str, d2: &str) -> Blob {
+fn dtb(d1: &str, d2: &str) -> oxen_core::test_dtc::Blob {
     let dts = format!(
         "/dts-v1/;\n/ {{\n chosen {{\n  \
          domU1 {{ compatible = \"xen,domain\"; phandle = <1>; {d1} }};\n  \
@@ -23,29 +12,7 @@ fn dtb(d1: &str, d2: &str) -> Blob {
          domU3 {{ compatible = \"xen,domain\"; phandle = <3>; }};\n  \
          other {{ phandle = <9>; }};\n }};\n}};\n"
     );
-    let mut child = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o", "-", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("dtc (apt-get install device-tree-compiler)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dts.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dtc: {}\n{dts}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut buf = vec![0; out.stdout.len() + 8];
-    let start = buf.as_ptr().align_offset(8);
-    buf[start..start + out.stdout.len()].copy_from_slice(&out.stdout);
-    Blob(buf, start, out.stdout.len())
+    oxen_core::test_dtc::dtb(&dts)
 }
 
 fn read(d1: &str, d2: &str) -> Result<Vec<Vif>, Vec<String>> {
