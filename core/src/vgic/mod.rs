@@ -19,6 +19,7 @@
 mod irq;
 mod lr;
 mod regs;
+mod set;
 
 pub use lr::ListRegister;
 
@@ -27,6 +28,7 @@ use core::fmt;
 use core::ops::{BitOr, BitOrAssign};
 
 use irq::Irq;
+use set::IrqSet;
 
 /// Most vCPUs one vGIC serves: one bit each in [`Kicks`]. (The 16 MiB
 /// redistributor window would hold 128, Xen's `GUEST_MAX_VCPUS`.)
@@ -233,6 +235,11 @@ struct VcpuState {
     asleep: bool,
     written: [u64; MAX_LRS],
     nr_written: usize,
+    /// Every interrupt this vCPU would list if the distributor's group 1
+    /// were enabled ([`Irq::may_want_lr`] with this vCPU its
+    /// destination), and perhaps some that no longer would: flush and
+    /// `has_pending` look only at these, and flush drops the stale ones.
+    candidates: IrqSet,
 }
 
 /// Where an interrupt's state lives.
@@ -318,6 +325,7 @@ impl Vgic {
                 asleep: true,
                 written: [0; MAX_LRS],
                 nr_written: 0,
+                candidates: IrqSet::default(),
             })
             .collect();
         Ok(Self {
@@ -438,11 +446,19 @@ impl Vgic {
         let mut best = [((false, 0u8, 0u32), IrqRef::Spi(0)); MAX_LRS];
         let mut chosen = 0;
         let mut wanted = 0;
-        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
-        let spis = (0..self.spis.len()).map(IrqRef::Spi);
-        for r in private.chain(spis) {
+        for intid in self.cpus[vcpu].candidates.iter() {
+            let Some(r) = self.locate(vcpu, intid) else {
+                self.cpus[vcpu].candidates.remove(intid);
+                continue;
+            };
             let irq = self.get(r);
-            if !irq.wants_lr(g1) || self.destination(r) != Some(vcpu) {
+            if !irq.may_want_lr() || self.destination(r) != Some(vcpu) {
+                // Stale: whatever change made it a candidate is undone, or
+                // it is another vCPU's now (marked there).
+                self.cpus[vcpu].candidates.remove(intid);
+                continue;
+            }
+            if !irq.wants_lr(g1) {
                 continue;
             }
             wanted += 1;
@@ -515,9 +531,8 @@ impl Vgic {
             return false;
         }
         let g1 = self.grp1_enabled;
-        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
-        let spis = (0..self.spis.len()).map(IrqRef::Spi);
-        private.chain(spis).any(|r| {
+        let candidates = self.cpus[vcpu].candidates.iter();
+        candidates.filter_map(|i| self.locate(vcpu, i)).any(|r| {
             let irq = self.get(r);
             irq.deliverable(g1)
                 && (irq.lr_pending() || irq.carried)
@@ -579,6 +594,7 @@ impl Vgic {
         let before = (self.get(r).offer(g1), self.destination(r));
         change(self.get_mut(r));
         let after = (self.get(r).offer(g1), self.destination(r));
+        self.mark(r, after.1);
         match after.1 {
             Some(dest)
                 if after.0.gained_over(before.0) || (after.0.pending && before.1 != after.1) =>
@@ -586,6 +602,16 @@ impl Vgic {
                 Kicks::one(dest)
             }
             _ => Kicks::NONE,
+        }
+    }
+
+    /// Keeps the candidate sets' promise after a change to `r`: if it may
+    /// want a list register, its destination `dest` has it as a candidate.
+    fn mark(&mut self, r: IrqRef, dest: Option<usize>) {
+        if let Some(dest) = dest
+            && self.get(r).may_want_lr()
+        {
+            self.cpus[dest].candidates.insert(r.intid());
         }
     }
 
@@ -619,6 +645,38 @@ impl Vgic {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+impl Vgic {
+    /// What [`flush_lrs`](Self::flush_lrs) chose before candidate sets
+    /// (every interrupt of the domain scanned): the INTIDs it would list,
+    /// in order, and how many want a list register. For synced vCPUs.
+    fn choice_by_full_scan(&self, vcpu: usize, slots: usize) -> (Vec<u32>, usize) {
+        let g1 = self.grp1_enabled;
+        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
+        let spis = (0..self.spis.len()).map(IrqRef::Spi);
+        let mut keys: Vec<(bool, u8, u32)> = private
+            .chain(spis)
+            .filter(|&r| self.get(r).wants_lr(g1) && self.destination(r) == Some(vcpu))
+            .map(|r| (!self.get(r).active, self.get(r).priority, r.intid()))
+            .collect();
+        keys.sort();
+        let wanted = keys.len();
+        (keys.iter().take(slots).map(|k| k.2).collect(), wanted)
+    }
+
+    /// Whether every interrupt that may want a list register on `vcpu` is
+    /// in its candidate set.
+    fn candidates_cover(&self, vcpu: usize) -> bool {
+        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
+        let spis = (0..self.spis.len()).map(IrqRef::Spi);
+        let c = &self.cpus[vcpu].candidates;
+        private.chain(spis).all(|r| {
+            !(self.get(r).may_want_lr() && self.destination(r) == Some(vcpu))
+                || c.contains(r.intid())
+        })
+    }
+}
 
 impl Vgic {
     /// The INTIDs `vcpu` has pending (deliverable or not) and active, for
