@@ -440,6 +440,11 @@ impl Vgic {
             self.sync_lrs(vcpu, &written[..self.cpus[vcpu].nr_written]);
         }
         let slots = nr_lrs.min(out.len()).min(MAX_LRS);
+        if self.cpus[vcpu].candidates.is_empty() {
+            // The common exit: nothing pending or active here.
+            out[..slots].fill(0);
+            return LrFlush::default();
+        }
         let g1 = self.grp1_enabled;
 
         // Keep the best `slots` candidates in order; count the rest.
@@ -493,10 +498,10 @@ impl Vgic {
         if vcpu >= self.cpus.len() {
             return Kicks::NONE;
         }
-        let written = self.cpus[vcpu].written;
         let count = core::mem::take(&mut self.cpus[vcpu].nr_written);
         let mut kicks = Kicks::NONE;
-        for (i, &value) in written[..count].iter().enumerate() {
+        for i in 0..count {
+            let value = self.cpus[vcpu].written[i];
             let before = ListRegister::decode(value);
             let now = lrs
                 .get(i)

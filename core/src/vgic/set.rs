@@ -22,6 +22,10 @@ impl IrqSet {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
     #[cfg(test)]
     pub fn contains(&self, intid: u32) -> bool {
         let i = intid as usize;
@@ -87,5 +91,6 @@ mod tests {
     #[test]
     fn empty_set_yields_nothing() {
         assert_eq!(IrqSet::default().iter().next(), None);
+        assert!(IrqSet::default().is_empty());
     }
 }
