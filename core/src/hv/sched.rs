@@ -424,9 +424,10 @@ fn switch_in(frame: &mut GuestFrame) {
 }
 
 /// The end of every guest exit: decides what runs next on this pCPU and
-/// leaves its registers in `frame`.
-pub fn finish_exit(frame: &mut GuestFrame, after: After) {
-    let Some(cur) = current() else {
+/// leaves its registers in `frame`. `cur` is [`current`] as the exit began:
+/// nothing but this pCPU changes it.
+pub fn finish_exit(cur: Option<VcpuRef>, frame: &mut GuestFrame, after: After) {
+    let Some(cur) = cur else {
         switch_in(frame);
         return;
     };

@@ -19,9 +19,10 @@ use crate::xen::HYPERCALL_TAG as XEN_HYPERCALL_TAG;
 /// Entered from the vector code on every exit from a guest.
 #[unsafe(no_mangle)]
 extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
+    let cur = sched::current();
     let after = match kind & 3 {
-        0 => match sched::current() {
-            Some(v) => sync_trap(&v, frame),
+        0 => match &cur {
+            Some(v) => sync_trap(v, frame),
             None => After::Continue,
         },
         1 => {
@@ -31,7 +32,7 @@ extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
         2 => After::Continue, // FIQs are not used
         _ => {
             // SError from a guest: that domain cannot go on.
-            if let Some(v) = sched::current() {
+            if let Some(v) = &cur {
                 println!(
                     "d{} vcpu{}: SError (ESR {:#x}); crashing the domain",
                     v.dom.id,
@@ -43,7 +44,7 @@ extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
             After::Continue
         }
     };
-    sched::finish_exit(frame, after);
+    sched::finish_exit(cur, frame, after);
 }
 
 fn set_reg(frame: &mut GuestFrame, r: u8, v: u64) {

@@ -220,7 +220,8 @@ impl fmt::Display for VgicError {
 /// What [`Vgic::flush_lrs`] wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LrFlush {
-    /// `out[..count]` hold interrupts; the rest of `out[..nr_lrs]` is zero
+    /// `out[..count]` hold interrupts; the rest of `out` is left as the
+    /// caller had it (zero, for registers to load)
     /// (invalid).
     pub count: usize,
     /// More interrupts wait than fit: set `ICH_HCR_EL2.UIE` so the vCPU exits
@@ -425,8 +426,8 @@ impl Vgic {
         kicks
     }
 
-    /// Before entering `vcpu`: fills `out[..nr_lrs]` with the list-register
-    /// values to load (unused ones zero), active interrupts first, then
+    /// Before entering `vcpu`: fills `out[..count]` with the list-register
+    /// values to load (the caller zeroes the rest), active interrupts first, then
     /// pending ones, each by priority (lower value first) then INTID. Every
     /// call must be followed by [`sync_lrs`](Self::sync_lrs) with the values
     /// read back; a flush without one takes the previous values back
@@ -442,7 +443,6 @@ impl Vgic {
         let slots = nr_lrs.min(out.len()).min(MAX_LRS);
         if self.cpus[vcpu].candidates.is_empty() {
             // The common exit: nothing pending or active here.
-            out[..slots].fill(0);
             return LrFlush::default();
         }
         let g1 = self.grp1_enabled;
@@ -480,7 +480,6 @@ impl Vgic {
             out[i] = self.list(vcpu, r);
             self.cpus[vcpu].written[i] = out[i];
         }
-        out[chosen..slots].fill(0);
         self.cpus[vcpu].nr_written = chosen;
         LrFlush {
             count: chosen,
