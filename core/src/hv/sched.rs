@@ -139,6 +139,9 @@ pub fn notify(dom: &Arc<Domain>, idx: usize) {
 
 /// Wakes every vCPU in a vGIC kick mask.
 pub fn notify_mask(dom: &Arc<Domain>, mask: u64) {
+    if mask == 0 {
+        return;
+    }
     for idx in 0..dom.vcpus.len().min(64) {
         if mask & (1 << idx) != 0 {
             notify(dom, idx);
@@ -337,6 +340,11 @@ fn load(v: &VcpuRef, frame: &mut GuestFrame) {
 /// or completed) without unloading.
 fn sync_lrs(v: &VcpuRef) {
     let n = me().live_lrs.load(Ordering::Relaxed);
+    if n == 0 {
+        // The last flush listed nothing, so the vGIC has nothing to take
+        // back: the common exit skips its lock.
+        return;
+    }
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
         *lr = guest::read_lr(i);
