@@ -447,8 +447,9 @@ impl Vgic {
         }
         let g1 = self.grp1_enabled;
 
-        // Keep the best `slots` candidates in order; count the rest.
-        let mut best = [((false, 0u8, 0u32), IrqRef::Spi(0)); MAX_LRS];
+        // Keep the best `slots` candidates in order; count the rest. A key
+        // packs (inactive, priority, INTID) so that it sorts as that tuple.
+        let mut best = [0u64; MAX_LRS];
         let mut chosen = 0;
         let mut wanted = 0;
         for intid in self.cpus[vcpu].candidates.iter() {
@@ -467,16 +468,20 @@ impl Vgic {
                 continue;
             }
             wanted += 1;
-            let key = (!irq.active, irq.priority, r.intid());
-            let at = best[..chosen].partition_point(|(k, _)| *k < key);
+            let key =
+                u64::from(!irq.active) << 40 | u64::from(irq.priority) << 32 | u64::from(intid);
+            let at = best[..chosen].partition_point(|&k| k < key);
             if at < slots {
-                best.copy_within(at..slots - 1, at + 1);
-                best[at] = (key, r);
+                best.copy_within(at..chosen.min(slots - 1), at + 1);
+                best[at] = key;
                 chosen = (chosen + 1).min(slots);
             }
         }
 
-        for (i, &(_, r)) in best[..chosen].iter().enumerate() {
+        for i in 0..chosen {
+            let Some(r) = self.locate(vcpu, best[i] as u32) else {
+                continue; // every key was located above
+            };
             out[i] = self.list(vcpu, r);
             self.cpus[vcpu].written[i] = out[i];
         }
