@@ -85,12 +85,11 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
             // SAFETY: the chunk was just allocated to this domain; nothing
             // else refers to it.
             unsafe {
-                mem::bytes_mut(Range {
+                mem::zero(Range {
                     start: c.start,
                     end: c.start + n,
                 })
-            }
-            .fill(0);
+            };
             ipa += n;
             cur = if n == c.size() {
                 pieces.next()

@@ -46,6 +46,10 @@ pub struct Pcpu {
     stack_top: AtomicUsize,
     slice_end: AtomicU64,
     preempt: AtomicBool,
+    /// How many list registers, from LR0, may be non-zero: what the last
+    /// flush wrote. The rest are zero, and a guest cannot make an invalid
+    /// register valid, so only these are read back or cleared.
+    live_lrs: AtomicUsize,
     scratch: spin::Once<spin::Mutex<Box<GuestFrame>>>,
 }
 
@@ -57,6 +61,7 @@ impl Pcpu {
             stack_top: AtomicUsize::new(0),
             slice_end: AtomicU64::new(0),
             preempt: AtomicBool::new(false),
+            live_lrs: AtomicUsize::new(0),
             scratch: spin::Once::new(),
         }
     }
@@ -134,6 +139,9 @@ pub fn notify(dom: &Arc<Domain>, idx: usize) {
 
 /// Wakes every vCPU in a vGIC kick mask.
 pub fn notify_mask(dom: &Arc<Domain>, mask: u64) {
+    if mask == 0 {
+        return;
+    }
     for idx in 0..dom.vcpus.len().min(64) {
         if mask & (1 << idx) != 0 {
             notify(dom, idx);
@@ -288,7 +296,7 @@ fn unload(v: &VcpuRef, frame: &GuestFrame, runstate: u32) {
         let mut ctx = v.vcpu().ctx.lock();
         ctx.frame = *frame;
         ctx.el1.save();
-        let n = guest::nr_lrs();
+        let n = me().live_lrs.swap(0, Ordering::Relaxed);
         let mut lrs = [0u64; 16];
         for (i, lr) in lrs.iter_mut().enumerate().take(n) {
             *lr = guest::read_lr(i);
@@ -331,7 +339,12 @@ fn load(v: &VcpuRef, frame: &mut GuestFrame) {
 /// Re-reads the list registers into the vGIC (what the guest acknowledged
 /// or completed) without unloading.
 fn sync_lrs(v: &VcpuRef) {
-    let n = guest::nr_lrs();
+    let n = me().live_lrs.load(Ordering::Relaxed);
+    if n == 0 {
+        // The last flush listed nothing, so the vGIC has nothing to take
+        // back: the common exit skips its lock.
+        return;
+    }
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
         *lr = guest::read_lr(i);
@@ -345,7 +358,9 @@ fn flush_lrs(v: &VcpuRef) {
     let n = guest::nr_lrs();
     let mut lrs = [0u64; 16];
     let flush = v.dom.vgic.lock().flush_lrs(v.idx, n, &mut lrs[..n]);
-    for (i, lr) in lrs.iter().enumerate().take(n) {
+    // Registers past both the new and the old contents are zero already.
+    let live = me().live_lrs.swap(flush.count, Ordering::Relaxed);
+    for (i, lr) in lrs.iter().enumerate().take(live.max(flush.count)) {
         guest::write_lr(i, *lr);
     }
     // En, plus the underflow interrupt when more are pending than fit.
@@ -417,9 +432,10 @@ fn switch_in(frame: &mut GuestFrame) {
 }
 
 /// The end of every guest exit: decides what runs next on this pCPU and
-/// leaves its registers in `frame`.
-pub fn finish_exit(frame: &mut GuestFrame, after: After) {
-    let Some(cur) = current() else {
+/// leaves its registers in `frame`. `cur` is [`current`] as the exit began:
+/// nothing but this pCPU changes it.
+pub fn finish_exit(cur: Option<VcpuRef>, frame: &mut GuestFrame, after: After) {
+    let Some(cur) = cur else {
         switch_in(frame);
         return;
     };

@@ -14,14 +14,16 @@ use crate::inject::{self, Kind, PSTATE_EL1H_MASKED};
 use crate::println;
 use crate::vpsci::{self, Call};
 
+use crate::hypercall::{HYPERCALLS, Hypercall, dispatch};
 use crate::xen::HYPERCALL_TAG as XEN_HYPERCALL_TAG;
 
 /// Entered from the vector code on every exit from a guest.
 #[unsafe(no_mangle)]
 extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
+    let cur = sched::current();
     let after = match kind & 3 {
-        0 => match sched::current() {
-            Some(v) => sync_trap(&v, frame),
+        0 => match &cur {
+            Some(v) => sync_trap(v, frame),
             None => After::Continue,
         },
         1 => {
@@ -31,7 +33,7 @@ extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
         2 => After::Continue, // FIQs are not used
         _ => {
             // SError from a guest: that domain cannot go on.
-            if let Some(v) = sched::current() {
+            if let Some(v) = &cur {
                 println!(
                     "d{} vcpu{}: SError (ESR {:#x}); crashing the domain",
                     v.dom.id,
@@ -43,7 +45,7 @@ extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
             After::Continue
         }
     };
-    sched::finish_exit(frame, after);
+    sched::finish_exit(cur, frame, after);
 }
 
 fn set_reg(frame: &mut GuestFrame, r: u8, v: u64) {
@@ -292,11 +294,35 @@ fn cpu_on(v: &VcpuRef, target: u64, entry: u64, context: u64) -> i64 {
     }
 }
 
+/// Hypercall numbers below this are looked up by index.
+const INDEXED: usize = 64;
+
+/// The handler of each hypercall number below [`INDEXED`], the first the
+/// table has for it as [`dispatch`] would find; built once, since
+/// searching linkme's slice (itself rebuilt at every dereference) cost
+/// more than Xen's whole `xen_version`.
+fn hypercall_index() -> &'static [Option<&'static Hypercall>; INDEXED] {
+    static INDEX: spin::Once<[Option<&'static Hypercall>; INDEXED]> = spin::Once::new();
+    INDEX.call_once(|| {
+        let mut index = [None; INDEXED];
+        for h in HYPERCALLS.iter().rev() {
+            if let Some(slot) = index.get_mut(h.nr as usize) {
+                *slot = Some(h);
+            }
+        }
+        index
+    })
+}
+
 fn hypercall(v: &VcpuRef, frame: &mut GuestFrame) -> After {
     let nr = frame.x[16];
     let args = [frame.x[0], frame.x[1], frame.x[2], frame.x[3], frame.x[4]];
     let mut caller = super::hcall::CurrentVcpu::new(v);
-    let ret = crate::hypercall::dispatch(&crate::hypercall::HYPERCALLS, &mut caller, nr, args);
+    let ret = match hypercall_index().get(nr as usize) {
+        Some(Some(h)) => dispatch(core::slice::from_ref(*h), &mut caller, nr, args),
+        Some(None) => dispatch(&[], &mut caller, nr, args),
+        None => dispatch(&HYPERCALLS, &mut caller, nr, args),
+    };
     frame.x[0] = ret as u64;
     caller.after()
 }

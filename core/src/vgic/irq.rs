@@ -119,6 +119,13 @@ impl Irq {
     pub fn wants_lr(&self, grp1_enabled: bool) -> bool {
         self.group1 && (self.active || self.offer(grp1_enabled).pending)
     }
+
+    /// [`wants_lr`](Self::wants_lr) with the distributor's group 1 enabled,
+    /// or still in a list register: what keeps an interrupt in its vCPU's
+    /// candidate set, so that enabling group 1 needs no rescan.
+    pub fn may_want_lr(&self) -> bool {
+        self.wants_lr(true) || self.listed || self.carried
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 mod irq;
 mod lr;
 mod regs;
+mod set;
 
 pub use lr::ListRegister;
 
@@ -27,6 +28,7 @@ use core::fmt;
 use core::ops::{BitOr, BitOrAssign};
 
 use irq::Irq;
+use set::IrqSet;
 
 /// Most vCPUs one vGIC serves: one bit each in [`Kicks`]. (The 16 MiB
 /// redistributor window would hold 128, Xen's `GUEST_MAX_VCPUS`.)
@@ -218,7 +220,8 @@ impl fmt::Display for VgicError {
 /// What [`Vgic::flush_lrs`] wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LrFlush {
-    /// `out[..count]` hold interrupts; the rest of `out[..nr_lrs]` is zero
+    /// `out[..count]` hold interrupts; the rest of `out` is left as the
+    /// caller had it (zero, for registers to load)
     /// (invalid).
     pub count: usize,
     /// More interrupts wait than fit: set `ICH_HCR_EL2.UIE` so the vCPU exits
@@ -233,6 +236,11 @@ struct VcpuState {
     asleep: bool,
     written: [u64; MAX_LRS],
     nr_written: usize,
+    /// Every interrupt this vCPU would list if the distributor's group 1
+    /// were enabled ([`Irq::may_want_lr`] with this vCPU its
+    /// destination), and perhaps some that no longer would: flush and
+    /// `has_pending` look only at these, and flush drops the stale ones.
+    candidates: IrqSet,
 }
 
 /// Where an interrupt's state lives.
@@ -318,6 +326,7 @@ impl Vgic {
                 asleep: true,
                 written: [0; MAX_LRS],
                 nr_written: 0,
+                candidates: IrqSet::default(),
             })
             .collect();
         Ok(Self {
@@ -417,8 +426,8 @@ impl Vgic {
         kicks
     }
 
-    /// Before entering `vcpu`: fills `out[..nr_lrs]` with the list-register
-    /// values to load (unused ones zero), active interrupts first, then
+    /// Before entering `vcpu`: fills `out[..count]` with the list-register
+    /// values to load (the caller zeroes the rest), active interrupts first, then
     /// pending ones, each by priority (lower value first) then INTID. Every
     /// call must be followed by [`sync_lrs`](Self::sync_lrs) with the values
     /// read back; a flush without one takes the previous values back
@@ -432,34 +441,50 @@ impl Vgic {
             self.sync_lrs(vcpu, &written[..self.cpus[vcpu].nr_written]);
         }
         let slots = nr_lrs.min(out.len()).min(MAX_LRS);
+        if self.cpus[vcpu].candidates.is_empty() {
+            // The common exit: nothing pending or active here.
+            return LrFlush::default();
+        }
         let g1 = self.grp1_enabled;
 
-        // Keep the best `slots` candidates in order; count the rest.
-        let mut best = [((false, 0u8, 0u32), IrqRef::Spi(0)); MAX_LRS];
+        // Keep the best `slots` candidates in order; count the rest. A key
+        // packs (inactive, priority, INTID) so that it sorts as that tuple.
+        let mut best = [0u64; MAX_LRS];
         let mut chosen = 0;
         let mut wanted = 0;
-        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
-        let spis = (0..self.spis.len()).map(IrqRef::Spi);
-        for r in private.chain(spis) {
+        for intid in self.cpus[vcpu].candidates.iter() {
+            let Some(r) = self.locate(vcpu, intid) else {
+                self.cpus[vcpu].candidates.remove(intid);
+                continue;
+            };
             let irq = self.get(r);
-            if !irq.wants_lr(g1) || self.destination(r) != Some(vcpu) {
+            if !irq.may_want_lr() || self.destination(r) != Some(vcpu) {
+                // Stale: whatever change made it a candidate is undone, or
+                // it is another vCPU's now (marked there).
+                self.cpus[vcpu].candidates.remove(intid);
+                continue;
+            }
+            if !irq.wants_lr(g1) {
                 continue;
             }
             wanted += 1;
-            let key = (!irq.active, irq.priority, r.intid());
-            let at = best[..chosen].partition_point(|(k, _)| *k < key);
+            let key =
+                u64::from(!irq.active) << 40 | u64::from(irq.priority) << 32 | u64::from(intid);
+            let at = best[..chosen].partition_point(|&k| k < key);
             if at < slots {
-                best.copy_within(at..slots - 1, at + 1);
-                best[at] = (key, r);
+                best.copy_within(at..chosen.min(slots - 1), at + 1);
+                best[at] = key;
                 chosen = (chosen + 1).min(slots);
             }
         }
 
-        for (i, &(_, r)) in best[..chosen].iter().enumerate() {
+        for i in 0..chosen {
+            let Some(r) = self.locate(vcpu, best[i] as u32) else {
+                continue; // every key was located above
+            };
             out[i] = self.list(vcpu, r);
             self.cpus[vcpu].written[i] = out[i];
         }
-        out[chosen..slots].fill(0);
         self.cpus[vcpu].nr_written = chosen;
         LrFlush {
             count: chosen,
@@ -477,10 +502,10 @@ impl Vgic {
         if vcpu >= self.cpus.len() {
             return Kicks::NONE;
         }
-        let written = self.cpus[vcpu].written;
         let count = core::mem::take(&mut self.cpus[vcpu].nr_written);
         let mut kicks = Kicks::NONE;
-        for (i, &value) in written[..count].iter().enumerate() {
+        for i in 0..count {
+            let value = self.cpus[vcpu].written[i];
             let before = ListRegister::decode(value);
             let now = lrs
                 .get(i)
@@ -515,9 +540,8 @@ impl Vgic {
             return false;
         }
         let g1 = self.grp1_enabled;
-        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
-        let spis = (0..self.spis.len()).map(IrqRef::Spi);
-        private.chain(spis).any(|r| {
+        let candidates = self.cpus[vcpu].candidates.iter();
+        candidates.filter_map(|i| self.locate(vcpu, i)).any(|r| {
             let irq = self.get(r);
             irq.deliverable(g1)
                 && (irq.lr_pending() || irq.carried)
@@ -579,6 +603,7 @@ impl Vgic {
         let before = (self.get(r).offer(g1), self.destination(r));
         change(self.get_mut(r));
         let after = (self.get(r).offer(g1), self.destination(r));
+        self.mark(r, after.1);
         match after.1 {
             Some(dest)
                 if after.0.gained_over(before.0) || (after.0.pending && before.1 != after.1) =>
@@ -586,6 +611,16 @@ impl Vgic {
                 Kicks::one(dest)
             }
             _ => Kicks::NONE,
+        }
+    }
+
+    /// Keeps the candidate sets' promise after a change to `r`: if it may
+    /// want a list register, its destination `dest` has it as a candidate.
+    fn mark(&mut self, r: IrqRef, dest: Option<usize>) {
+        if let Some(dest) = dest
+            && self.get(r).may_want_lr()
+        {
+            self.cpus[dest].candidates.insert(r.intid());
         }
     }
 
@@ -619,6 +654,38 @@ impl Vgic {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+impl Vgic {
+    /// What [`flush_lrs`](Self::flush_lrs) chose before candidate sets
+    /// (every interrupt of the domain scanned): the INTIDs it would list,
+    /// in order, and how many want a list register. For synced vCPUs.
+    fn choice_by_full_scan(&self, vcpu: usize, slots: usize) -> (Vec<u32>, usize) {
+        let g1 = self.grp1_enabled;
+        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
+        let spis = (0..self.spis.len()).map(IrqRef::Spi);
+        let mut keys: Vec<(bool, u8, u32)> = private
+            .chain(spis)
+            .filter(|&r| self.get(r).wants_lr(g1) && self.destination(r) == Some(vcpu))
+            .map(|r| (!self.get(r).active, self.get(r).priority, r.intid()))
+            .collect();
+        keys.sort();
+        let wanted = keys.len();
+        (keys.iter().take(slots).map(|k| k.2).collect(), wanted)
+    }
+
+    /// Whether every interrupt that may want a list register on `vcpu` is
+    /// in its candidate set.
+    fn candidates_cover(&self, vcpu: usize) -> bool {
+        let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
+        let spis = (0..self.spis.len()).map(IrqRef::Spi);
+        let c = &self.cpus[vcpu].candidates;
+        private.chain(spis).all(|r| {
+            !(self.get(r).may_want_lr() && self.destination(r) == Some(vcpu))
+                || c.contains(r.intid())
+        })
+    }
+}
 
 impl Vgic {
     /// The INTIDs `vcpu` has pending (deliverable or not) and active, for

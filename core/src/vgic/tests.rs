@@ -679,7 +679,7 @@ fn flush_uses_at_most_nr_lrs_and_clears_the_rest() {
     v.sync_lrs(0, &out[..2]);
     let result = v.flush_lrs(0, 4, &mut out);
     assert_eq!(result.count, 3);
-    assert_eq!(out[3], 0);
+    assert_eq!(out[3], u64::MAX, "past count untouched");
 }
 
 #[test]
@@ -762,4 +762,88 @@ fn two_vcpus_with_one_affinity_are_refused() {
 #[should_panic(expected = "vGIC: 2 MPIDRs given for 1 vCPUs")]
 fn new_panics_with_the_message_try_new_would_return() {
     Vgic::new(1, 32, &[0, 1]);
+}
+
+/// A deterministic pseudo-random sequence (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn flush_from_candidate_sets_chooses_what_a_full_scan_would() {
+    const VCPUS: usize = 3;
+    const SPIS: u32 = 64;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut v = ready(VCPUS, SPIS);
+    for step in 0..20_000 {
+        let vcpu = rng.below(VCPUS as u64) as usize;
+        let intid = rng.below(32 + u64::from(SPIS)) as u32;
+        match rng.below(11) {
+            0 | 1 => {
+                v.inject(vcpu, intid);
+            }
+            2 => {
+                enable(&mut v, vcpu, intid);
+            }
+            3 => {
+                let (ipa, bit) = bit_reg(vcpu, 0x180, intid);
+                write(&mut v, ipa, 4, bit); // ICENABLER
+            }
+            4 => {
+                v.set_level(vcpu, intid, rng.below(2) == 0);
+            }
+            5 if intid >= 32 => {
+                route(&mut v, intid, mpidr(rng.below(VCPUS as u64 + 1) as usize));
+            }
+            6 => set_priority(&mut v, vcpu, intid, rng.below(256) as u8),
+            7 => {
+                let (ipa, bit) = bit_reg(vcpu, 0x080, intid);
+                let group = read(&mut v, ipa) ^ bit; // IGROUPR: flip one
+                write(&mut v, ipa, 4, group);
+            }
+            8 => {
+                // GICD_CTLR: group 1 off now and then, mostly on.
+                write(&mut v, GICD, 4, if rng.below(8) == 0 { 0 } else { 2 });
+            }
+            9 => {
+                let (ipa, bit) = bit_reg(vcpu, 0x300 + 0x80 * rng.below(2), intid);
+                write(&mut v, ipa, 4, bit); // ISACTIVER / ICACTIVER
+            }
+            _ => {}
+        }
+        for c in 0..VCPUS {
+            assert!(
+                v.candidates_cover(c),
+                "step {step}: vCPU {c} misses a candidate"
+            );
+        }
+        // Run one vCPU: flush, the guest acknowledges or handles some of
+        // what it got, sync.
+        let (expected, wanted) = v.choice_by_full_scan(vcpu, LRS);
+        let has_pending = v.has_pending(vcpu);
+        let (lrs, result) = flush(&mut v, vcpu);
+        assert_eq!(intids(&lrs), expected, "step {step}: vCPU {vcpu}");
+        assert_eq!(result.underflow, wanted > LRS, "step {step}");
+        let offered = lrs.iter().any(|lr| lr.pending);
+        assert!(
+            has_pending == offered || has_pending && result.underflow,
+            "step {step}: has_pending {has_pending} against what flush offered"
+        );
+        let after: Vec<ListRegister> = lrs
+            .iter()
+            .map(|&lr| match rng.below(3) {
+                0 => lr,
+                1 if lr.pending => acked(lr),
+                _ => handled(lr),
+            })
+            .collect();
+        sync(&mut v, vcpu, &after);
+    }
 }

@@ -102,17 +102,32 @@ impl Env for HvEnv<'_> {
     }
 }
 
+/// Argument bytes that [`grant_table_op`] keeps on the stack.
+const SMALL_ARGS: usize = 64;
+
 /// `grant_table_op(cmd, uop, count)`: the argument array is copied in,
 /// processed, and copied back, in batches.
 fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     let (cmd, mut uop, mut count) = (a[0], a[1], a[2]);
     let size = arg_size((cmd as u32) & crate::abi::cmd::MASK).unwrap_or(0) as u64;
+    let mut stack = [0u8; SMALL_ARGS];
+    let mut heap = alloc::vec::Vec::new();
     loop {
-        let mut buf = vec![0u8; arg_bytes(cmd, count)];
+        // Single-element calls (query_size, set_version, …) fit on the
+        // stack: no allocation on their path.
+        let len = arg_bytes(cmd, count);
+        // (The handler only sees bytes a successful read wrote.)
+        let mut buf: &mut [u8] = if len <= SMALL_ARGS {
+            &mut stack[..len]
+        } else {
+            heap.clear();
+            heap.resize(len, 0);
+            &mut heap
+        };
         // Like Xen, which copies element by element: the elements before
         // the first unreadable one are still done, then -EFAULT.
         let mut fault = None;
-        if let Err(e) = c.read(uop, &mut buf) {
+        if let Err(e) = c.read(uop, buf) {
             let whole = (buf.len() as u64).checked_div(size).unwrap_or(0);
             let readable = (0..whole)
                 .take_while(|k| {
@@ -125,8 +140,8 @@ fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
             }
             fault = Some(e);
             count = readable;
-            buf.truncate((readable * size) as usize);
-            let _ = c.read(uop, &mut buf);
+            buf = &mut core::mem::take(&mut buf)[..(readable * size) as usize];
+            let _ = c.read(uop, buf);
         }
         let domid = c.domid();
         let r = TABLES.lock().grant_table_op(
@@ -136,9 +151,9 @@ fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
             domid,
             cmd,
             count,
-            &mut buf,
+            buf,
         );
-        if let Err(e) = c.write(uop, &buf) {
+        if let Err(e) = c.write(uop, buf) {
             return e.ret();
         }
         if let Some(e) = fault {
