@@ -315,17 +315,23 @@ fn run_domains(
         max_vcpus: entry::MAX_CPUS as u32,
         host_spis: gic_spis(),
     };
-    let system =
-        match config::read_system(fdt, &platform, &free, &[image, work, dtb], &module_head, &limits) {
-            Ok(s) => s,
-            Err(errors) => {
-                println!("the domain configuration has {} error(s):", errors.len());
-                for e in &errors {
-                    println!("  {e}");
-                }
-                stop("fix the device tree; nothing was started")
+    let system = match config::read_system(
+        fdt,
+        &platform,
+        &free,
+        &[image, work, dtb],
+        &module_head,
+        &limits,
+    ) {
+        Ok(s) => s,
+        Err(errors) => {
+            println!("the domain configuration has {} error(s):", errors.len());
+            for e in &errors {
+                println!("  {e}");
             }
-        };
+            stop("fix the device tree; nothing was started")
+        }
+    };
     for w in &system.ignored {
         println!("ignored: {w}");
     }
@@ -538,7 +544,10 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
         println!("  RAM        {r} ({} MiB)", mib(r.size()));
     }
     println!("  Oxen       {image} ({} KiB)", image.size() >> 10);
-    println!("  Oxen heap  {work} ({} MiB, with the CPU stacks)", mib(work.size()));
+    println!(
+        "  Oxen heap  {work} ({} MiB, with the CPU stacks)",
+        mib(work.size())
+    );
     println!("  device tree {dtb} ({} KiB)", dtb.size().div_ceil(1024));
     for r in &p.reserved {
         println!("  reserved   {r}");
