@@ -121,7 +121,7 @@ oxen_primary_entry:
     adrp    x2, oxen_link_base
     ldr     x2, [x2, :lo12:oxen_link_base]
     sub     x1, x1, x2
-    cbz     x1, 2f
+    cbz     x1, 9f
     adrp    x2, __rela_start
     add     x2, x2, :lo12:__rela_start
     adrp    x3, __rela_end
@@ -136,7 +136,38 @@ oxen_primary_entry:
     add     x6, x6, x1
     str     x6, [x4]
     b       1b
-2:
+2:  /* The packed form (SHT_RELR) the linker uses for most of them: an
+       even word is the link address of a pointer to relocate, and the
+       63 pointers after it are covered by the odd bitmap words that
+       follow (bit n: the pointer n-1 words on). */
+    adrp    x2, __relr_start
+    add     x2, x2, :lo12:__relr_start
+    adrp    x3, __relr_end
+    add     x3, x3, :lo12:__relr_end
+    mov     x7, xzr                 /* where the next bitmap starts */
+6:  cmp     x2, x3
+    b.hs    9f
+    ldr     x4, [x2], #8
+    tbnz    x4, #0, 7f
+    add     x5, x4, x1
+    ldr     x6, [x5]
+    add     x6, x6, x1
+    str     x6, [x5], #8
+    mov     x7, x5
+    b       6b
+7:  lsr     x4, x4, #1
+    mov     x5, x7
+8:  cbz     x4, 10f
+    tbz     x4, #0, 11f
+    ldr     x6, [x5]
+    add     x6, x6, x1
+    str     x6, [x5]
+11: add     x5, x5, #8
+    lsr     x4, x4, #1
+    b       8b
+10: add     x7, x7, #(63 * 8)
+    b       6b
+9:
     adrp    x1, OXEN_BOOT_STACK
     add     x1, x1, :lo12:OXEN_BOOT_STACK
     add     x1, x1, #{stack_size}
