@@ -71,7 +71,9 @@ pub fn check_relocations(elf: &[u8]) -> Result<(), String> {
             continue;
         }
         let (off, size) = (u64_at(sh, 0x18) as usize, u64_at(sh, 0x20) as usize);
-        let body = elf.get(off..off + size).ok_or("relocations out of bounds")?;
+        let body = elf
+            .get(off..off + size)
+            .ok_or("relocations out of bounds")?;
         for (n, r) in body.chunks_exact(24).enumerate() {
             let kind = u32_at(r, 8);
             if kind != R_AARCH64_RELATIVE {

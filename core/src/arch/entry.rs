@@ -52,9 +52,40 @@ pub static mut OXEN_MMU_CONFIG: [u64; 4] = [0; 4];
 /// Boot CPU, MMU off (so the value reaches memory), before any secondary
 /// starts; `base` is the start of `STACKS_SIZE` bytes of RAM used for
 /// nothing else.
-pub unsafe fn set_stacks_base(base: u64) {
+pub(super) unsafe fn set_stacks_base(base: u64) {
     // SAFETY: one CPU runs, so nothing reads the static concurrently.
     unsafe { *core::ptr::addr_of_mut!(OXEN_STACKS_BASE) = base };
+}
+
+/// Defines the board's entry point: `oxen_core::board!(BOARD);` in the
+/// board binary, with `BOARD` a [`crate::boot::Board`].
+#[macro_export]
+macro_rules! board {
+    ($board:expr) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn oxen_board_main(dtb: usize) -> ! {
+            $crate::boot::primary_main(dtb, &$board)
+        }
+    };
+}
+
+/// A secondary CPU's first Rust code, MMU already on.
+#[unsafe(no_mangle)]
+extern "C" fn oxen_secondary_main(idx: usize) -> ! {
+    crate::boot::secondary_main(idx)
+}
+
+/// Where secondary CPUs start (for PSCI `CPU_ON`).
+pub fn secondary_entry_pa() -> u64 {
+    unsafe extern "C" {
+        fn oxen_secondary_entry();
+    }
+    oxen_secondary_entry as *const () as u64
+}
+
+/// The top of the boot CPU's stack.
+pub fn boot_stack_top() -> usize {
+    core::ptr::addr_of!(OXEN_BOOT_STACK) as usize + STACK_SIZE
 }
 
 /// The top of secondary CPU `idx`'s stack.
