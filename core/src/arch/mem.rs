@@ -21,19 +21,30 @@ struct PhysLayout {
     hypervisor: Vec<Range>,
     /// Boot modules: read, never written.
     modules: Vec<Range>,
+    /// RAM less the hypervisor and the modules, sorted and disjoint: what
+    /// may be written (every exit that copies hypercall arguments asks).
+    writable: Vec<Range>,
 }
 
 static LAYOUT: spin::Once<PhysLayout> = spin::Once::new();
 
 /// Records the physical memory layout; only the first call counts.
 pub fn register(ram: &[Range], hypervisor: &[Range], modules: &[Range]) {
-    LAYOUT.call_once(|| PhysLayout {
-        ram: ram.to_vec(),
-        hypervisor: hypervisor.to_vec(),
-        modules: modules.to_vec(),
+    LAYOUT.call_once(|| {
+        let mut writable: crate::memmap::RangeSet = ram.iter().copied().collect();
+        for r in hypervisor.iter().chain(modules) {
+            writable.remove(*r);
+        }
+        PhysLayout {
+            ram: ram.to_vec(),
+            hypervisor: hypervisor.to_vec(),
+            modules: modules.to_vec(),
+            writable: writable.iter().copied().collect(),
+        }
     });
 }
 
+#[inline]
 fn layout() -> Option<&'static PhysLayout> {
     LAYOUT.get()
 }
@@ -46,16 +57,11 @@ pub fn is_ram(pa: u64) -> bool {
 /// Whether `r` is RAM that belongs to no one Oxen knows of but guests and
 /// the frame allocator: inside a bank, clear of the hypervisor and of
 /// every boot module.
+#[inline]
 fn is_guest_ram(r: Range) -> bool {
-    layout().is_some_and(|l| {
-        !r.is_empty()
-            && l.ram.iter().any(|b| b.covers(&r))
-            && !l
-                .hypervisor
-                .iter()
-                .chain(&l.modules)
-                .any(|h| h.overlaps(&r))
-    })
+    // One piece of `writable` covering `r` is the same as "inside a bank
+    // and clear of the rest": the pieces are what is left of the banks.
+    !r.is_empty() && layout().is_some_and(|l| l.writable.iter().any(|w| w.covers(&r)))
 }
 
 /// The bytes of `r` if it lies inside one boot module (and RAM, and clear
@@ -75,6 +81,7 @@ pub fn module_bytes(r: Range) -> Option<&'static [u8]> {
 /// Copies `data` to guest RAM at `pa`; `false` (nothing written) unless
 /// the whole destination is RAM outside the hypervisor and the modules.
 /// Raw copies, never references: a guest may use that memory meanwhile.
+#[inline]
 pub fn write_ram(pa: u64, data: &[u8]) -> bool {
     let Some(r) = Range::with_size(pa, data.len() as u64) else {
         return false;
@@ -93,6 +100,7 @@ pub fn write_ram(pa: u64, data: &[u8]) -> bool {
 
 /// Copies guest RAM at `pa` into `out`; `false` (nothing read) unless the
 /// whole source is RAM outside the hypervisor and the modules.
+#[inline]
 pub fn read_ram(pa: u64, out: &mut [u8]) -> bool {
     let Some(r) = Range::with_size(pa, out.len() as u64) else {
         return false;
