@@ -53,6 +53,59 @@ static CONSOLE_UART: spin::Once<Pl011> = spin::Once::new();
 /// Largest device tree Oxen accepts (Linux uses the same bound).
 const MAX_DTB_SIZE: usize = 2 * 1024 * 1024;
 
+/// The heap and the secondary CPUs' stacks: free RAM the boot CPU picks.
+static WORK_AREA: spin::Once<Range> = spin::Once::new();
+
+/// Bytes of the work area: the heap, then the secondary CPUs' stacks.
+const WORK_AREA_SIZE: u64 = (heap::HEAP_SIZE + entry::STACKS_SIZE) as u64;
+
+/// Why no work area was found (shown before the heap exists, so no
+/// `String`).
+enum NoWorkArea {
+    Blob(crate::hostdt::FdtError),
+    TooManyRanges,
+    NoRoom,
+}
+
+impl core::fmt::Display for NoWorkArea {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Blob(e) => write!(f, "the device tree {e}"),
+            Self::TooManyRanges => write!(
+                f,
+                "/chosen and /reserved-memory place more than {} ranges in memory; Oxen cannot \
+                 tell where its heap may go",
+                early::MAX_OCCUPIED
+            ),
+            Self::NoRoom => write!(
+                f,
+                "no free {} MiB of RAM for the hypervisor's heap and stacks: the image, the \
+                 device tree, the boot modules and the reservations leave none",
+                WORK_AREA_SIZE >> 20
+            ),
+        }
+    }
+}
+
+/// Finds RAM for the heap and the stacks that holds nothing the device
+/// tree or the loader put there: the highest 2 MiB-aligned fit, away from
+/// the image, the tree and everything the tree says is occupied (boot
+/// modules, reservations), which is where loaders put the least.
+fn place_work_area(blob: &[u8], ram: &[Range], dtb: Range) -> Result<Range, NoWorkArea> {
+    let occupied = early::occupied(blob).map_err(NoWorkArea::Blob)?;
+    if occupied.overflow {
+        return Err(NoWorkArea::TooManyRanges);
+    }
+    let mut taken = [Range::default(); early::MAX_OCCUPIED + 2];
+    taken[0] = mmu::image_range();
+    taken[1] = dtb;
+    for (t, r) in taken[2..].iter_mut().zip(occupied.iter()) {
+        *t = *r;
+    }
+    let taken = &taken[..2 + occupied.len];
+    crate::memmap::highest_fit(ram, taken, WORK_AREA_SIZE, 2 << 20).ok_or(NoWorkArea::NoRoom)
+}
+
 /// Stops before the heap exists: the reason, then the usual closing line.
 fn early_stop(reason: core::fmt::Arguments<'_>) -> ! {
     println!("{reason}");
@@ -105,6 +158,13 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         Err(e) => early_stop(format_args!("{e}")),
     };
     let dtb_range = Range::with_size(dtb as u64, blob.len() as u64).unwrap_or_default();
+    let work = match place_work_area(blob, &banks.ranges[..banks.len], dtb_range) {
+        Ok(w) => w,
+        Err(e) => early_stop(format_args!("{e}")),
+    };
+    // SAFETY: boot CPU, MMU off, no secondary started yet; the stacks lie
+    // in the work area, which is RAM that nothing else uses.
+    unsafe { entry::set_stacks_base(work.start + heap::HEAP_SIZE as u64) };
     // SAFETY: boot CPU, MMU off, nothing else running: enable_boot's contract.
     let tables = match unsafe { mmu::enable_boot(&banks.ranges[..banks.len], dtb_range) } {
         Ok(t) => t,
@@ -113,11 +173,13 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         )),
     };
     console::enable_locking();
-    // SAFETY: once, boot CPU, MMU on.
-    unsafe { heap::init() };
+    // SAFETY: once, boot CPU, MMU on; the work area starts with the heap's
+    // bytes, in RAM (mapped Normal) that nothing else uses.
+    unsafe { heap::init(work.start as usize) };
+    WORK_AREA.call_once(|| work);
     let ram: Vec<Range> = banks.iter().copied().collect();
     println!(
-        "MMU on: {} page-table pages, {} MiB heap",
+        "MMU on: {} page-table pages, {} MiB heap and CPU stacks at {work}",
         tables,
         heap::HEAP_SIZE >> 20
     );
@@ -204,6 +266,7 @@ fn run_domains(
     silo: bool,
 ) -> ! {
     let image = mmu::image_range();
+    let work = work_area();
     let module_head = |r: Range| -> Option<&[u8]> {
         let covered = ram.iter().any(|b| b.covers(&r));
         // SAFETY: only ranges inside RAM are read, and boot modules are not
@@ -217,7 +280,7 @@ fn run_domains(
     };
     let machine = check::Machine {
         ram,
-        oxen: &[image],
+        oxen: &[image, work],
         dtb,
         limits: config::Limits {
             max_vcpus: entry::MAX_CPUS as u32,
@@ -399,6 +462,10 @@ fn dtb_blob(dtb: usize) -> Result<&'static [u8], NoDtb> {
     Ok(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
 }
 
+fn work_area() -> Range {
+    WORK_AREA.get().copied().unwrap_or_default()
+}
+
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
 }
@@ -418,11 +485,13 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
     println!("CPUs: {}: {cpus}", p.cpus.len());
 
     let image = mmu::image_range();
+    let work = work_area();
     println!("memory map:");
     for r in ram {
         println!("  RAM        {r} ({} MiB)", mib(r.size()));
     }
     println!("  Oxen       {image} ({} KiB)", image.size() >> 10);
+    println!("  Oxen heap  {work} ({} MiB, with the CPU stacks)", mib(work.size()));
     println!("  device tree {dtb} ({} KiB)", dtb.size().div_ceil(1024));
     for r in &p.reserved {
         println!("  reserved   {r}");
@@ -432,6 +501,7 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
     }
     let mut free: RangeSet = ram.iter().copied().collect();
     free.remove(image);
+    free.remove(work);
     free.remove(dtb);
     for r in &p.reserved {
         free.remove(*r);
@@ -520,8 +590,7 @@ extern "C" fn oxen_secondary_main(idx: usize) -> ! {
         cpu::wfe();
     }
     // SAFETY: only the address of this CPU's stack is taken.
-    let stacks = core::ptr::addr_of!(entry::OXEN_STACKS) as usize;
-    enter_scheduler(idx, stacks + (idx + 1) * entry::STACK_SIZE)
+    enter_scheduler(idx, entry::stack_top(idx))
 }
 
 #[panic_handler]

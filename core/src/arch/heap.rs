@@ -1,33 +1,26 @@
-//! The hypervisor heap: a fixed region in BSS, so it exists (and is mapped)
-//! before the device tree is read. Guest memory never comes from here.
-
-use core::ptr::addr_of_mut;
+//! The hypervisor heap: `HEAP_SIZE` bytes of free RAM that the boot CPU
+//! picks before the MMU is on (not part of the image, so the image stays
+//! small and a loader can put boot modules right after it). Guest memory
+//! never comes from here.
 
 use linked_list_allocator::LockedHeap;
 
 /// Bytes of heap.
 pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
 
-#[repr(C, align(4096))]
-struct HeapSpace([u8; HEAP_SIZE]);
-
-static mut HEAP_SPACE: HeapSpace = HeapSpace([0; HEAP_SIZE]);
-
 #[global_allocator]
 static ALLOCATOR: LockedHeap = LockedHeap::empty();
 
-/// Hands the heap region to the allocator.
+/// Hands `HEAP_SIZE` bytes at `base` to the allocator.
 ///
 /// # Safety
 ///
-/// Once, on the boot CPU, after the MMU is on (the allocator takes a lock).
-pub unsafe fn init() {
-    // SAFETY: the region is used by nothing else and lives forever.
-    unsafe {
-        ALLOCATOR
-            .lock()
-            .init(addr_of_mut!(HEAP_SPACE).cast::<u8>(), HEAP_SIZE);
-    }
+/// Once, on the boot CPU, after the MMU is on (the allocator takes a lock);
+/// `base` is the start of `HEAP_SIZE` bytes of RAM, mapped Normal, that
+/// nothing else uses, ever.
+pub unsafe fn init(base: usize) {
+    // SAFETY: the caller gives the region to the heap for good.
+    unsafe { ALLOCATOR.lock().init(base as *mut u8, HEAP_SIZE) };
 }
 
 /// Bytes currently allocated.
