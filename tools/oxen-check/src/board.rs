@@ -7,10 +7,13 @@ pub struct Board {
     pub name: &'static str,
     /// Where RAM starts.
     pub ram_base: u64,
-    /// The hypervisor Image header's `text_offset` and `image_size`, for
-    /// when no Image is given.
-    pub text_offset: u64,
+    /// Where the boot loader puts the hypervisor, and the `image_size` of
+    /// its Image header, for when no Image or boot script is given.
+    pub image_addr: u64,
     pub image_size: u64,
+    /// The heap and the CPU stacks, which the boot takes from free RAM
+    /// (`heap::HEAP_SIZE` + `entry::STACKS_SIZE`).
+    pub work_area_size: u64,
     /// Where the boot loader puts the device tree.
     pub dtb_addr: u64,
     /// SPIs of the host GIC (`GICD_TYPER`).
@@ -31,8 +34,9 @@ pub struct Board {
 pub const QEMU_VIRT: Board = Board {
     name: "qemu-virt",
     ram_base: 0x4000_0000,
-    text_offset: 0x20_0000,
-    image_size: 0x100_0000,
+    image_addr: 0x4020_0000,
+    image_size: 0x10_0000,
+    work_area_size: (8 << 20) + 8 * (64 << 10),
     dtb_addr: 0x4800_0000,
     gic_spis: 224,
     pa_bits: 44,

@@ -48,9 +48,7 @@ pub fn dtc(args: &[&str], input: &[u8]) -> Result<Vec<u8>, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| {
-            format!(
-                "cannot run dtc ({e}); install it with `apt-get install device-tree-compiler`"
-            )
+            format!("cannot run dtc ({e}); install it with `apt-get install device-tree-compiler`")
         })?;
     // dtc reads all of its input before it writes, so this cannot deadlock.
     child
@@ -207,7 +205,12 @@ fn merge_fragment(
         None => 2,
         Some(p) => match p.u32() {
             Some(n) if n > 0 => n,
-            _ => return Err(format!("/: {CPUS_PROP} = {} (expected e.g. <4>)", p.display())),
+            _ => {
+                return Err(format!(
+                    "/: {CPUS_PROP} = {} (expected e.g. <4>)",
+                    p.display()
+                ));
+            }
         },
     };
 
@@ -282,10 +285,8 @@ fn merge_fragment(
     let fdt = Fdt::parse(merged_blob.bytes()).map_err(|e| e.to_string())?;
     // Node IDs of the fragment alone are not those of the merged tree:
     // match by path.
-    let by_path: BTreeMap<String, (u64, u64)> = regs
-        .iter()
-        .map(|(&n, &r)| (alone.path(n), r))
-        .collect();
+    let by_path: BTreeMap<String, (u64, u64)> =
+        regs.iter().map(|(&n, &r)| (alone.path(n), r)).collect();
     let edits: BTreeMap<NodeId, (u64, u64)> = fdt
         .ids()
         .filter_map(|n| by_path.get(&fdt.path(n)).map(|&r| (n, r)))
@@ -343,7 +344,8 @@ fn write_node(
         let parent = node.parent.unwrap_or(0);
         let mut v = cells(addr, fdt.address_cells(parent));
         v.extend(cells(size, fdt.size_cells(parent)));
-        w.property("reg", &v).map_err(|e| format!("{name}: reg: {e}"))?;
+        w.property("reg", &v)
+            .map_err(|e| format!("{name}: reg: {e}"))?;
     }
     for c in fdt.children(id) {
         write_node(fdt, c, regs, w)?;
