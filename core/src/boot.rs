@@ -491,7 +491,10 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
         println!("  RAM        {r} ({} MiB)", mib(r.size()));
     }
     println!("  Oxen       {image} ({} KiB)", image.size() >> 10);
-    println!("  Oxen heap  {work} ({} MiB, with the CPU stacks)", mib(work.size()));
+    println!(
+        "  Oxen heap  {work} ({} MiB, with the CPU stacks)",
+        mib(work.size())
+    );
     println!("  device tree {dtb} ({} KiB)", dtb.size().div_ceil(1024));
     for r in &p.reserved {
         println!("  reserved   {r}");

@@ -412,15 +412,7 @@ pub fn read_expect(name: &str) -> Result<Expect, String> {
     expect::parse(&text, &format!("configs/{name}.expect")).map_err(|e| e.join("\n"))
 }
 
-/// How the hypervisor and its modules reach RAM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Boot {
-    /// QEMU loads them (`-kernel`, `-dtb`, `-device loader`).
-    Direct,
-    /// Debian's U-Boot loads them from a disk with a boot script and
-    /// starts the hypervisor with `booti` (see `uboot.rs`).
-    UBoot,
-}
+pub use crate::expect::Boot;
 
 /// Prepares config `name` to boot on `peer` from the hypervisor `image`:
 /// reads and checks the config and its expectations, supplies and places
@@ -590,7 +582,9 @@ fn prepare_in(
             crate::uboot::place_file(image, &disk, "hypervisor")?;
             crate::uboot::place_file(&final_dtb, &disk, "host.dtb")?;
             let mut modules = Vec::new();
-            for ((path, node), (i, (_, file, _))) in script_modules.iter().zip(sized.iter().enumerate()) {
+            for ((path, node), (i, (_, file, _))) in
+                script_modules.iter().zip(sized.iter().enumerate())
+            {
                 let name = format!("m{i}");
                 let first = copy[i] == i;
                 if first {
@@ -601,17 +595,25 @@ fn prepare_in(
                     file: format!("m{}", copy[i]),
                     addr: addr_of(i),
                     path: path.clone(),
-                    props: node.props.iter().map(|p| (p.name.clone(), p.value.clone())).collect(),
+                    props: node
+                        .props
+                        .iter()
+                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .collect(),
                 });
             }
             let text = crate::uboot::script(name, "host.dtb", &modules);
             std::fs::write(disk.join("boot.cmd"), &text).map_err(|e| e.to_string())?;
-            std::fs::write(disk.join("boot.scr"), crate::uboot::script_image(&text, name))
-                .map_err(|e| e.to_string())?;
+            std::fs::write(
+                disk.join("boot.scr"),
+                crate::uboot::script_image(&text, name),
+            )
+            .map_err(|e| e.to_string())?;
             machine.uboot = Some((Files::uboot()?, disk));
             // The script ran, and U-Boot started the hypervisor where the
             // script put it.
-            want.lines.insert(0, (String::new(), "oxen-uboot: booti".into()));
+            want.lines
+                .insert(0, (String::new(), "oxen-uboot: booti".into()));
             want.absent.push("Moving Image".into());
         }
     }

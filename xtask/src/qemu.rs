@@ -65,7 +65,10 @@ impl Machine {
                 "-bios".into(),
                 bios.display().to_string(),
                 "-drive".into(),
-                format!("if=virtio,format=raw,readonly=on,file=fat:{}", disk.display()),
+                format!(
+                    "if=virtio,format=raw,readonly=on,file=fat:{}",
+                    disk.display()
+                ),
             ]),
         }
         a.extend([

@@ -243,7 +243,10 @@ mod tests {
             fdt_set_args(r#""multiboot,kernel", "multiboot,module""#),
             r#""multiboot,kernel" "multiboot,module""#
         );
-        assert_eq!(fdt_set_args("<0x00 0x41400000 0x47810>"), "<0x00 0x41400000 0x47810>");
+        assert_eq!(
+            fdt_set_args("<0x00 0x41400000 0x47810>"),
+            "<0x00 0x41400000 0x47810>"
+        );
         assert_eq!(fdt_set_args(r#""a $x, b""#), r#""a \$x, b""#);
     }
 

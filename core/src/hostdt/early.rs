@@ -543,7 +543,11 @@ mod tests {
                  module@44000000 { compatible = \"multiboot,kernel\", \"multiboot,module\"; \
                  reg = <0x44000000 0x200000>; }; };",
             );
-        let dts = edit(&dts, "/dts-v1/;", "/dts-v1/;\n/memreserve/ 0x4f000000 0x2000;");
+        let dts = edit(
+            &dts,
+            "/dts-v1/;",
+            "/dts-v1/;\n/memreserve/ 0x4f000000 0x2000;",
+        );
         let blob = dtb(&dts);
         let o = occupied(blob.bytes()).unwrap();
         let got: Vec<Range> = o.iter().copied().collect();
