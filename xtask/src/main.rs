@@ -22,6 +22,7 @@
 //! target, `qemu-system-arm`, `device-tree-compiler`).
 
 mod bench;
+mod chart;
 mod check;
 mod configs;
 mod cpio;
@@ -192,7 +193,7 @@ const USAGE: &str = "usage: cargo xtask <build|run|guests|test|bench|check> [opt
          [--image FILE]
   guests [--refresh]
   test   [--no-qemu] [--peer oxen|xen]
-  bench  [--reps N] [--only PREFIX] [--no-sizes]   (docs/performance.md)
+  bench  [--reps N] [--only PREFIX] [--no-sizes] | --chart [TABLE...]   (docs/performance.md)
   check  FILE [--features a,b | --no-default-features] [--json] [--module ADDR=FILE]
          [--uboot-script FILE] [--image FILE]   (oxen-check, docs/configs.md)
   check  --configs   (every config through oxen-check, as in `test`)";
