@@ -222,7 +222,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         return Ok(stopped(rep, s, script.as_ref()));
     }
 
-    let heads: Vec<(u64, Vec<u8>)> = opts
+    let mut heads: Vec<(u64, Vec<u8>)> = opts
         .modules
         .iter()
         .map(|(a, p)| {
@@ -231,6 +231,20 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             Ok((*a, b))
         })
         .collect::<Result<_, String>>()?;
+    // What the boot script loads at a module's address is its contents.
+    if let (Some(s), Some(dir)) = (&script, opts.uboot_script.as_ref().and_then(|p| p.parent())) {
+        for m in &platform.modules {
+            if heads.iter().any(|(a, _)| *a == m.range.start) {
+                continue;
+            }
+            if let Some(l) = s.loads.iter().find(|l| l.addr == m.range.start)
+                && let Ok(mut b) = std::fs::read(dir.join(&l.file))
+            {
+                b.truncate(MODULE_HEAD);
+                heads.push((m.range.start, b));
+            }
+        }
+    }
     let module_head = |r: Range| -> Option<&[u8]> {
         heads
             .iter()
@@ -340,7 +354,24 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         ipa_bits: board.pa_bits.min(40),
     });
     let modules: Vec<Range> = platform.modules.iter().map(|m| m.range).collect();
-    Ok(finish(rep, script.as_ref(), &modules))
+    let mut rep = finish(rep, script.as_ref(), &modules);
+    // The hypervisor takes its whole image_size (its BSS too), which may
+    // reach past the file the script loads.
+    if let (Some(s), Some(_)) = (&script, header) {
+        for l in &s.loads {
+            if let Some(r) = l.range()
+                && r.start != image.start
+                && r.overlaps(&image)
+            {
+                rep.script_problems.push(format!(
+                    "line {}: {} at {r} overlaps the hypervisor, which runs at {image} (its \
+                     header's image_size covers its BSS too)",
+                    l.line, l.file
+                ));
+            }
+        }
+    }
+    Ok(rep)
 }
 
 fn stopped(mut rep: Report, s: Stop, script: Option<&uboot::Script>) -> Report {

@@ -1,6 +1,7 @@
 //! `oxen-check FILE [--features a,b | --no-default-features] [--json]
 //! [--module ADDR=FILE]… [--uboot-script FILE] [--image FILE]`.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,14 +75,13 @@ fn main() -> ExitCode {
     };
     match oxen_check::run(&opts) {
         Ok(rep) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report::json(&rep)).unwrap_or_default()
-                );
+            let out = if json {
+                serde_json::to_string_pretty(&report::json(&rep)).unwrap_or_default() + "\n"
             } else {
-                print!("{}", report::text(&rep));
-            }
+                report::text(&rep)
+            };
+            // A reader that stops early (`| head`) is not an error.
+            let _ = std::io::stdout().write_all(out.as_bytes());
             ExitCode::from(rep.exit_code())
         }
         Err(e) => {
