@@ -744,8 +744,13 @@ fn chart_path() -> PathBuf {
 }
 
 const CHART_TITLE: &str = "Oxen, Xen 4.20 and native Linux: boots and hypercalls";
-const CHART_NOTE: &str = "cargo xtask bench: medians; each measure scaled to its own largest \
-                          figure; shorter is faster";
+/// The chart's second line: how the figures were made.
+fn chart_note(medians_of: &str) -> String {
+    format!(
+        "cargo xtask bench, {medians_of}; each measure scaled to its own largest figure; \
+         shorter is faster"
+    )
+}
 
 /// The chart's rows from a run's medians.
 fn chart_rows(r: &Results) -> Vec<ChartRow> {
@@ -799,8 +804,16 @@ fn chart_again(files: &[String]) -> Result<(), String> {
     if rows.is_empty() {
         return Err("no boot or hypercall rows in the tables".into());
     }
+    // Each table starts "medians of N run(s); …".
+    let mut runs: Vec<&str> = tables
+        .iter()
+        .filter_map(|t| t.lines().next()?.split(';').next())
+        .filter(|l| l.starts_with("medians of "))
+        .collect();
+    runs.dedup();
+    let note = chart_note(&runs.join(", "));
     let path = chart_path();
-    std::fs::write(&path, chart::svg(CHART_TITLE, CHART_NOTE, &rows))
+    std::fs::write(&path, chart::svg(CHART_TITLE, &note, &rows))
         .map_err(|e| format!("{}: {e}", path.display()))?;
     println!("xtask: {} rows charted in {}", rows.len(), path.display());
     Ok(())
@@ -862,7 +875,8 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     let rows = chart_rows(&results);
     if !rows.is_empty() {
         let path = chart_path();
-        std::fs::write(&path, chart::svg(CHART_TITLE, CHART_NOTE, &rows))
+        let note = chart_note(&format!("medians of {reps} run(s)"));
+        std::fs::write(&path, chart::svg(CHART_TITLE, &note, &rows))
             .map_err(|e| format!("{}: {e}", path.display()))?;
         println!("xtask: chart of {} rows in {}", rows.len(), path.display());
     }
