@@ -165,23 +165,30 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         board.gic_spis, board.pa_bits, board.boot_mpidr, board.max_cpus, board.name
     ));
 
+    let mut layout = Layout {
+        script: script.as_ref(),
+        modules: Vec::new(),
+        image: header.map(|_| image),
+    };
+
     // The checks, in the boot's order.
     let banks = match early::memory_banks(blob) {
         Ok(b) => b,
         Err(e) => {
             rep.outcome = Outcome::Stopped(check::early_stop(dtb_addr, &e).all_lines());
-            return Ok(finish(rep, script.as_ref(), &[]));
+            return Ok(finish(rep, &layout));
         }
     };
     let ram: Vec<Range> = banks.iter().copied().collect();
     let fdt = match Fdt::parse(blob) {
         Ok(f) => f,
-        Err(e) => return Ok(stopped(rep, Stop::reason(e.to_string()), script.as_ref())),
+        Err(e) => return Ok(stopped(rep, Stop::reason(e.to_string()), &layout)),
     };
     let platform = match check::read_platform(&fdt) {
         Ok(p) => p,
-        Err(s) => return Ok(stopped(rep, s, script.as_ref())),
+        Err(s) => return Ok(stopped(rep, s, &layout)),
     };
+    layout.modules = platform.modules.iter().map(|m| m.range).collect();
     // The heap and the stacks: the highest fit in RAM clear of the image,
     // the tree and whatever the tree says is occupied.
     let mut taken = vec![image, dtb];
@@ -193,7 +200,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         return Ok(stopped(
             rep,
             Stop::reason("no free RAM for the heap and the CPU stacks"),
-            script.as_ref(),
+            &layout,
         ));
     };
     rep.assumed.push(format!(
@@ -207,7 +214,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
                 "the boot CPU (MPIDR {:#x}) is not in /cpus",
                 board.boot_mpidr
             )),
-            script.as_ref(),
+            &layout,
         ));
     }
     let args = BootArgs::parse(&platform.bootargs);
@@ -216,10 +223,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     rep.log.extend(check::ignored_options_line(&ignored));
     rep.log.push(check::subsystems_line(&registry));
     if let Err(s) = check::init_subsystems(&registry, &args) {
-        return Ok(stopped(rep, s, script.as_ref()));
+        return Ok(stopped(rep, s, &layout));
     }
     if let Err(s) = check::xsm_silo(&args) {
-        return Ok(stopped(rep, s, script.as_ref()));
+        return Ok(stopped(rep, s, &layout));
     }
 
     let mut heads: Vec<(u64, Vec<u8>)> = opts
@@ -275,12 +282,12 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     };
     let plan = match check::domains(&fdt, &platform, &machine, &module_head, &registry) {
         Ok(p) => p,
-        Err(s) => return Ok(stopped(rep, s, script.as_ref())),
+        Err(s) => return Ok(stopped(rep, s, &layout)),
     };
     let dups = oxen_core::hypercall::duplicates(&oxen_core::hypercall::HYPERCALLS);
     if let Some((nr, a, b)) = dups.first() {
         let s = Stop::reason(format!("hypercall {nr} is claimed by both {a} and {b}"));
-        return Ok(stopped(rep, s, script.as_ref()));
+        return Ok(stopped(rep, s, &layout));
     }
     rep.log.extend(plan.ignored_lines());
     if plan.system.domains.is_empty() {
@@ -353,39 +360,32 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         ignored: plan.system.ignored.iter().map(|w| w.to_string()).collect(),
         ipa_bits: board.pa_bits.min(40),
     });
-    let modules: Vec<Range> = platform.modules.iter().map(|m| m.range).collect();
-    let mut rep = finish(rep, script.as_ref(), &modules);
-    // The hypervisor takes its whole image_size (its BSS too), which may
-    // reach past the file the script loads.
-    if let (Some(s), Some(_)) = (&script, header) {
-        for l in &s.loads {
-            if let Some(r) = l.range()
-                && r.start != image.start
-                && r.overlaps(&image)
-            {
-                rep.script_problems.push(format!(
-                    "line {}: {} at {r} overlaps the hypervisor, which runs at {image} (its \
-                     header's image_size covers its BSS too)",
-                    l.line, l.file
-                ));
-            }
-        }
-    }
-    Ok(rep)
+    Ok(finish(rep, &layout))
 }
 
-fn stopped(mut rep: Report, s: Stop, script: Option<&uboot::Script>) -> Report {
+/// What the boot script's layout is checked against.
+#[derive(Default)]
+struct Layout<'a> {
+    script: Option<&'a uboot::Script>,
+    /// The tree's boot modules, once the tree is read.
+    modules: Vec<Range>,
+    /// The hypervisor's range, when its header is known.
+    image: Option<Range>,
+}
+
+fn stopped(mut rep: Report, s: Stop, layout: &Layout<'_>) -> Report {
     rep.outcome = Outcome::Stopped(s.all_lines());
-    finish(rep, script, &[])
+    finish(rep, layout)
 }
 
-/// Adds what the boot script's layout says: files that overlap, and
-/// modules of the tree that nothing loads or that are loaded with another
-/// size.
-fn finish(mut rep: Report, script: Option<&uboot::Script>, modules: &[Range]) -> Report {
-    let Some(s) = script else {
+/// Adds what the boot script's layout says: files that overlap each other
+/// or the hypervisor, and modules of the tree that nothing loads or that
+/// are loaded with another size.
+fn finish(mut rep: Report, layout: &Layout<'_>) -> Report {
+    let Some(s) = layout.script else {
         return rep;
     };
+    let modules = &layout.modules;
     rep.script_loads = s.loads.clone();
     for (i, a) in s.loads.iter().enumerate() {
         let Some(ra) = a.range() else {
@@ -403,6 +403,22 @@ fn finish(mut rep: Report, script: Option<&uboot::Script>, modules: &[Range]) ->
                 rep.script_problems.push(format!(
                     "line {}: {} at {ra} overlaps {} at {rb} (line {})",
                     a.line, a.file, b.file, b.line
+                ));
+            }
+        }
+    }
+    // The hypervisor takes its whole image_size (its BSS too), which may
+    // reach past the file the script loads.
+    if let Some(image) = layout.image {
+        for l in &s.loads {
+            if let Some(r) = l.range()
+                && r.start != image.start
+                && r.overlaps(&image)
+            {
+                rep.script_problems.push(format!(
+                    "line {}: {} at {r} overlaps the hypervisor, which runs at {image} (its \
+                     header's image_size covers its BSS too)",
+                    l.line, l.file
                 ));
             }
         }
