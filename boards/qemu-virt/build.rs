@@ -17,7 +17,7 @@ fn main() {
         "-z",
         "notext",
         "-z",
-        "nopack-relative-relocs",
+        "pack-relative-relocs",
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }

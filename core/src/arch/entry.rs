@@ -52,9 +52,40 @@ pub static mut OXEN_MMU_CONFIG: [u64; 4] = [0; 4];
 /// Boot CPU, MMU off (so the value reaches memory), before any secondary
 /// starts; `base` is the start of `STACKS_SIZE` bytes of RAM used for
 /// nothing else.
-pub unsafe fn set_stacks_base(base: u64) {
+pub(super) unsafe fn set_stacks_base(base: u64) {
     // SAFETY: one CPU runs, so nothing reads the static concurrently.
     unsafe { *core::ptr::addr_of_mut!(OXEN_STACKS_BASE) = base };
+}
+
+/// Defines the board's entry point: `oxen_core::board!(BOARD);` in the
+/// board binary, with `BOARD` a [`crate::boot::Board`].
+#[macro_export]
+macro_rules! board {
+    ($board:expr) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn oxen_board_main(dtb: usize) -> ! {
+            $crate::boot::primary_main(dtb, &$board)
+        }
+    };
+}
+
+/// A secondary CPU's first Rust code, MMU already on.
+#[unsafe(no_mangle)]
+extern "C" fn oxen_secondary_main(idx: usize) -> ! {
+    crate::boot::secondary_main(idx)
+}
+
+/// Where secondary CPUs start (for PSCI `CPU_ON`).
+pub fn secondary_entry_pa() -> u64 {
+    unsafe extern "C" {
+        fn oxen_secondary_entry();
+    }
+    oxen_secondary_entry as *const () as u64
+}
+
+/// The top of the boot CPU's stack.
+pub fn boot_stack_top() -> usize {
+    core::ptr::addr_of!(OXEN_BOOT_STACK) as usize + STACK_SIZE
 }
 
 /// The top of secondary CPU `idx`'s stack.
@@ -121,7 +152,7 @@ oxen_primary_entry:
     adrp    x2, oxen_link_base
     ldr     x2, [x2, :lo12:oxen_link_base]
     sub     x1, x1, x2
-    cbz     x1, 2f
+    cbz     x1, 9f
     adrp    x2, __rela_start
     add     x2, x2, :lo12:__rela_start
     adrp    x3, __rela_end
@@ -136,7 +167,38 @@ oxen_primary_entry:
     add     x6, x6, x1
     str     x6, [x4]
     b       1b
-2:
+2:  /* The packed form (SHT_RELR) the linker uses for most of them: an
+       even word is the link address of a pointer to relocate, and the
+       63 pointers after it are covered by the odd bitmap words that
+       follow (bit n: the pointer n-1 words on). */
+    adrp    x2, __relr_start
+    add     x2, x2, :lo12:__relr_start
+    adrp    x3, __relr_end
+    add     x3, x3, :lo12:__relr_end
+    mov     x7, xzr                 /* where the next bitmap starts */
+6:  cmp     x2, x3
+    b.hs    9f
+    ldr     x4, [x2], #8
+    tbnz    x4, #0, 7f
+    add     x5, x4, x1
+    ldr     x6, [x5]
+    add     x6, x6, x1
+    str     x6, [x5], #8
+    mov     x7, x5
+    b       6b
+7:  lsr     x4, x4, #1
+    mov     x5, x7
+8:  cbz     x4, 10f
+    tbz     x4, #0, 11f
+    ldr     x6, [x5]
+    add     x6, x6, x1
+    str     x6, [x5]
+11: add     x5, x5, #8
+    lsr     x4, x4, #1
+    b       8b
+10: add     x7, x7, #(63 * 8)
+    b       6b
+9:
     adrp    x1, OXEN_BOOT_STACK
     add     x1, x1, :lo12:OXEN_BOOT_STACK
     add     x1, x1, #{stack_size}

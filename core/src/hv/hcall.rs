@@ -26,9 +26,9 @@ pub fn read_guest(dom: &Domain, gva: u64, out: &mut [u8]) -> Option<()> {
         if !dom.mem.lock().owns_host(host) {
             return None;
         }
-        // SAFETY: `host` is RAM of this domain (checked just above).
-        let src = unsafe { mem::bytes(host) };
-        out[done..done + n as usize].copy_from_slice(src);
+        if !mem::read_ram(host.start, &mut out[done..done + n as usize]) {
+            return None;
+        }
         done += n as usize;
     }
     Some(())
@@ -45,10 +45,9 @@ pub fn write_guest(dom: &Domain, gva: u64, data: &[u8]) -> Option<()> {
         if !dom.mem.lock().owns_host(host) {
             return None;
         }
-        // SAFETY: `host` is RAM of this domain (checked just above), which
-        // only its own vCPUs use; the calling one is stopped in Oxen.
-        let dst = unsafe { mem::bytes_mut(host) };
-        dst.copy_from_slice(&data[done..done + n as usize]);
+        if !mem::write_ram(host.start, &data[done..done + n as usize]) {
+            return None;
+        }
         done += n as usize;
     }
     Some(())
