@@ -29,7 +29,6 @@ pub struct Board {
     pub early_uart: Option<usize>,
 }
 
-
 /// Bit `i` set once CPU `i` (its index in `/cpus`) is up.
 static ONLINE: AtomicU64 = AtomicU64::new(0);
 
