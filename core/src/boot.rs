@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::arch::{cpu, entry, exception, heap, mem, mmu, psci};
 use crate::bootargs::BootArgs;
+use crate::check;
 use crate::config;
 use crate::console;
 use crate::console_mux::ConsoleMux;
@@ -17,7 +18,7 @@ use crate::hostdt::{Fdt, Platform, early};
 use crate::hv;
 use crate::memmap::{Range, RangeSet};
 use crate::println;
-use crate::subsystem::{InitContext, Registry};
+use crate::subsystem::Registry;
 
 /// What a board port tells core.
 pub struct Board {
@@ -27,9 +28,6 @@ pub struct Board {
     /// missing or broken device tree. `None` keeps those silent.
     pub early_uart: Option<usize>,
 }
-
-/// Command-line options core itself implements.
-const CORE_OPTIONS: &[&str] = &["console", "dtuart", "xsm"];
 
 /// Bit `i` set once CPU `i` (its index in `/cpus`) is up.
 static ONLINE: AtomicU64 = AtomicU64::new(0);
@@ -43,6 +41,14 @@ fn early_stop(reason: core::fmt::Arguments<'_>) -> ! {
 fn stop(reason: &str) -> ! {
     println!("boot stopped: {reason}");
     psci::system_off()
+}
+
+/// Prints what a failed check says, then stops.
+fn stop_with(s: &check::Stop) -> ! {
+    for line in &s.lines {
+        println!("{line}");
+    }
+    stop(&s.reason)
 }
 
 /// The boot CPU's path, called from the entry code with the MMU off.
@@ -99,15 +105,9 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         Ok(f) => f,
         Err(e) => stop(&alloc::format!("{e}")),
     };
-    let platform = match Platform::read(&fdt) {
+    let platform = match check::read_platform(&fdt) {
         Ok(p) => p,
-        Err(errors) => {
-            println!("the host device tree has {} error(s):", errors.len());
-            for e in &errors {
-                println!("  {e}");
-            }
-            stop("fix the device tree; nothing was started")
-        }
+        Err(s) => stop_with(&s),
     };
     // What physical memory is, for the checks of every later access to it.
     let modules: Vec<Range> = platform.modules.iter().map(|m| m.range).collect();
@@ -144,30 +144,12 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     };
     cpu::set_index(boot_idx);
 
-    let unknown =
-        args.unknown(|name| CORE_OPTIONS.contains(&name) || registry.options().any(|o| o == name));
-    if !unknown.is_empty() {
-        println!(
-            "xen,xen-bootargs: ignoring options Oxen does not implement: {}",
-            unknown.join(" ")
-        );
+    if let Some(line) = check::ignored_options_line(&check::ignored_options(&args, &registry)) {
+        println!("{line}");
     }
-
-    let names = registry.names();
-    println!(
-        "subsystems: {}",
-        if names.is_empty() {
-            String::from("none")
-        } else {
-            names.join(", ")
-        }
-    );
-    let failures = registry.init_all(&InitContext { bootargs: &args });
-    if !failures.is_empty() {
-        for (name, e) in &failures {
-            println!("  subsystem {name}: {e}");
-        }
-        stop("a subsystem refused its configuration; nothing was started");
+    println!("{}", check::subsystems_line(&registry));
+    if let Err(s) = check::init_subsystems(&registry, &args) {
+        stop_with(&s);
     }
 
     let Some(summary) = gic::init(&platform.gic, platform.cpus.len(), boot_idx) else {
@@ -191,15 +173,7 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     let online = ONLINE.load(Ordering::Acquire).count_ones();
     println!("{online} of {} CPUs online", platform.cpus.len());
 
-    // Xen's XSM choice doubles as the connection policy: SILO (the
-    // default) or dummy (any domain may connect to any other).
-    let silo = match args.get("xsm").and_then(|a| a.value) {
-        None | Some("silo") => true,
-        Some("dummy") => false,
-        Some(other) => stop(&alloc::format!(
-            "/chosen: xen,xen-bootargs option \"xsm={other}\" is not supported (expected \"silo\" or \"dummy\")"
-        )),
-    };
+    let silo = check::xsm_silo(&args).unwrap_or_else(|s| stop_with(&s));
     run_domains(&fdt, platform, &ram, dtb_range, boot_idx, silo)
 }
 
@@ -218,61 +192,37 @@ fn run_domains(
 ) -> ! {
     let image = mmu::image_range();
     let work = heap::work_area();
-    let mut free: RangeSet = ram.iter().copied().collect();
-    free.remove(image);
-    free.remove(work);
-    free.remove(dtb);
-    for r in &platform.reserved {
-        free.remove(*r);
-    }
     let module_head = |r: Range| -> Option<&[u8]> {
         mem::module_bytes(Range {
             start: r.start,
             end: r.end.min(r.start.saturating_add(4096)),
         })
     };
-    let limits = config::Limits {
-        max_vcpus: entry::MAX_CPUS as u32,
-        host_spis: gic_spis(),
+    let machine = check::Machine {
+        ram,
+        oxen: &[image, work],
+        dtb,
+        limits: config::Limits {
+            max_vcpus: entry::MAX_CPUS as u32,
+            host_spis: gic_spis(),
+        },
     };
-    let system = match config::read_system(
-        fdt,
-        &platform,
-        &free,
-        &[image, work, dtb],
-        &module_head,
-        &limits,
-    ) {
-        Ok(s) => s,
-        Err(errors) => {
-            println!("the domain configuration has {} error(s):", errors.len());
-            for e in &errors {
-                println!("  {e}");
-            }
-            stop("fix the device tree; nothing was started")
-        }
-    };
-    for w in &system.ignored {
-        println!("ignored: {w}");
-    }
-    // What each domain's xen,enhanced asks of this image, all checked
-    // before anything is built.
     let registry = match Registry::linked() {
         Ok(r) => r,
         Err(e) => stop(&alloc::format!("{e}")),
     };
-    let errors: Vec<_> = system
-        .domains
-        .iter()
-        .filter_map(|d| crate::enhanced::grant(&d.path, d.enhanced, &registry).err())
-        .collect();
-    if !errors.is_empty() {
-        println!("the domain configuration has {} error(s):", errors.len());
-        for e in &errors {
-            println!("  {e}");
-        }
-        stop("fix the device tree or build Oxen with the features it needs; nothing was started")
-    }
+    // Every domain, what its xen,enhanced asks of this image and the
+    // connections between domains, all checked before anything is built.
+    let check::Plan { system, free, .. } =
+        match check::domains(fdt, &platform, &machine, &module_head, &registry) {
+            Ok(p) => {
+                for line in p.ignored_lines() {
+                    println!("{line}");
+                }
+                p
+            }
+            Err(s) => stop_with(&s),
+        };
     let dups = crate::hypercall::duplicates(&crate::hypercall::HYPERCALLS);
     if let Some((nr, a, b)) = dups.first() {
         stop(&alloc::format!(
@@ -283,9 +233,6 @@ fn run_domains(
         println!("no xen,domain nodes under /chosen: nothing to run");
         println!("powering off");
         psci::system_off()
-    }
-    for m in &platform.modules {
-        free.remove(m.range);
     }
     let pa_bits = cpu::pa_bits();
     let ipa_bits = pa_bits.min(40);

@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod bootargs;
+pub mod check;
 pub mod config;
 pub mod console;
 pub mod console_cmd;

@@ -155,6 +155,63 @@ pub trait Subsystem: Sync {
     /// Adds this subsystem's part of the domain's `/hypervisor` node
     /// (called only for domains that have the node, in declared order).
     fn hypervisor_node(&self, _dom: &DomainSetup<'_>, _node: &mut HypervisorParts) {}
+
+    /// The hypervisor-port listeners (`oxen_core::ports`) this subsystem
+    /// binds a port for when a domain given `granted` is built, each taking
+    /// the domain's lowest free port: what [`Subsystem::check_domains`]
+    /// needs to know which ports are taken before any domain exists.
+    fn hypervisor_ports(&self, _granted: &[Interface]) -> &'static [u32] {
+        &[]
+    }
+
+    /// Validates, before anything is built, what the host device tree says
+    /// about connections between domains (static event channels, PV
+    /// devices): every error that [`Subsystem::domains_built`] would meet,
+    /// from the configuration alone. Pure, so the host tool `oxen-check`
+    /// runs the same code. On success, what the tree connects, for people.
+    fn check_domains(
+        &self,
+        _fdt: &crate::hostdt::Fdt<'_>,
+        _domains: &[DomainCheck<'_>],
+    ) -> Result<Vec<Connection>, Vec<crate::hostdt::DtError>> {
+        Ok(Vec::new())
+    }
+}
+
+/// A domain as [`Subsystem::check_domains`] sees it: configured and
+/// validated, not yet built.
+#[derive(Debug, Clone)]
+pub struct DomainCheck<'a> {
+    /// The `xen,domain` node.
+    pub node: crate::hostdt::NodeId,
+    pub domid: DomId,
+    /// The node's path, for messages.
+    pub path: &'a str,
+    pub vcpus: u32,
+    /// The interfaces the domain is given under this image.
+    pub granted: &'a [Interface],
+    /// Highest event-channel port.
+    pub max_evtchn_port: u32,
+    /// The hypervisor-port listeners bound for it at build, in order
+    /// (from [`Subsystem::hypervisor_ports`] of every subsystem).
+    pub hypervisor_ports: &'a [u32],
+}
+
+impl DomainCheck<'_> {
+    pub fn has(&self, i: Interface) -> bool {
+        self.granted.contains(&i)
+    }
+}
+
+/// Something the host tree connects between domains, as a check found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// What it is, e.g. `"static event channel"`.
+    pub kind: &'static str,
+    /// The node that declares it.
+    pub path: alloc::string::String,
+    /// The rest in words, e.g. `d1 port 10 <-> d2 port 12`.
+    pub detail: alloc::string::String,
 }
 
 /// Every subsystem linked into the image, in link order (unsorted).
@@ -248,6 +305,18 @@ impl Registry {
         Self::from_slice(&SUBSYSTEMS)
     }
 
+    /// The registry of the linked subsystems whose name `keep` accepts: a
+    /// host tool that links every feature crate stands for an image built
+    /// with some of them.
+    pub fn linked_filtered(keep: impl Fn(&str) -> bool) -> Result<Self, RegistryError> {
+        let chosen: Vec<&'static dyn Subsystem> = SUBSYSTEMS
+            .iter()
+            .copied()
+            .filter(|s| keep(s.name()))
+            .collect();
+        Self::from_slice(&chosen)
+    }
+
     /// Subsystems in declared order.
     pub fn iter(&self) -> impl Iterator<Item = &'static dyn Subsystem> + '_ {
         self.sorted.iter().copied()
@@ -314,6 +383,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "subsystems \"a\" and \"clash\" both declare order 10; orders must be unique"
+        );
+    }
+
+    #[test]
+    fn a_filtered_registry_of_core_alone_is_empty() {
+        assert!(
+            Registry::linked_filtered(|_| true)
+                .unwrap()
+                .names()
+                .is_empty()
         );
     }
 

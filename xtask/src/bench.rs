@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::chart::{self, ChartRow};
 use crate::configs;
 use crate::expect::Peer;
 use crate::qemu::Machine;
@@ -728,13 +729,104 @@ fn json(r: &Results, sizes: Option<&Sizes>, reps: usize) -> String {
     )
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--reps N] [--only PREFIX] [--no-sizes]";
+const USAGE: &str = "usage: cargo xtask bench [--reps N] [--only PREFIX] [--no-sizes]
+       cargo xtask bench --chart [TABLE...]   (docs/bench.svg again from saved tables;
+                                               default target/bench/bench.txt)";
+
+/// Whether a row goes into the chart: the boots and the hypercalls.
+fn charted(key: &str) -> bool {
+    key.starts_with("boot.") || key.starts_with("hypercall.")
+}
+
+/// Where the chart goes, linked from docs/performance.md.
+fn chart_path() -> PathBuf {
+    root().join("docs").join("bench.svg")
+}
+
+const CHART_TITLE: &str = "Oxen, Xen 4.20 and native Linux: boots and hypercalls";
+/// The chart's second line: how the figures were made.
+fn chart_note(medians_of: &str) -> String {
+    format!(
+        "cargo xtask bench, {medians_of}; each measure scaled to its own largest figure; \
+         shorter is faster"
+    )
+}
+
+/// The chart's rows from a run's medians.
+fn chart_rows(r: &Results) -> Vec<ChartRow> {
+    r.rows
+        .iter()
+        .zip(&r.samples)
+        .filter(|(row, _)| charted(&row.key))
+        .map(|(row, cols)| {
+            let med = |c: Column| {
+                cols.iter()
+                    .find(|(k, _)| *k == c)
+                    .and_then(|(_, s)| median(&s.iter().map(|s| s.value).collect::<Vec<_>>()))
+            };
+            ChartRow {
+                label: row.label.clone(),
+                values: [med(Column::Oxen), med(Column::Xen), med(Column::Native)],
+            }
+        })
+        .collect()
+}
+
+/// The chart's rows from saved text tables, in the bench's row order; a
+/// later table's row replaces an earlier one's.
+fn chart_rows_from_tables(tables: &[String]) -> Vec<ChartRow> {
+    let mut found: Vec<ChartRow> = Vec::new();
+    for t in tables {
+        for row in t.lines().filter_map(chart::parse_table_row) {
+            found.retain(|f| f.label != row.label);
+            found.push(row);
+        }
+    }
+    rows()
+        .iter()
+        .filter(|r| charted(&r.key))
+        .filter_map(|r| found.iter().find(|f| f.label == r.label).cloned())
+        .collect()
+}
+
+/// `cargo xtask bench --chart [TABLE...]`.
+fn chart_again(files: &[String]) -> Result<(), String> {
+    let files: Vec<PathBuf> = if files.is_empty() {
+        vec![root().join("target").join("bench").join("bench.txt")]
+    } else {
+        files.iter().map(PathBuf::from).collect()
+    };
+    let mut tables = Vec::new();
+    for f in &files {
+        tables.push(std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?);
+    }
+    let rows = chart_rows_from_tables(&tables);
+    if rows.is_empty() {
+        return Err("no boot or hypercall rows in the tables".into());
+    }
+    // Each table starts "medians of N run(s); …".
+    let mut runs: Vec<&str> = tables
+        .iter()
+        .filter_map(|t| t.lines().next()?.split(';').next())
+        .filter(|l| l.starts_with("medians of "))
+        .collect();
+    runs.dedup();
+    let note = chart_note(&runs.join(", "));
+    let path = chart_path();
+    std::fs::write(&path, chart::svg(CHART_TITLE, &note, &rows))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("xtask: {} rows charted in {}", rows.len(), path.display());
+    Ok(())
+}
 
 /// `cargo xtask bench [--reps N] [--only PREFIX] [--no-sizes]`.
 pub fn run(args: Vec<String>) -> Result<(), String> {
     let mut reps = DEFAULT_REPS;
     let mut only = None;
     let mut with_sizes = true;
+    if args.first().map(String::as_str) == Some("--chart") {
+        return chart_again(&args[1..]);
+    }
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -780,6 +872,14 @@ pub fn run(args: Vec<String>) -> Result<(), String> {
     std::fs::write(dir.join("bench.txt"), &text).map_err(|e| format!("{}: {e}", dir.display()))?;
     println!("{text}");
     println!("xtask: written to {}", json_path.display());
+    let rows = chart_rows(&results);
+    if !rows.is_empty() {
+        let path = chart_path();
+        let note = chart_note(&format!("medians of {reps} run(s)"));
+        std::fs::write(&path, chart::svg(CHART_TITLE, &note, &rows))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("xtask: chart of {} rows in {}", rows.len(), path.display());
+    }
     Ok(())
 }
 
@@ -853,6 +953,37 @@ mod tests {
         for r in rows() {
             assert!(names.contains(&r.config.to_string()), "{}", r.config);
         }
+    }
+
+    #[test]
+    fn the_chart_takes_the_boot_and_hypercall_rows_of_saved_tables() {
+        let line = |label: &str, o: &str, x: &str, n: &str| {
+            format!(
+                "{label:<44} {o:>10} {x:>10} {n:>10} {:>9} {:>12} {:>12}",
+                "-", "-", "-"
+            )
+        };
+        let first = [
+            line("first guest line (s)", "0.172", "0.291", "0.043"),
+            line("evtchn round trip, fifo (us)", "61", "905", "-"),
+            line("hypercall.xen_version (us)", "33.7", "1.59", "-"),
+        ]
+        .join("\n");
+        let second = line("hypercall.xen_version (us)", "20.0", "1.60", "-");
+        let rows = chart_rows_from_tables(&[first, second]);
+        assert_eq!(
+            rows,
+            [
+                ChartRow {
+                    label: "first guest line (s)".into(),
+                    values: [Some(0.172), Some(0.291), Some(0.043)],
+                },
+                ChartRow {
+                    label: "hypercall.xen_version (us)".into(),
+                    values: [Some(20.0), Some(1.6), None],
+                },
+            ]
+        );
     }
 
     #[test]

@@ -626,6 +626,69 @@ fn prepare_in(
     })
 }
 
+/// Config `name` as the fragment a direct boot merges onto QEMU's tree,
+/// made without QEMU: its modules placed from their real files (built or
+/// fetched as for a boot) with `reg`s written, and the machine's memory and
+/// CPUs stated as `xtask,qemu-memory` and `xtask,qemu-cpus`. This is what
+/// `oxen-check` reads for the xtask.
+pub fn placed_fragment(name: &str) -> Result<String, String> {
+    let dts_path = dir().join(format!("{name}.dts"));
+    let work = debian::cache_dir()
+        .join("run")
+        .join(format!("{name}.check.{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let config = dts::canonical(&dts_path, &work.join("config.dts"));
+    let _ = std::fs::remove_dir_all(&work);
+    let mut config = config?;
+    let plan = plan(&config).map_err(|e| {
+        e.iter()
+            .map(|e| format!("configs/{name}.dts: {e}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let mut files = Files {
+        guests: None,
+        built: Vec::new(),
+    };
+    let mut sizes = Vec::new();
+    for m in &plan.modules {
+        let path = files.resolve(&m.file, &m.path)?;
+        let size = std::fs::metadata(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        sizes.push(size);
+    }
+    let copy = copies(&plan.modules);
+    let loaded: Vec<usize> = (0..sizes.len()).filter(|&i| copy[i] == i).collect();
+    let loaded_sizes: Vec<u64> = loaded.iter().map(|&i| sizes[i]).collect();
+    let unbounded = place(&loaded_sizes, MODULE_BASE, MODULE_ALIGN, u64::MAX)?;
+    let modules_end = unbounded
+        .iter()
+        .zip(&loaded_sizes)
+        .map(|(a, s)| a + s)
+        .max()
+        .unwrap_or(MODULE_BASE);
+    let memory = memory_mib(&plan, modules_end);
+    let at = place(
+        &loaded_sizes,
+        MODULE_BASE,
+        MODULE_ALIGN,
+        RAM_BASE + (memory << 20),
+    )?;
+    let addr_of = |i: usize| at[loaded.iter().position(|&l| l == copy[i]).unwrap_or(0)];
+    let placed: Vec<(ModuleRef, u64, u64)> = plan
+        .modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.clone(), addr_of(i), sizes[i]))
+        .collect();
+    apply(&mut config, &placed)?;
+    let cpus = plan.cpus.unwrap_or(DEFAULT_CPUS);
+    config.root.set(MEMORY_PROP, Some(format!("\"{memory}M\"")));
+    config.root.set(CPUS_PROP, Some(format!("<{cpus}>")));
+    Ok(config.write())
+}
+
 /// QEMU's own tree for these machine options, as canonical source.
 fn dump_qemu_tree(m: &Machine, work: &Path) -> Result<Source, String> {
     let dtb = work.join("qemu.dtb");

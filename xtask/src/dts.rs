@@ -250,7 +250,6 @@ impl Source {
     }
 
     /// Writes the source back, header first.
-    #[cfg(test)]
     pub fn write(&self) -> String {
         let mut out = String::new();
         for h in &self.header {

@@ -13,12 +13,17 @@
 //! - `cargo xtask guests [--refresh]` fetches (or, with `--refresh`,
 //!   updates) the guests' Debian packages and prints what it has.
 //! - `cargo xtask test` runs every check: rustfmt, clippy (host and
-//!   aarch64), host unit tests, then the QEMU tests.
+//!   aarch64), host unit tests, every config through `oxen-check`, then
+//!   the QEMU tests.
+//! - `cargo xtask check FILE [options]` runs `oxen-check` (tools/oxen-check)
+//!   on a host device tree or a config.
 //!
 //! Each command first installs what it is missing (the pinned toolchain and
 //! target, `qemu-system-arm`, `device-tree-compiler`).
 
 mod bench;
+mod chart;
+mod check;
 mod configs;
 mod cpio;
 mod debian;
@@ -182,13 +187,16 @@ fn parse_build_args(args: &mut Vec<String>) -> Result<BuildSpec, String> {
     Ok(spec)
 }
 
-const USAGE: &str = "usage: cargo xtask <build|run|guests|test> [options]
+const USAGE: &str = "usage: cargo xtask <build|run|guests|test|bench|check> [options]
   build  [--board B] [--features F | --no-default-features] [--release|--debug]
   run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check] [--uboot]
          [--image FILE]
   guests [--refresh]
   test   [--no-qemu] [--peer oxen|xen]
-  bench  [--reps N] [--only PREFIX] [--no-sizes]   (docs/performance.md)";
+  bench  [--reps N] [--only PREFIX] [--no-sizes] | --chart [TABLE...]   (docs/performance.md)
+  check  FILE [--features a,b | --no-default-features] [--json] [--module ADDR=FILE]
+         [--uboot-script FILE] [--image FILE]   (oxen-check, docs/configs.md)
+  check  --configs   (every config through oxen-check, as in `test`)";
 
 /// `cargo xtask run` after the build options.
 fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
@@ -306,6 +314,10 @@ fn real_main() -> Result<(), String> {
             test::run(&opts)
         }
         "bench" => bench::run(args),
+        "check" => {
+            setup::ensure_toolchain()?;
+            check::command(&args)
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

@@ -1,9 +1,11 @@
 //! `cargo xtask test`: every check, in the order a failure is cheapest to
-//! find — formatting, lints, host unit tests, then booting images in QEMU.
+//! find — formatting, lints, host unit tests, every config through
+//! oxen-check, then booting images in QEMU.
 
 use std::collections::BTreeSet;
+use std::io::IsTerminal;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::configs;
 use crate::expect::{Boot, Expect, Peer, Want};
@@ -246,6 +248,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         }
         run_cmd(&mut c)
     })?;
+    step("configs through oxen-check", crate::check::configs_step)?;
     if !opts.qemu {
         println!(
             "matrix: {} cells built (feature sets x boards)",
@@ -359,6 +362,62 @@ fn cases_passed(want: &Want, out: &Outcome) -> usize {
         .sum()
 }
 
+/// Which cell of how many is running, on stderr when it is a terminal.
+pub struct Progress {
+    total: usize,
+    done: usize,
+    start: Instant,
+    on: bool,
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Self {
+        Self {
+            total,
+            done: 0,
+            start: Instant::now(),
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A cell starts: `[37/186 12m03s] qemu-virt all: guest-xenstore`.
+    pub fn cell(&mut self, what: &str) {
+        self.done += 1;
+        if self.on {
+            eprintln!(
+                "{}",
+                progress_line(self.done, self.total, self.start.elapsed(), what)
+            );
+        }
+    }
+}
+
+/// One progress line.
+pub fn progress_line(n: usize, total: usize, elapsed: Duration, what: &str) -> String {
+    let s = elapsed.as_secs();
+    format!("[{n}/{total} {}m{:02}s] {what}", s / 60, s % 60)
+}
+
+/// The cells a board's matrix boots: 2 bare boots per image, then each
+/// config that applies to it, once per way it boots.
+fn matrix_cells(sets: &[Vec<String>], expects: &[(String, Expect)], default: &[String]) -> usize {
+    let mut n = 0;
+    for set in sets {
+        n += 2;
+        for (_, e) in expects {
+            if e.skip_reason(Peer::Oxen, set).is_some() {
+                continue;
+            }
+            n += e
+                .boots
+                .iter()
+                .filter(|&&b| b == Boot::Direct || set == default)
+                .count();
+        }
+    }
+    n
+}
+
 /// One board's part of the matrix: each representative image booted with
 /// no domains on 2 and 4 CPUs (the subsystems registered must be exactly
 /// its features), then — for the board the configs are written for —
@@ -375,12 +434,17 @@ fn matrix(board: &str, tally: &mut Tally) -> Result<(), String> {
     for name in &names {
         expects.push((name.clone(), configs::read_expect(name)?));
     }
-    for set in representative_sets(&feats.all) {
+    let sets = representative_sets(&feats.all);
+    let mut default = feats.default.clone();
+    default.sort();
+    let mut progress = Progress::new(matrix_cells(&sets, &expects, &default));
+    for set in sets {
         let label = set_label(&set);
         let spec = build_spec(board, &set, &feats);
         let img = build(&spec)?;
         for smp in [2, 4] {
             let name = format!("QEMU {board}/{label}/smp{smp}");
+            progress.cell(&format!("{board} {label}: no domains, {smp} CPUs"));
             let out = qemu::run_captured(&Machine::new(&img, smp), Duration::from_secs(60))?;
             let problems = check_boot(
                 &out,
@@ -398,6 +462,9 @@ fn matrix(board: &str, tally: &mut Tally) -> Result<(), String> {
             for &boot in &expect.boots {
                 if boot == Boot::UBoot && !is_default {
                     continue;
+                }
+                if expect.skip_reason(Peer::Oxen, &set).is_none() {
+                    progress.cell(&format!("{board} {label}: {name}"));
                 }
                 boot_config(name, expect, Peer::Oxen, &set, &img, &label, boot, tally)?;
             }
@@ -443,10 +510,23 @@ fn boot_config(
 fn xen_configs(tally: &mut Tally) -> Result<(), String> {
     eprintln!("\n==> configs on Xen 4.20");
     let image = configs::image_for(Peer::Xen, &BuildSpec::default())?;
+    let mut expects = Vec::new();
     for name in configs::names()? {
         let expect = configs::read_expect(&name)?;
+        expects.push((name, expect));
+    }
+    let total = expects
+        .iter()
+        .filter(|(_, e)| e.skip_reason(Peer::Xen, &[]).is_none())
+        .map(|(_, e)| e.boots.len())
+        .sum();
+    let mut progress = Progress::new(total);
+    for (name, expect) in &expects {
         for &boot in &expect.boots {
-            boot_config(&name, &expect, Peer::Xen, &[], &image, "xen", boot, tally)?;
+            if expect.skip_reason(Peer::Xen, &[]).is_none() {
+                progress.cell(&format!("xen: {name}"));
+            }
+            boot_config(name, expect, Peer::Xen, &[], &image, "xen", boot, tally)?;
         }
     }
     Ok(())
@@ -470,6 +550,32 @@ xenstore = ["dep:oxen-xenstore"]
 [dependencies]
 oxen-core.workspace = true
 "#;
+
+    #[test]
+    fn a_progress_line_names_the_cell_of_how_many_and_the_time() {
+        assert_eq!(
+            progress_line(
+                37,
+                186,
+                Duration::from_secs(723),
+                "qemu-virt all: guest-xenstore"
+            ),
+            "[37/186 12m03s] qemu-virt all: guest-xenstore"
+        );
+    }
+
+    #[test]
+    fn matrix_cells_count_the_bare_boots_and_the_configs_that_apply() {
+        let e = |t: &str| expect::parse(t, "x").unwrap();
+        let expects = vec![
+            ("a".to_string(), e("end: power-off\n")),
+            ("b".to_string(), e("end: power-off\nrequires: evtchn\n")),
+            ("c".to_string(), e("end: power-off\nboot: direct uboot\n")),
+        ];
+        let sets = vec![strings(&[]), strings(&["evtchn"])];
+        // none: 2 + a + c; evtchn (the default): 2 + a + b + c twice.
+        assert_eq!(matrix_cells(&sets, &expects, &strings(&["evtchn"])), 4 + 6);
+    }
 
     #[test]
     fn features_come_from_the_board_manifest() {

@@ -17,6 +17,7 @@ extern crate alloc;
 
 pub mod abi;
 mod channels;
+mod check;
 mod domain;
 mod env;
 mod fifo;
@@ -30,6 +31,7 @@ mod fake;
 
 pub use abi::{arg_size, has_output};
 pub use channels::{EventChannels, Policy, PortStatus, Status};
+pub use check::{check_static_channels, describe as describe_static_channels};
 pub use env::{Env, SharedPage};
 pub use static_channels::{COMPATIBLE, PROPERTY, StaticChannel, StaticEnd, read_static_channels};
 

@@ -19,7 +19,8 @@ use oxen_core::ports::HvPorts;
 use oxen_core::services::services;
 use oxen_core::shared::SharedPage;
 use oxen_core::subsystem::{
-    DomainSetup, HypervisorParts, InitContext, InitError, Interface, SUBSYSTEMS, Subsystem,
+    Connection, DomainCheck, DomainSetup, HypervisorParts, InitContext, InitError, Interface,
+    SUBSYSTEMS, Subsystem,
 };
 use oxen_core::xen::errno::{ENOMEM, ENOSYS, ESRCH, Errno};
 use oxen_core::xen::{DOMID_XEN, DomId, nr};
@@ -286,6 +287,14 @@ impl Subsystem for EventChannelSubsystem {
         }
         *STATIC.lock() = channels;
         Ok(())
+    }
+
+    fn check_domains(
+        &self,
+        fdt: &Fdt<'_>,
+        domains: &[DomainCheck<'_>],
+    ) -> Result<Vec<Connection>, Vec<DtError>> {
+        crate::check_static_channels(fdt, domains).map(|c| crate::describe_static_channels(&c))
     }
 
     fn hypervisor_node(&self, dom: &DomainSetup<'_>, node: &mut HypervisorParts) {

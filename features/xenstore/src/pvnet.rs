@@ -46,6 +46,21 @@ pub fn default_mac(frontend: DomId, index: u32) -> [u8; 6] {
     ]
 }
 
+/// A device as `oxen-check` lists it.
+pub fn describe(v: &Vif) -> oxen_core::subsystem::Connection {
+    oxen_core::subsystem::Connection {
+        kind: "PV network device",
+        path: v.path.clone(),
+        detail: alloc::format!(
+            "vif {} of d{} (frontend) served by d{} (backend), mac {}",
+            v.index,
+            v.frontend,
+            v.backend,
+            mac_string(&v.mac)
+        ),
+    }
+}
+
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac_string(mac: &[u8; 6]) -> String {
     let parts: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();

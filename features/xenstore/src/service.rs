@@ -15,7 +15,9 @@ use oxen_core::hypercall::hvm::{HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN};
 use oxen_core::ports::{PORT_LISTENERS, PortListener, ports};
 use oxen_core::services::services;
 use oxen_core::shared::SharedPage;
-use oxen_core::subsystem::{DomainSetup, InitError, Interface, SUBSYSTEMS, Subsystem};
+use oxen_core::subsystem::{
+    Connection, DomainCheck, DomainSetup, InitError, Interface, SUBSYSTEMS, Subsystem,
+};
 use oxen_core::xen::DomId;
 
 use oxen_core::hostdt::{DtError, Fdt, NodeId};
@@ -155,6 +157,31 @@ impl Subsystem for XenstoreSubsystem {
     /// it leaves the ring to a dom0 toolstack that never comes.
     fn grants(&self, enhanced: Enhanced) -> bool {
         enhanced == Enhanced::Enabled
+    }
+
+    /// The domain's xenstore port, bound when it is built.
+    fn hypervisor_ports(&self, granted: &[Interface]) -> &'static [u32] {
+        if granted.contains(&Interface::Xenstore) {
+            &[LISTENER]
+        } else {
+            &[]
+        }
+    }
+
+    /// The PV devices: every mistake `domains_built` would meet.
+    fn check_domains(
+        &self,
+        fdt: &Fdt<'_>,
+        domains: &[DomainCheck<'_>],
+    ) -> Result<Vec<Connection>, Vec<DtError>> {
+        let ids: Vec<(NodeId, DomId)> = domains.iter().map(|d| (d.node, d.domid)).collect();
+        let has_xenstore = |id: DomId| {
+            domains
+                .iter()
+                .any(|d| d.domid == id && d.has(Interface::Xenstore))
+        };
+        let vifs = pvnet::read_vifs(fdt, &ids, &has_xenstore)?;
+        Ok(vifs.iter().map(pvnet::describe).collect())
     }
 
     fn domain_created(&self, dom: &DomainSetup<'_>) -> Result<(), InitError> {
