@@ -71,6 +71,7 @@ pub fn run(ctx: &Ctx) {
     dt_cases(ctx);
     psci_cases(ctx);
     hypercall_cases();
+    case("fp.survives_exits", fp_survives_exits);
     case("fault.unmapped_load_aborts", unmapped_load_aborts);
     gic_cases(ctx);
     if ctx.vcpus > 1 {
@@ -601,6 +602,94 @@ fn hypercall_cases() {
         // taken architecturally): the expectations pin each.
         Ok(msg!("elr={}", f.elr_position()))
     });
+}
+
+// ---- FP/SIMD state across exits ----
+
+/// Exits (hypercall pairs: `xen_version`, then `SCHEDOP_yield`) the case
+/// makes with its FP/SIMD registers loaded.
+const FP_ROUNDS: u64 = 2000;
+
+/// Loads a pattern into all 32 Q registers and FPCR, makes `FP_ROUNDS`
+/// pairs of hypercalls (each an exit; a yield may run another vCPU or
+/// domain on this pCPU in between), and checks every register came back.
+/// The pattern comes from the counter, so two guests running the case at
+/// once hold different values.
+fn fp_survives_exits() -> Verdict {
+    let mut seed = oxen_guest_common::arch::ticks() | 1;
+    let mut next = || {
+        // splitmix64
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut before = [0u128; 32];
+    for q in before.iter_mut() {
+        *q = (u128::from(next()) << 64) | u128::from(next());
+    }
+    // RMode (bits 23:22) and FZ (bit 24): bits every FPCR implements.
+    let fpcr_in = (next() & 7) << 22;
+    let mut after = [0u128; 32];
+    let fpcr_out: u64;
+    // SAFETY: the block reads `before` and writes `after` (32 Q registers
+    // each), declares every register it or the hypercalls change.
+    unsafe {
+        core::arch::asm!(
+            "msr fpcr, {fpcr_in}",
+            "ldp q0, q1, [{a}, #0]", "ldp q2, q3, [{a}, #32]",
+            "ldp q4, q5, [{a}, #64]", "ldp q6, q7, [{a}, #96]",
+            "ldp q8, q9, [{a}, #128]", "ldp q10, q11, [{a}, #160]",
+            "ldp q12, q13, [{a}, #192]", "ldp q14, q15, [{a}, #224]",
+            "ldp q16, q17, [{a}, #256]", "ldp q18, q19, [{a}, #288]",
+            "ldp q20, q21, [{a}, #320]", "ldp q22, q23, [{a}, #352]",
+            "ldp q24, q25, [{a}, #384]", "ldp q26, q27, [{a}, #416]",
+            "ldp q28, q29, [{a}, #448]", "ldp q30, q31, [{a}, #480]",
+            "2:",
+            "mov x16, #17", "mov x0, #0", "mov x1, #0", "hvc #0xea1",
+            "mov x16, #29", "mov x0, #0", "mov x1, #0", "hvc #0xea1",
+            "subs {n}, {n}, #1",
+            "b.ne 2b",
+            "stp q0, q1, [{b}, #0]", "stp q2, q3, [{b}, #32]",
+            "stp q4, q5, [{b}, #64]", "stp q6, q7, [{b}, #96]",
+            "stp q8, q9, [{b}, #128]", "stp q10, q11, [{b}, #160]",
+            "stp q12, q13, [{b}, #192]", "stp q14, q15, [{b}, #224]",
+            "stp q16, q17, [{b}, #256]", "stp q18, q19, [{b}, #288]",
+            "stp q20, q21, [{b}, #320]", "stp q22, q23, [{b}, #352]",
+            "stp q24, q25, [{b}, #384]", "stp q26, q27, [{b}, #416]",
+            "stp q28, q29, [{b}, #448]", "stp q30, q31, [{b}, #480]",
+            "mrs {fpcr_out}, fpcr",
+            "msr fpcr, xzr",
+            a = in(reg) before.as_ptr(),
+            b = in(reg) after.as_mut_ptr(),
+            n = inout(reg) FP_ROUNDS => _,
+            fpcr_in = in(reg) fpcr_in,
+            fpcr_out = out(reg) fpcr_out,
+            out("x0") _, out("x1") _, out("x2") _, out("x3") _, out("x4") _,
+            out("x5") _, out("x16") _,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _,
+            out("v5") _, out("v6") _, out("v7") _, out("v8") _, out("v9") _,
+            out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _,
+            out("v15") _, out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _, out("v24") _,
+            out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _,
+            out("v30") _, out("v31") _,
+            options(nostack),
+        );
+    }
+    if let Some(i) = (0..32).find(|&i| before[i] != after[i]) {
+        return Err(msg!(
+            "q{i} was {:#034x} before {FP_ROUNDS} hypercall pairs and {:#034x} after",
+            before[i],
+            after[i]
+        ));
+    }
+    ensure!(
+        fpcr_out == fpcr_in,
+        "FPCR was {fpcr_in:#x} before {FP_ROUNDS} hypercall pairs and {fpcr_out:#x} after"
+    );
+    Ok(Msg::new())
 }
 
 // ---- a stage-2 fault ----
