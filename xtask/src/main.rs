@@ -11,7 +11,10 @@
 //! - `cargo xtask guests [--refresh]` fetches (or, with `--refresh`,
 //!   updates) the guests' Debian packages and prints what it has.
 //! - `cargo xtask test` runs every check: rustfmt, clippy (host and
-//!   aarch64), host unit tests, then the QEMU tests.
+//!   aarch64), host unit tests, a short fixed-iteration pass of every fuzz
+//!   target, then the QEMU tests.
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]` runs the host fuzz
+//!   targets (`fuzz/`) one after the other.
 //!
 //! Each command first installs what it is missing (the pinned toolchain and
 //! target, `qemu-system-arm`, `device-tree-compiler`).
@@ -22,6 +25,7 @@ mod cpio;
 mod debian;
 mod dts;
 mod expect;
+mod fuzz;
 mod guests_build;
 mod image;
 mod initramfs;
@@ -185,6 +189,7 @@ const USAGE: &str = "usage: cargo xtask <build|run|guests|test> [options]
          [--image FILE]
   guests [--refresh]
   test   [--no-qemu] [--peer oxen|xen]
+  fuzz   [--seconds N] [--smoke] [TARGET...]   (hostdt, config, evtchn, gnttab, xenstore; docs/testing.md)
   bench  [--reps N] [--only PREFIX] [--no-sizes]   (docs/performance.md)";
 
 /// `cargo xtask run` after the build options.
@@ -301,6 +306,10 @@ fn real_main() -> Result<(), String> {
             test::run(&opts)
         }
         "bench" => bench::run(args),
+        "fuzz" => {
+            let opts = fuzz::Options::parse(&args).map_err(|e| format!("{e}\n{USAGE}"))?;
+            fuzz::run(&opts)
+        }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

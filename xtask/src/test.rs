@@ -246,6 +246,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         }
         run_cmd(&mut c)
     })?;
+    step("fuzz targets (fixed-iteration pass)", crate::fuzz::smoke)?;
     if !opts.qemu {
         println!(
             "matrix: {} cells built (feature sets x boards)",
