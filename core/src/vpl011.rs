@@ -885,6 +885,28 @@ mod tests {
     }
 
     #[test]
+    fn a_console_that_never_ends_its_line_holds_one_line_and_leaves_another_alone() {
+        // A guest writing without newlines costs its own CAP bytes, never
+        // more: full lines go out as they fill.
+        let (mut a, mut b) = (LineBuffer::<8>::new(), LineBuffer::<8>::new());
+        let mut out = 0;
+        a.push(&[b'x'; 10_000], &mut |l| {
+            assert_eq!(l.len(), 8);
+            out += 1;
+        });
+        assert_eq!(out, 1250);
+        assert_eq!(lines(&mut b, b"ok\n"), ["ok"]);
+    }
+
+    #[test]
+    fn a_full_receive_fifo_drops_input_for_that_uart_only() {
+        let (mut a, mut b) = (Vpl011::new(), Vpl011::new());
+        a.receive(&[0; RX_FIFO_DEPTH]);
+        assert_eq!(a.receive(b"more"), 0);
+        assert_eq!(b.receive(b"more"), 4);
+    }
+
+    #[test]
     fn line_buffer_keeps_printable_utf8_whole() {
         let mut buf: LineBuffer = LineBuffer::new();
 

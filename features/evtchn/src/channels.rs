@@ -773,6 +773,11 @@ mod tests {
             assert_eq!(s.ev.alloc_unbound(1, DOMID_SELF, 2), Ok(expected));
         }
         assert_eq!(s.ev.alloc_unbound(1, DOMID_SELF, 2), Err(ENOSPC));
+        assert_eq!(s.ev.bind_ipi(1, 0), Err(ENOSPC));
+        // Domain 2's ports are its own, and it can still reach domain 1's.
+        assert_eq!(s.ev.alloc_unbound(2, DOMID_SELF, 1), Ok(1));
+        let local = s.ev.bind_interdomain(&s.env, 2, 1, 5).unwrap();
+        assert_eq!(s.ev.send(&s.env, 2, local), Ok(()));
     }
 
     #[test]

@@ -278,6 +278,23 @@ mod tests {
     }
 
     #[test]
+    fn a_domain_at_its_event_array_bound_leaves_another_expanding() {
+        let mut s = Sys::new(Policy::Open, true, &[(1, 1), (2, 1)]);
+        for d in [1, 2] {
+            s.env.ram(d, CONTROL);
+            s.env.ram(d, ARRAY);
+            s.ev.init_control(&s.env, d, CONTROL, 0, 0).unwrap();
+        }
+        for _ in 0..128 {
+            s.ev.expand_array(&s.env, 1, ARRAY).unwrap();
+        }
+        assert_eq!(s.ev.expand_array(&s.env, 1, ARRAY), Err(ENOSPC));
+        assert_eq!(s.ev.expand_array(&s.env, 2, ARRAY), Ok(()));
+        let p = s.ev.bind_ipi(2, 0).unwrap();
+        assert_eq!(s.ev.send(&s.env, 2, p), Ok(()));
+    }
+
+    #[test]
     fn set_priority_is_fifo_only_and_bounded_by_15() {
         let mut s = Sys::two();
         let p = s.ev.bind_ipi(1, 0).unwrap();

@@ -1194,6 +1194,41 @@ mod tests {
     }
 
     #[test]
+    fn a_domain_at_its_maptrack_bound_leaves_another_mapping() {
+        let mut w = World::with_limits(64, 1);
+        for gref in 8..8 + 257 {
+            w.grant(D1, gref, PERMIT | gtf::READONLY, D2, RAM + 1);
+        }
+        w.grant(D1, 300, PERMIT | gtf::READONLY, D3, RAM + 2);
+        for i in 0..256u32 {
+            assert_eq!(
+                w.map(D2, EXT + u64::from(i) * 0x1000, HOST | RO, 8 + i, D1)
+                    .1,
+                0
+            );
+        }
+        assert_eq!(
+            w.map(D2, EXT + 256 * 0x1000, HOST | RO, 264, D1).1,
+            gntst::NO_SPACE
+        );
+        // D3's maptrack is its own; D1's grants still work for it.
+        let (_, st, handle, _) = w.map(D3, EXT, HOST | RO, 300, D1);
+        assert_eq!((st, handle), (0, 0));
+    }
+
+    #[test]
+    fn a_failed_stage2_map_is_general_error_and_releases_the_pin() {
+        let mut w = granted(PERMIT);
+        // Something already sits at the address: the stage-2 change fails
+        // as it does when the domain's table budget is spent.
+        w.env.add_ram(D2, EXT >> 12);
+        assert_eq!(w.map(D2, EXT, HOST, 8, D1).1, gntst::GENERAL_ERROR);
+        assert_eq!(w.gt.pin(D1, 8), Some(0));
+        assert_eq!(w.flags(D1, 8) & (gtf::READING | gtf::WRITING), 0);
+        assert_eq!(w.map(D2, EXT + 0x1000, HOST, 8, D1).1, 0);
+    }
+
+    #[test]
     fn no_maptrack_frames_allow_no_mapping() {
         let mut w = World::with_limits(64, 0);
         w.grant(D1, 8, PERMIT, D2, RAM + 1);

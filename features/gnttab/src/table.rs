@@ -124,6 +124,15 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
             domid: 0,
             page: None,
         };
+        // Exactly what the frames need, and a refusal rather than a panic
+        // when the heap cannot give it.
+        let want = (self.nr_entries() as usize).saturating_sub(self.active.len());
+        if self.active.try_reserve_exact(want).is_err() {
+            for p in self.frames.drain(old..) {
+                env.free_frame(p.frame);
+            }
+            return false;
+        }
         self.active.resize(self.nr_entries() as usize, inactive);
         true
     }
@@ -143,10 +152,15 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
     pub fn get_handle(&mut self) -> Option<u32> {
         if self.free_handles.is_empty() {
             let frames = self.maptrack.len() as u32 / MAPTRACK_PER_FRAME;
-            if frames < self.max_maptrack_frames {
+            let per = MAPTRACK_PER_FRAME as usize;
+            // One frame's worth exactly (no doubling), and no handle when
+            // the heap cannot give it: the map fails with `no_space`.
+            if frames < self.max_maptrack_frames
+                && self.maptrack.try_reserve_exact(per).is_ok()
+                && self.free_handles.try_reserve_exact(per).is_ok()
+            {
                 let first = self.maptrack.len() as u32;
-                self.maptrack
-                    .resize(self.maptrack.len() + MAPTRACK_PER_FRAME as usize, None);
+                self.maptrack.resize(self.maptrack.len() + per, None);
                 self.free_handles.extend(first..first + MAPTRACK_PER_FRAME);
             }
         }

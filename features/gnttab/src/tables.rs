@@ -358,6 +358,13 @@ mod tests {
         assert_eq!(w.gt.nr_frames(D1), Some(1));
         assert_eq!(w.gt.add_to_physmap(&mut w.env, D1, 63, 0x3803f), Ok(()));
         assert_eq!(w.gt.nr_frames(D1), Some(64));
+        // At its bound D1 grows no further; D2's table is its own.
+        assert_eq!(
+            w.gt.add_to_physmap(&mut w.env, D1, 64, 0x38040),
+            Err(EINVAL)
+        );
+        assert_eq!(w.gt.add_to_physmap(&mut w.env, D2, 63, 0x3803f), Ok(()));
+        assert_eq!(w.gt.nr_frames(D2), Some(64));
     }
 
     #[test]
