@@ -6,12 +6,12 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::arch::{cpu, entry, exception, heap, mmu, psci};
+use crate::arch::{cpu, entry, exception, heap, mem, mmu, psci};
 use crate::bootargs::BootArgs;
 use crate::config;
 use crate::console;
 use crate::console_mux::ConsoleMux;
-use crate::drivers::{gic, pl011::Pl011};
+use crate::drivers::{gic, pl011};
 use crate::frames::FrameAllocator;
 use crate::hostdt::{Fdt, Platform, early};
 use crate::hv;
@@ -28,32 +28,11 @@ pub struct Board {
     pub early_uart: Option<usize>,
 }
 
-/// Defines the board's entry point: `oxen_core::board!(BOARD);` in the
-/// board binary, with `BOARD` a [`Board`].
-#[macro_export]
-macro_rules! board {
-    ($board:expr) => {
-        #[unsafe(no_mangle)]
-        extern "C" fn oxen_board_main(dtb: usize) -> ! {
-            $crate::boot::primary_main(dtb, &$board)
-        }
-    };
-}
-
 /// Command-line options core itself implements.
 const CORE_OPTIONS: &[&str] = &["console", "dtuart", "xsm"];
 
 /// Bit `i` set once CPU `i` (its index in `/cpus`) is up.
 static ONLINE: AtomicU64 = AtomicU64::new(0);
-
-static mut EARLY_UART: Pl011 = {
-    // SAFETY: a placeholder replaced before use; address 0 is never written.
-    unsafe { Pl011::new(0) }
-};
-static CONSOLE_UART: spin::Once<Pl011> = spin::Once::new();
-
-/// Largest device tree Oxen accepts (Linux uses the same bound).
-const MAX_DTB_SIZE: usize = 2 * 1024 * 1024;
 
 /// Stops before the heap exists: the reason, then the usual closing line.
 fn early_stop(reason: core::fmt::Arguments<'_>) -> ! {
@@ -69,11 +48,7 @@ fn stop(reason: &str) -> ! {
 /// The boot CPU's path, called from the entry code with the MMU off.
 pub fn primary_main(dtb: usize, board: &Board) -> ! {
     if let Some(base) = board.early_uart {
-        // SAFETY: only the boot CPU runs; the board names its UART's address.
-        unsafe {
-            *core::ptr::addr_of_mut!(EARLY_UART) = Pl011::new(base);
-            console::set_early_sink(&*core::ptr::addr_of!(EARLY_UART));
-        }
+        pl011::start_early(base);
     }
     println!(
         "Oxen {} on {} — a dom0less hypervisor speaking Xen {}.{}",
@@ -86,7 +61,7 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     // A tree Oxen cannot read is named in one line and the machine powers
     // off, as for any other device-tree error: a halted CPU would look like
     // a hang.
-    let blob = match dtb_blob(dtb) {
+    let blob = match mem::boot_dtb(dtb) {
         Ok(b) => b,
         Err(e) => early_stop(format_args!("the device tree at x0 = {dtb:#x} {e}")),
     };
@@ -99,19 +74,23 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         Err(e) => early_stop(format_args!("{e}")),
     };
     let dtb_range = Range::with_size(dtb as u64, blob.len() as u64).unwrap_or_default();
-    // SAFETY: boot CPU, MMU off, nothing else running: enable_boot's contract.
-    let tables = match unsafe { mmu::enable_boot(&banks.ranges[..banks.len], dtb_range) } {
+    let work = match heap::place(blob, &banks.ranges[..banks.len], dtb_range) {
+        Ok(w) => w,
+        Err(e) => early_stop(format_args!("{e}")),
+    };
+    let tables = match mmu::enable_boot(&banks.ranges[..banks.len], dtb_range) {
         Ok(t) => t,
         Err(e) => early_stop(format_args!(
             "cannot build the hypervisor's page tables: {e}"
         )),
     };
     console::enable_locking();
-    // SAFETY: once, boot CPU, MMU on.
-    unsafe { heap::init() };
+    if !heap::init() {
+        stop("the hypervisor heap could not be set up");
+    }
     let ram: Vec<Range> = banks.iter().copied().collect();
     println!(
-        "MMU on: {} page-table pages, {} MiB heap",
+        "MMU on: {} page-table pages, {} MiB heap and CPU stacks at {work}",
         tables,
         heap::HEAP_SIZE >> 20
     );
@@ -130,16 +109,23 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
             stop("fix the device tree; nothing was started")
         }
     };
+    // What physical memory is, for the checks of every later access to it.
+    let modules: Vec<Range> = platform.modules.iter().map(|m| m.range).collect();
+    mem::register(&ram, &[mmu::image_range(), work, dtb_range], &modules);
     if let Some(uart) = &platform.console {
-        // SAFETY: the device tree names this PL011; the identity map maps it
-        // as Device memory; the console is its only user.
-        let uart = CONSOLE_UART.call_once(|| unsafe { Pl011::new(uart.base as usize) });
-        if board.early_uart != Some(uart.base()) {
-            if board.early_uart.is_some() {
-                // SAFETY: the early UART is no longer written after this.
-                unsafe { (*core::ptr::addr_of!(EARLY_UART)).flush() };
+        match pl011::console(uart) {
+            Some(uart) if board.early_uart != Some(uart.base()) => {
+                if let Some(early) = pl011::early() {
+                    early.flush();
+                }
+                console::set_sink(uart);
             }
-            console::set_sink(uart);
+            Some(_) => {}
+            None => stop(&alloc::format!(
+                "{}: the console's registers at {:#x} are in RAM",
+                uart.path,
+                uart.base
+            )),
         }
     }
 
@@ -184,8 +170,9 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         stop("a subsystem refused its configuration; nothing was started");
     }
 
-    // SAFETY: the platform's GIC, identity-mapped as Device memory; once.
-    let summary = unsafe { gic::init(&platform.gic, platform.cpus.len(), boot_idx) };
+    let Some(summary) = gic::init(&platform.gic, platform.cpus.len(), boot_idx) else {
+        stop("the GIC's registers are in RAM, or it has no redistributor")
+    };
     GIC_SPIS.store(summary.spis, Ordering::Relaxed);
     println!(
         "GICv3: distributor at {:#x}, {} redistributor region(s) from {:#x}, {} SPIs{}",
@@ -230,38 +217,41 @@ fn run_domains(
     silo: bool,
 ) -> ! {
     let image = mmu::image_range();
+    let work = heap::work_area();
     let mut free: RangeSet = ram.iter().copied().collect();
     free.remove(image);
+    free.remove(work);
     free.remove(dtb);
     for r in &platform.reserved {
         free.remove(*r);
     }
     let module_head = |r: Range| -> Option<&[u8]> {
-        let covered = ram.iter().any(|b| b.covers(&r));
-        // SAFETY: only ranges inside RAM are read, and boot modules are not
-        // written by anyone.
-        covered.then(|| unsafe {
-            crate::arch::mem::bytes(Range {
-                start: r.start,
-                end: r.end.min(r.start + 4096),
-            })
+        mem::module_bytes(Range {
+            start: r.start,
+            end: r.end.min(r.start.saturating_add(4096)),
         })
     };
     let limits = config::Limits {
         max_vcpus: entry::MAX_CPUS as u32,
         host_spis: gic_spis(),
     };
-    let system =
-        match config::read_system(fdt, &platform, &free, &[image, dtb], &module_head, &limits) {
-            Ok(s) => s,
-            Err(errors) => {
-                println!("the domain configuration has {} error(s):", errors.len());
-                for e in &errors {
-                    println!("  {e}");
-                }
-                stop("fix the device tree; nothing was started")
+    let system = match config::read_system(
+        fdt,
+        &platform,
+        &free,
+        &[image, work, dtb],
+        &module_head,
+        &limits,
+    ) {
+        Ok(s) => s,
+        Err(errors) => {
+            println!("the domain configuration has {} error(s):", errors.len());
+            for e in &errors {
+                println!("  {e}");
             }
-        };
+            stop("fix the device tree; nothing was started")
+        }
+    };
     for w in &system.ignored {
         println!("ignored: {w}");
     }
@@ -299,14 +289,11 @@ fn run_domains(
     }
     let pa_bits = cpu::pa_bits();
     let ipa_bits = pa_bits.min(40);
-    let console = CONSOLE_UART.get().or({
-        // SAFETY: the early UART is still the console when the device tree
-        // names none.
-        platform
-            .console
-            .as_ref()
-            .map(|_| unsafe { &*core::ptr::addr_of!(EARLY_UART) })
-    });
+    // The early UART stays the console when it is the one the tree names.
+    let console = platform
+        .console
+        .as_ref()
+        .and_then(|u| pl011::console(u).or(pl011::early()));
     let domids: Vec<u16> = system.domains.iter().map(|d| d.domid).collect();
     let mut mux = ConsoleMux::new(&domids);
     mux.switch();
@@ -372,10 +359,7 @@ fn run_domains(
     }
     RUN.store(true, Ordering::Release);
     cpu::sev();
-    enter_scheduler(
-        boot_idx,
-        core::ptr::addr_of!(entry::OXEN_BOOT_STACK) as usize + entry::STACK_SIZE,
-    )
+    enter_scheduler(boot_idx, entry::boot_stack_top())
 }
 
 /// Enables this CPU's interrupts for guests and starts scheduling.
@@ -398,53 +382,6 @@ fn gic_spis() -> u32 {
 
 static GIC_SPIS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 
-/// Why x0 holds no device tree Oxen can read.
-enum NoDtb {
-    Null,
-    Misaligned,
-    Blob(crate::hostdt::FdtError),
-}
-
-impl core::fmt::Display for NoDtb {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Null => f.write_str(
-                "is no device tree; Oxen needs one (boot it like an arm64 Linux Image, with the \
-                 DTB's address in x0)",
-            ),
-            Self::Misaligned => f.write_str(
-                "is not 8-byte aligned, as the arm64 boot protocol requires of a device tree",
-            ),
-            Self::Blob(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-/// The device tree at `dtb` as a byte slice of its header's `totalsize`.
-fn dtb_blob(dtb: usize) -> Result<&'static [u8], NoDtb> {
-    if dtb == 0 {
-        return Err(NoDtb::Null);
-    }
-    if !dtb.is_multiple_of(8) {
-        return Err(NoDtb::Misaligned);
-    }
-    // SAFETY: the boot protocol puts a device tree (header at least 40
-    // bytes) at x0; the MMU is off so any address is readable.
-    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 8) };
-    let size = crate::hostdt::dtb_total_size(header).map_err(NoDtb::Blob)?;
-    if !(crate::hostdt::FDT_HEADER_LEN..=MAX_DTB_SIZE).contains(&size) {
-        // Past Oxen's (and Linux's) bound, or too short for its header.
-        return Err(NoDtb::Blob(crate::hostdt::FdtError::TotalSize {
-            totalsize: size as u32,
-            available: MAX_DTB_SIZE,
-        }));
-    }
-    // SAFETY: the header says the tree is `size` bytes long, and the boot
-    // protocol guarantees it lies in memory that stays untouched. A size
-    // below the header is refused by the reader, which bounds-checks.
-    Ok(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
-}
-
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
 }
@@ -464,11 +401,16 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
     println!("CPUs: {}: {cpus}", p.cpus.len());
 
     let image = mmu::image_range();
+    let work = heap::work_area();
     println!("memory map:");
     for r in ram {
         println!("  RAM        {r} ({} MiB)", mib(r.size()));
     }
     println!("  Oxen       {image} ({} KiB)", image.size() >> 10);
+    println!(
+        "  Oxen heap  {work} ({} MiB, with the CPU stacks)",
+        mib(work.size())
+    );
     println!("  device tree {dtb} ({} KiB)", dtb.size().div_ceil(1024));
     for r in &p.reserved {
         println!("  reserved   {r}");
@@ -478,6 +420,7 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
     }
     let mut free: RangeSet = ram.iter().copied().collect();
     free.remove(image);
+    free.remove(work);
     free.remove(dtb);
     for r in &p.reserved {
         free.remove(*r);
@@ -517,10 +460,7 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
 }
 
 fn start_secondaries(p: &Platform, boot_idx: usize) {
-    unsafe extern "C" {
-        fn oxen_secondary_entry();
-    }
-    let entry_pa = oxen_secondary_entry as *const () as u64;
+    let entry_pa = entry::secondary_entry_pa();
     for (i, c) in p.cpus.iter().enumerate() {
         if i == boot_idx {
             continue;
@@ -556,8 +496,7 @@ fn start_secondaries(p: &Platform, boot_idx: usize) {
 }
 
 /// A secondary CPU's first Rust code, MMU already on.
-#[unsafe(no_mangle)]
-extern "C" fn oxen_secondary_main(idx: usize) -> ! {
+pub fn secondary_main(idx: usize) -> ! {
     cpu::set_index(idx);
     gic::init_cpu(idx);
     println!("CPU{idx} online (MPIDR {:#x})", cpu::mpidr());
@@ -566,8 +505,7 @@ extern "C" fn oxen_secondary_main(idx: usize) -> ! {
         cpu::wfe();
     }
     // SAFETY: only the address of this CPU's stack is taken.
-    let stacks = core::ptr::addr_of!(entry::OXEN_STACKS) as usize;
-    enter_scheduler(idx, stacks + (idx + 1) * entry::STACK_SIZE)
+    enter_scheduler(idx, entry::stack_top(idx))
 }
 
 #[panic_handler]

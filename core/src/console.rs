@@ -5,6 +5,8 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use crate::arch::cell::BootCell;
+
 /// Something bytes can be written to.
 pub trait Sink: Sync {
     fn write_bytes(&self, bytes: &[u8]);
@@ -15,17 +17,12 @@ static LINE: spin::Mutex<()> = spin::Mutex::new(());
 /// Before the MMU is on, exclusive accesses (and so locks) are not
 /// architecturally safe; the boot CPU writes without locking until then.
 static LOCKS_USABLE: AtomicBool = AtomicBool::new(false);
-static mut EARLY_SINK: Option<&'static dyn Sink> = None;
+static EARLY_SINK: BootCell<&'static dyn Sink> = BootCell::new();
 
-/// Installs `sink` before the MMU is on.
-///
-/// # Safety
-///
-/// Only the boot CPU may be running, and [`enable_locking`] must not have
-/// been called yet.
-pub unsafe fn set_early_sink(sink: &'static dyn Sink) {
-    // SAFETY: single CPU, no concurrent access, per the caller's contract.
-    unsafe { EARLY_SINK = Some(sink) };
+/// Installs `sink` before the MMU is on (ignored once [`enable_locking`]
+/// ran).
+pub fn set_early_sink(sink: &'static dyn Sink) {
+    EARLY_SINK.set(sink);
 }
 
 /// Switches the console to locked operation (called once the MMU is on) and
@@ -34,10 +31,8 @@ pub fn enable_locking() {
     if LOCKS_USABLE.swap(true, Ordering::AcqRel) {
         return;
     }
-    // SAFETY: still single-threaded at this point of boot; the early sink is
-    // only ever written before locking is enabled.
-    let early = unsafe { EARLY_SINK };
-    *SINK.write() = early;
+    EARLY_SINK.seal();
+    *SINK.write() = EARLY_SINK.get();
 }
 
 /// Replaces the console sink (after locking is enabled).
@@ -65,8 +60,7 @@ impl Write for Writer<'_> {
 #[doc(hidden)]
 pub fn print_fmt(args: fmt::Arguments<'_>) {
     if !LOCKS_USABLE.load(Ordering::Acquire) {
-        // SAFETY: before locking is enabled only the boot CPU runs.
-        if let Some(sink) = unsafe { EARLY_SINK } {
+        if let Some(sink) = EARLY_SINK.get() {
             let _ = Writer(sink).write_fmt(args);
         }
         return;
@@ -84,8 +78,7 @@ pub fn print_fmt_unlocked(args: fmt::Arguments<'_>) {
     let sink = if LOCKS_USABLE.load(Ordering::Acquire) {
         SINK.try_read().and_then(|s| *s)
     } else {
-        // SAFETY: before locking is enabled only the boot CPU runs.
-        unsafe { EARLY_SINK }
+        EARLY_SINK.get()
     };
     if let Some(sink) = sink {
         let _ = Writer(sink).write_fmt(args);

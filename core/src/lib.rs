@@ -8,6 +8,8 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+// Only `arch` and `drivers` may use unsafe code (each allows it).
+#![deny(unsafe_code)]
 
 extern crate alloc;
 
@@ -29,7 +31,7 @@ pub mod memmap;
 pub mod pagetable;
 pub mod ports;
 pub mod services;
-pub mod shared;
+pub use arch::shared;
 pub mod stage2;
 pub mod subsystem;
 #[cfg(any(test, feature = "test-dtc"))]
@@ -39,7 +41,6 @@ pub mod vpl011;
 pub mod vpsci;
 pub mod xen;
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod arch;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod boot;

@@ -146,6 +146,33 @@ impl FromIterator<Range> for RangeSet {
     }
 }
 
+/// The highest `size` bytes, starting at a multiple of `align` (a power of
+/// two), that lie inside one of `ram` and overlap none of `taken`. Needs no
+/// heap: it places the heap.
+pub fn highest_fit(ram: &[Range], taken: &[Range], size: u64, align: u64) -> Option<Range> {
+    // The best candidate ends either at a bank's end or where something
+    // taken begins; each is tried with its start aligned down.
+    let ends = ram
+        .iter()
+        .map(|r| r.end)
+        .chain(taken.iter().map(|t| t.start));
+    let mut best: Option<Range> = None;
+    for end in ends {
+        let Some(start) = end.checked_sub(size).map(|s| s & !(align - 1)) else {
+            continue;
+        };
+        let cand = Range {
+            start,
+            end: start + size,
+        };
+        let fits = ram.iter().any(|r| r.covers(&cand)) && !taken.iter().any(|t| t.overlaps(&cand));
+        if fits && best.is_none_or(|b| cand.start > b.start) {
+            best = Some(cand);
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +220,32 @@ mod tests {
     fn shrink_to_aligns_inwards() {
         assert_eq!(r(0x1001, 0x5fff).shrink_to(0x1000), r(0x2000, 0x5000));
         assert!(r(0x1001, 0x1fff).shrink_to(0x1000).is_empty());
+    }
+
+    #[test]
+    fn highest_fit_takes_the_top_of_ram_below_anything_taken() {
+        let r = |start: u64, end: u64| Range { start, end };
+        let ram = [r(0x4000_0000, 0x8000_0000)];
+        let mib = 1 << 20;
+        assert_eq!(
+            highest_fit(&ram, &[], 9 * mib, 2 * mib),
+            Some(r(0x7f60_0000, 0x7f60_0000 + 9 * mib))
+        );
+        // Something at the top pushes it down, below and aligned.
+        let taken = [r(0x7fe0_0000, 0x8000_0000), r(0x4000_0000, 0x4100_0000)];
+        assert_eq!(
+            highest_fit(&ram, &taken, 9 * mib, 2 * mib),
+            Some(r(0x7f40_0000, 0x7f40_0000 + 9 * mib))
+        );
+        // A gap too small is skipped; a second bank may hold it.
+        let ram2 = [r(0x4000_0000, 0x4080_0000), r(0x8000_0000, 0x8100_0000)];
+        assert_eq!(
+            highest_fit(&ram2, &[r(0x8000_0000, 0x8080_0000)], 9 * mib, 2 * mib),
+            None
+        );
+        assert_eq!(
+            highest_fit(&ram2, &[r(0x8080_0000, 0x8100_0000)], 4 * mib, 2 * mib),
+            Some(r(0x8040_0000, 0x8080_0000))
+        );
     }
 }

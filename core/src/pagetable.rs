@@ -47,12 +47,15 @@ pub enum MapError {
     OutOfRange(Range),
     /// The table pool has no table left.
     PoolExhausted,
+    /// The boot CPU's MMU is on already.
+    AlreadyOn,
 }
 
 impl fmt::Display for MapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unaligned(r) => write!(f, "range {r} is not page-aligned"),
+            Self::AlreadyOn => f.write_str("the MMU is on already"),
             Self::OutOfRange(r) => write!(f, "range {r} is beyond the {VA_BITS}-bit map"),
             Self::PoolExhausted => f.write_str("out of page-table pages"),
         }

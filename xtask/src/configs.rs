@@ -356,6 +356,10 @@ struct Files {
 }
 
 impl Files {
+    fn uboot() -> Result<PathBuf, String> {
+        Ok(debian::fetch(false)?.uboot)
+    }
+
     fn guests(&mut self) -> Result<&Guests, String> {
         if self.guests.is_none() {
             self.guests = Some(debian::fetch(false)?);
@@ -408,10 +412,23 @@ pub fn read_expect(name: &str) -> Result<Expect, String> {
     expect::parse(&text, &format!("configs/{name}.expect")).map_err(|e| e.join("\n"))
 }
 
+pub use crate::expect::Boot;
+
 /// Prepares config `name` to boot on `peer` from the hypervisor `image`:
 /// reads and checks the config and its expectations, supplies and places
 /// its modules, and builds the DTB. `smp` overrides the host CPUs.
 pub fn prepare(name: &str, peer: Peer, image: &Path, smp: Option<u32>) -> Result<Prepared, String> {
+    prepare_with(name, peer, image, smp, Boot::Direct)
+}
+
+/// As [`prepare`], booting the way `boot` says.
+pub fn prepare_with(
+    name: &str,
+    peer: Peer,
+    image: &Path,
+    smp: Option<u32>,
+    boot: Boot,
+) -> Result<Prepared, String> {
     let dts_path = dir().join(format!("{name}.dts"));
     if !dts_path.is_file() {
         return Err(format!(
@@ -426,16 +443,18 @@ pub fn prepare(name: &str, peer: Peer, image: &Path, smp: Option<u32>) -> Result
         .join("run")
         .join(format!("{name}.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let result = prepare_in(name, peer, image, smp, &dts_path, &expect, &work);
+    let result = prepare_in(name, peer, image, smp, boot, &dts_path, &expect, &work);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn prepare_in(
     name: &str,
     peer: Peer,
     image: &Path,
     smp: Option<u32>,
+    boot: Boot,
     dts_path: &Path,
     expect: &expect::Expect,
     work: &Path,
@@ -460,7 +479,15 @@ fn prepare_in(
     let img = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
     let (text_offset, image_size) =
         crate::image::check_header(&img).map_err(|e| format!("{}: {e}", image.display()))?;
-    if RAM_BASE + text_offset + image_size > QEMU_DTB {
+    if boot == Boot::UBoot && text_offset + image_size > crate::uboot::SLOT {
+        return Err(format!(
+            "{}: the image needs {:#x} bytes from its 2 MiB-aligned start, more than the 2 MiB \
+             slot a boot script gives it",
+            image.display(),
+            text_offset + image_size
+        ));
+    }
+    if boot == Boot::Direct && RAM_BASE + text_offset + image_size > QEMU_DTB {
         return Err(format!(
             "{}: the image ends past {QEMU_DTB:#x}, so QEMU would move its DTB into the modules' place",
             image.display()
@@ -482,15 +509,19 @@ fn prepare_in(
     let copy = copies(&plan.modules);
     let loaded: Vec<usize> = (0..sized.len()).filter(|&i| copy[i] == i).collect();
     let sizes: Vec<u64> = loaded.iter().map(|&i| sized[i].2).collect();
-    let unbounded = place(&sizes, MODULE_BASE, MODULE_ALIGN, u64::MAX)?;
+    let module_base = match boot {
+        Boot::Direct => MODULE_BASE,
+        Boot::UBoot => crate::uboot::MODULES_AT,
+    };
+    let unbounded = place(&sizes, module_base, MODULE_ALIGN, u64::MAX)?;
     let modules_end = unbounded
         .iter()
         .zip(&sizes)
         .map(|(a, s)| a + s)
         .max()
-        .unwrap_or(MODULE_BASE);
+        .unwrap_or(module_base);
     let memory = memory_mib(&plan, modules_end);
-    let loaded_at = place(&sizes, MODULE_BASE, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
+    let loaded_at = place(&sizes, module_base, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
     let addr_of = |i: usize| loaded_at[loaded.iter().position(|&l| l == copy[i]).unwrap_or(0)];
     let placed: Vec<(ModuleRef, u64, u64)> = sized
         .iter()
@@ -498,6 +529,22 @@ fn prepare_in(
         .map(|(i, (m, _, size))| (m.clone(), addr_of(i), *size))
         .collect();
     apply(&mut config, &placed)?;
+    // For U-Boot the script adds the module nodes, so the DTB on the disk
+    // has none.
+    let script_modules = match boot {
+        Boot::Direct => Vec::new(),
+        Boot::UBoot => {
+            let paths: Vec<String> = placed
+                .iter()
+                .map(|(m, addr, _)| {
+                    let (parent, node) = m.path.rsplit_once('/').unwrap_or(("", &m.path));
+                    let base = node.split('@').next().unwrap_or(node);
+                    format!("{parent}/{base}@{addr:x}")
+                })
+                .collect();
+            crate::uboot::take_modules(&mut config, &paths)
+        }
+    };
 
     let smp = smp.or(plan.cpus).unwrap_or(DEFAULT_CPUS);
     let mut machine = Machine::new(image, smp);
@@ -518,17 +565,63 @@ fn prepare_in(
         std::fs::rename(from, to).map_err(|e| format!("{}: {e}", to.display()))?;
     }
 
-    machine.dtb = Some(final_dtb);
-    machine.loaders = loaded
-        .iter()
-        .zip(&loaded_at)
-        .map(|(&i, a)| (sized[i].1.clone(), *a))
-        .collect();
+    let mut want = expect.for_peer(peer, &domain_names);
+    match boot {
+        Boot::Direct => {
+            machine.dtb = Some(final_dtb);
+            machine.loaders = loaded
+                .iter()
+                .zip(&loaded_at)
+                .map(|(&i, a)| (sized[i].1.clone(), *a))
+                .collect();
+        }
+        Boot::UBoot => {
+            let disk = out_dir.join(format!("uboot-{}", peer.name()));
+            let _ = std::fs::remove_dir_all(&disk);
+            std::fs::create_dir_all(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+            crate::uboot::place_file(image, &disk, "hypervisor")?;
+            crate::uboot::place_file(&final_dtb, &disk, "host.dtb")?;
+            let mut modules = Vec::new();
+            for ((path, node), (i, (_, file, _))) in
+                script_modules.iter().zip(sized.iter().enumerate())
+            {
+                let name = format!("m{i}");
+                let first = copy[i] == i;
+                if first {
+                    crate::uboot::place_file(file, &disk, &name)?;
+                }
+                modules.push(crate::uboot::Module {
+                    // A shared module is loaded once, by its first node.
+                    file: format!("m{}", copy[i]),
+                    addr: addr_of(i),
+                    path: path.clone(),
+                    props: node
+                        .props
+                        .iter()
+                        .map(|p| (p.name.clone(), p.value.clone()))
+                        .collect(),
+                });
+            }
+            let text = crate::uboot::script(name, "host.dtb", &modules);
+            std::fs::write(disk.join("boot.cmd"), &text).map_err(|e| e.to_string())?;
+            std::fs::write(
+                disk.join("boot.scr"),
+                crate::uboot::script_image(&text, name),
+            )
+            .map_err(|e| e.to_string())?;
+            machine.uboot = Some((Files::uboot()?, disk));
+            // The script ran, and U-Boot started the hypervisor where the
+            // script put it.
+            want.lines
+                .insert(0, (String::new(), "oxen-uboot: booti".into()));
+            want.absent.push("Moving Image".into());
+        }
+    }
     Ok(Prepared {
         name: name.into(),
         peer,
         machine,
-        want: expect.for_peer(peer, &domain_names),
+        want,
         dts: final_dts,
     })
 }

@@ -34,6 +34,9 @@ pub struct Guests {
     pub busybox: PathBuf,
     /// Xen 4.20's arm64 `Image`.
     pub xen: PathBuf,
+    /// U-Boot for QEMU's arm64 `virt` (`u-boot.bin`, started with `-bios`),
+    /// for the boot flow real boards use (`cargo xtask run --uboot`).
+    pub uboot: PathBuf,
     /// The packages they came from.
     pub packages: Vec<Package>,
 }
@@ -54,10 +57,19 @@ pub enum Role {
     Linux61,
     Busybox,
     Xen,
+    /// Debian's `u-boot-qemu` (an `all` package holding each QEMU board's
+    /// U-Boot).
+    UBoot,
 }
 
 impl Role {
-    const ALL: [Role; 4] = [Role::Linux, Role::Linux61, Role::Busybox, Role::Xen];
+    const ALL: [Role; 5] = [
+        Role::Linux,
+        Role::Linux61,
+        Role::Busybox,
+        Role::Xen,
+        Role::UBoot,
+    ];
 
     fn key(self) -> &'static str {
         match self {
@@ -65,6 +77,7 @@ impl Role {
             Role::Linux61 => "linux61",
             Role::Busybox => "busybox",
             Role::Xen => "xen",
+            Role::UBoot => "uboot",
         }
     }
 
@@ -82,6 +95,7 @@ impl Role {
             Role::Linux61 => "^linux-image-6\\.1\\.[0-9].*-cloud-arm64-unsigned$",
             Role::Busybox => "^busybox-static$",
             Role::Xen => "^xen-hypervisor-4.20-arm64$",
+            Role::UBoot => "^u-boot-qemu$",
         }
     }
 
@@ -95,6 +109,9 @@ impl Role {
                 .map(|p| tree.join(p))
                 .find(|p| p.is_file()),
             Role::Xen => Some(tree.join("boot/xen-4.20-arm64")).filter(|p| p.is_file()),
+            Role::UBoot => {
+                Some(tree.join("usr/lib/u-boot/qemu_arm64/u-boot.bin")).filter(|p| p.is_file())
+            }
         };
         found.ok_or_else(|| {
             format!(
@@ -207,6 +224,7 @@ pub fn fetch(refresh: bool) -> Result<Guests, String> {
         linux61: file(Role::Linux61)?,
         busybox: file(Role::Busybox)?,
         xen: file(Role::Xen)?,
+        uboot: file(Role::UBoot)?,
         packages,
     })
 }
@@ -548,10 +566,11 @@ mod tests {
 
     #[test]
     fn a_lock_missing_a_role_keeps_its_versions_and_chooses_only_that_role() {
-        // A lock from before the linux61 role: its three packages stay.
+        // A lock from before the linux61 and uboot roles: its three
+        // packages stay.
         let old = parse_lock("linux a 1\nbusybox b 2\nxen c 3\n").unwrap();
         assert_eq!(old.len(), 3);
-        assert_eq!(missing_roles(&old), vec![Role::Linux61]);
+        assert_eq!(missing_roles(&old), vec![Role::Linux61, Role::UBoot]);
         assert_eq!(missing_roles(&[]), Role::ALL.to_vec());
         let err = parse_lock("linux a 1\nlinux b 2\n").unwrap_err();
         assert!(err.contains("a second linux"), "{err}");

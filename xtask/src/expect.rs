@@ -86,6 +86,20 @@ pub struct Expect {
     pub cases: Vec<CasesRule>,
     /// Console input to type (`send: AFTER => TEXT`), in order.
     pub sends: Vec<SendRule>,
+    /// How the matrix boots it (`boot: direct uboot`): QEMU loading every
+    /// file (`direct`, the default, on every image) and/or U-Boot with a
+    /// boot script (`uboot`, on the default image and on Xen).
+    pub boots: Vec<Boot>,
+}
+
+/// How the hypervisor and its modules reach RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    /// QEMU loads them (`-kernel`, `-dtb`, `-device loader`).
+    Direct,
+    /// Debian's U-Boot loads them from a disk with a boot script and
+    /// starts the hypervisor with `booti` (see `uboot.rs`).
+    UBoot,
 }
 
 /// `send[ on PEER]: AFTER => TEXT`: once `AFTER` has appeared on the
@@ -150,6 +164,7 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
     let mut absent = Vec::new();
     let mut cases = Vec::new();
     let mut sends = Vec::new();
+    let mut boots = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -197,7 +212,27 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
                     }
                 }
             }
-            "end" | "limit" | "requires" | "without" | "peer" if peer.is_some() => {
+            "boot" if peer.is_none() => {
+                for way in value.split_whitespace() {
+                    let b = match way {
+                        "direct" => Boot::Direct,
+                        "uboot" => Boot::UBoot,
+                        other => {
+                            err(format!(
+                                "boot: \"{other}\" is not a way to boot (expected \"direct\" or \"uboot\")"
+                            ));
+                            continue;
+                        }
+                    };
+                    if !boots.contains(&b) {
+                        boots.push(b);
+                    }
+                }
+                if value.is_empty() {
+                    err("`boot:` names no way to boot (e.g. `boot: direct uboot`)".into());
+                }
+            }
+            "end" | "limit" | "requires" | "without" | "peer" | "boot" if peer.is_some() => {
                 err(format!("`{key}` applies to every peer; drop the `on`"))
             }
             "end" => {
@@ -287,11 +322,17 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         absent,
         cases,
         sends,
+        boots: if boots.is_empty() {
+            vec![Boot::Direct]
+        } else {
+            boots
+        },
     })
 }
 
 /// The keys an `.expect` line may start with, for error messages.
-const KEYS: &str = "end, limit, requires, without, peer, cases, panic, not, send or a domain name";
+const KEYS: &str =
+    "end, limit, requires, without, peer, boot, cases, panic, not, send or a domain name";
 
 /// The value of a `cases:` rule: `DOMAIN all` or `DOMAIN all, at least N`.
 fn parse_cases(value: &str) -> Result<(String, usize), String> {
@@ -785,6 +826,17 @@ not on oxen: unhandled
         assert_eq!(e.lines[0].text, "a: b :c");
         assert_eq!(e.limit, DEFAULT_LIMIT);
         assert_eq!(e.end, End::Running);
+    }
+
+    #[test]
+    fn boot_lists_the_ways_to_boot_and_defaults_to_direct() {
+        let e = parse("end: running\n", "x").unwrap();
+        assert_eq!(e.boots, [Boot::Direct]);
+        let e = parse("end: running\nboot: direct uboot\n", "x").unwrap();
+        assert_eq!(e.boots, [Boot::Direct, Boot::UBoot]);
+        let errs = parse("end: running\nboot: pxe\nboot on xen: uboot\n", "x").unwrap_err();
+        assert!(errs[0].contains("\"pxe\" is not a way to boot"), "{errs:?}");
+        assert!(errs[1].contains("applies to every peer"), "{errs:?}");
     }
 
     #[test]

@@ -54,9 +54,44 @@ fn load_segments(elf: &[u8]) -> Result<Vec<Segment<'_>>, String> {
     Ok(segs)
 }
 
+/// Checks that every relocation the image carries is one the entry code
+/// applies (`R_AARCH64_RELATIVE`, in `SHT_RELA` or packed `SHT_RELR`
+/// sections): anything else would stop the boot before it can print.
+pub fn check_relocations(elf: &[u8]) -> Result<(), String> {
+    const SHT_RELA: u32 = 4;
+    const SHF_ALLOC: u64 = 2;
+    const R_AARCH64_RELATIVE: u32 = 1027;
+    let shoff = u64_at(elf, 0x28) as usize;
+    let shentsize = u16_at(elf, 0x3a) as usize;
+    let shnum = u16_at(elf, 0x3c) as usize;
+    for i in 0..shnum {
+        let sh = shoff + i * shentsize;
+        let sh = elf.get(sh..sh + 64).ok_or("section header out of bounds")?;
+        if u32_at(sh, 4) != SHT_RELA || u64_at(sh, 8) & SHF_ALLOC == 0 {
+            continue;
+        }
+        let (off, size) = (u64_at(sh, 0x18) as usize, u64_at(sh, 0x20) as usize);
+        let body = elf
+            .get(off..off + size)
+            .ok_or("relocations out of bounds")?;
+        for (n, r) in body.chunks_exact(24).enumerate() {
+            let kind = u32_at(r, 8);
+            if kind != R_AARCH64_RELATIVE {
+                return Err(format!(
+                    "relocation {n} at {:#x} is of type {kind}; the entry code applies only \
+                     R_AARCH64_RELATIVE ({R_AARCH64_RELATIVE})",
+                    u64_at(r, 0)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Lays out the segments into a flat image starting at the lowest address.
 pub fn flatten(elf: &[u8]) -> Result<Vec<u8>, String> {
     let segs = load_segments(elf)?;
+    check_relocations(elf)?;
     let base = segs.iter().map(|s| s.paddr).min().unwrap_or(0);
     let end = segs
         .iter()

@@ -7,7 +7,9 @@
 //!   named; `none` boots the hypervisor alone on QEMU's own tree) on Oxen
 //!   or on Xen 4.20, with the console attached, or with `--check` captured
 //!   and checked against the config's expectations. `--image FILE` boots
-//!   that arm64 Image instead of building Oxen or fetching Xen.
+//!   that arm64 Image instead of building Oxen or fetching Xen. `--uboot`
+//!   boots through Debian's U-Boot with a boot script that loads every
+//!   file from a disk, as on a real board.
 //! - `cargo xtask guests [--refresh]` fetches (or, with `--refresh`,
 //!   updates) the guests' Debian packages and prints what it has.
 //! - `cargo xtask test` runs every check: rustfmt, clippy (host and
@@ -32,6 +34,7 @@ mod initramfs;
 mod qemu;
 mod setup;
 mod test;
+mod uboot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -185,7 +188,7 @@ fn parse_build_args(args: &mut Vec<String>) -> Result<BuildSpec, String> {
 
 const USAGE: &str = "usage: cargo xtask <build|run|guests|test> [options]
   build  [--board B] [--features F | --no-default-features] [--release|--debug]
-  run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check]
+  run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check] [--uboot]
          [--image FILE]
   guests [--refresh]
   test   [--no-qemu] [--peer oxen|xen]
@@ -199,6 +202,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
     let mut peer = expect::Peer::Oxen;
     let mut check = false;
     let mut image = None;
+    let mut boot = configs::Boot::Direct;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -213,6 +217,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
             "--config" => config = it.next().ok_or("--config needs a name")?,
             "--peer" => peer = expect::Peer::parse(&it.next().ok_or("--peer needs a name")?)?,
             "--check" => check = true,
+            "--uboot" => boot = configs::Boot::UBoot,
             "--image" => image = Some(PathBuf::from(it.next().ok_or("--image needs a file")?)),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -227,7 +232,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
         }
         return qemu::run_interactive(&qemu::Machine::new(&img, smp.unwrap_or(2)));
     }
-    let p = configs::prepare(&config, peer, &img, smp)?;
+    let p = configs::prepare_with(&config, peer, &img, smp, boot)?;
     eprintln!(
         "xtask: {} on {}: {}",
         p.name,

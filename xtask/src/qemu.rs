@@ -28,6 +28,9 @@ pub struct Machine {
     pub dtb: Option<PathBuf>,
     /// `-device loader,file=F,addr=A` for each boot module.
     pub loaders: Vec<(PathBuf, u64)>,
+    /// Boot through U-Boot (its `u-boot.bin`) from a directory that QEMU
+    /// shows as a FAT disk, instead of loading `image` with `-kernel`.
+    pub uboot: Option<(PathBuf, PathBuf)>,
 }
 
 impl Machine {
@@ -39,6 +42,7 @@ impl Machine {
             cpu: "cortex-a57".into(),
             dtb: None,
             loaders: Vec::new(),
+            uboot: None,
         }
     }
 
@@ -54,12 +58,24 @@ impl Machine {
             self.smp.to_string(),
             "-m".into(),
             self.memory.clone(),
-            "-kernel".into(),
-            self.image.display().to_string(),
+        ];
+        match &self.uboot {
+            None => a.extend(["-kernel".into(), self.image.display().to_string()]),
+            Some((bios, disk)) => a.extend([
+                "-bios".into(),
+                bios.display().to_string(),
+                "-drive".into(),
+                format!(
+                    "if=virtio,format=raw,readonly=on,file=fat:{}",
+                    disk.display()
+                ),
+            ]),
+        }
+        a.extend([
             // A reset (Oxen's answer to a panic) ends the run instead of
             // booting again.
             "-no-reboot".into(),
-        ];
+        ]);
         if let Some(dtb) = &self.dtb {
             a.push("-dtb".into());
             a.push(dtb.display().to_string());

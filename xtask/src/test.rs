@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::configs;
-use crate::expect::{Expect, Peer, Want};
+use crate::expect::{Boot, Expect, Peer, Want};
 use crate::qemu::{self, Machine, Outcome};
 use crate::{BuildSpec, build, cargo, root, run_cmd, setup};
 
@@ -392,15 +392,25 @@ fn matrix(board: &str, tally: &mut Tally) -> Result<(), String> {
             );
             tally.record(&name, &out, &problems, 0);
         }
+        // U-Boot boots the configs that ask for it on the board's default
+        // image (the one `cargo xtask run --uboot` boots).
+        let is_default = spec.features.is_none();
         for (name, expect) in &expects {
-            boot_config(name, expect, Peer::Oxen, &set, &img, &label, tally)?;
+            for &boot in &expect.boots {
+                if boot == Boot::UBoot && !is_default {
+                    continue;
+                }
+                boot_config(name, expect, Peer::Oxen, &set, &img, &label, boot, tally)?;
+            }
         }
     }
     Ok(())
 }
 
 /// One cell: config `name` on `peer` with `image` (built with `features`),
-/// or a skip when its `.expect` says it does not apply there.
+/// booted the `boot` way, or a skip when its `.expect` says it does not
+/// apply there.
+#[allow(clippy::too_many_arguments)]
 fn boot_config(
     name: &str,
     expect: &Expect,
@@ -408,14 +418,19 @@ fn boot_config(
     features: &[String],
     image: &Path,
     label: &str,
+    boot: Boot,
     tally: &mut Tally,
 ) -> Result<(), String> {
+    let label = match boot {
+        Boot::Direct => label.to_string(),
+        Boot::UBoot => format!("{label}, U-Boot"),
+    };
     if let Some(why) = expect.skip_reason(peer, features) {
         println!("config {name} [{label}]: skipped ({why})");
         tally.skipped += 1;
         return Ok(());
     }
-    let prepared = configs::prepare(name, peer, image, None)?;
+    let prepared = configs::prepare_with(name, peer, image, None, boot)?;
     let out = configs::run(&prepared)?;
     let problems = configs::check(&prepared, &out);
     let cases = cases_passed(&prepared.want, &out);
@@ -431,7 +446,9 @@ fn xen_configs(tally: &mut Tally) -> Result<(), String> {
     let image = configs::image_for(Peer::Xen, &BuildSpec::default())?;
     for name in configs::names()? {
         let expect = configs::read_expect(&name)?;
-        boot_config(&name, &expect, Peer::Xen, &[], &image, "xen", tally)?;
+        for &boot in &expect.boots {
+            boot_config(&name, &expect, Peer::Xen, &[], &image, "xen", boot, tally)?;
+        }
     }
     Ok(())
 }

@@ -83,6 +83,28 @@ pub fn sev() {
 }
 
 /// Stops this CPU for good: interrupts masked, waiting forever.
+/// Waits for an interrupt with IRQs still masked, so an interrupt that
+/// arrived before the call still ends the wait; then unmasks them briefly
+/// to take whatever is pending, on this stack. The caller holds no lock an
+/// interrupt handler may take.
+pub fn wait_and_take_irqs() {
+    // The IRQ vector saves the general registers but not FP/SIMD: its
+    // handler is called like a C function, so the caller-saved registers
+    // (SIMD ones included) are declared clobbered.
+    // SAFETY: the IRQ vector handles interrupts on the current stack and
+    // returns here; the clobbers cover what a handler may change.
+    unsafe {
+        core::arch::asm!(
+            "wfi",
+            "msr daifclr, #2",
+            "isb",
+            "msr daifset, #2",
+            clobber_abi("C"),
+            options(nostack)
+        )
+    };
+}
+
 pub fn halt() -> ! {
     loop {
         // SAFETY: masking interrupts and waiting only affects this CPU.

@@ -111,6 +111,34 @@ unsafe extern "C" {
     fn oxen_enter_guest(frame: *const GuestFrame, stack_top: usize) -> !;
 }
 
+/// The vector code's call on every exit from a guest, with the frame it
+/// saved on this CPU's stack.
+#[unsafe(no_mangle)]
+extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
+    crate::hv::trap::guest_trap(kind, frame)
+}
+
+/// Enters the guest whose state the pCPU's scratch frame holds once
+/// `prepare` (which loads the next vCPU) has filled it.
+///
+/// The frame lives for the hypervisor's life (`'static`) and only this
+/// pCPU uses it, so it stays valid after its lock is released here, which
+/// must be, since entering never returns.
+pub fn enter_scratch(
+    scratch: &'static spin::Mutex<alloc::boxed::Box<GuestFrame>>,
+    stack_top: usize,
+    prepare: impl FnOnce(&mut GuestFrame),
+) -> ! {
+    let frame: *const GuestFrame = {
+        let mut f = scratch.lock();
+        prepare(&mut f);
+        &**f
+    };
+    // SAFETY: a heap frame that is never freed (`'static` owner), used by
+    // this pCPU only, so no other reference to it exists now.
+    enter(unsafe { &*frame }, stack_top)
+}
+
 /// Enters the guest whose state is `frame`, abandoning the current stack.
 ///
 /// The caller must have loaded the vCPU's EL1 context, stage-2 and vGIC

@@ -1,19 +1,23 @@
-//! The hypervisor heap: a fixed region in BSS, so it exists (and is mapped)
-//! before the device tree is read. Guest memory never comes from here.
+//! The hypervisor heap and the secondary CPUs' stacks: `WORK_AREA_SIZE`
+//! bytes of free RAM that the boot CPU picks before the MMU is on (not part
+//! of the image, so the image stays small and a loader can put boot modules
+//! right after it). Guest memory never comes from here.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::addr_of_mut;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
+
+use super::cell::BootCell;
+use super::{entry, mmu};
+use crate::hostdt::early;
+use crate::memmap::Range;
 
 /// Bytes of heap.
 pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
 
-#[repr(C, align(4096))]
-struct HeapSpace([u8; HEAP_SIZE]);
-
-static mut HEAP_SPACE: HeapSpace = HeapSpace([0; HEAP_SIZE]);
+/// Bytes of the work area: the heap, then the secondary CPUs' stacks.
+pub const WORK_AREA_SIZE: u64 = (HEAP_SIZE + entry::STACKS_SIZE) as u64;
 
 #[global_allocator]
 static ALLOCATOR: Tracked = Tracked(LockedHeap::empty());
@@ -42,19 +46,90 @@ unsafe impl GlobalAlloc for Tracked {
     }
 }
 
-/// Hands the heap region to the allocator.
-///
-/// # Safety
-///
-/// Once, on the boot CPU, after the MMU is on (the allocator takes a lock).
-pub unsafe fn init() {
-    // SAFETY: the region is used by nothing else and lives forever.
-    unsafe {
-        ALLOCATOR
-            .0
-            .lock()
-            .init(addr_of_mut!(HEAP_SPACE).cast::<u8>(), HEAP_SIZE);
+/// Where [`place`] put the work area.
+static WORK_AREA: BootCell<Range> = BootCell::new();
+
+/// Why no work area was found (shown before the heap exists, so no
+/// `String`).
+pub enum NoWorkArea {
+    Blob(crate::hostdt::FdtError),
+    TooManyRanges,
+    NoRoom,
+    Twice,
+}
+
+impl core::fmt::Display for NoWorkArea {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Blob(e) => write!(f, "the device tree {e}"),
+            Self::TooManyRanges => write!(
+                f,
+                "/chosen and /reserved-memory place more than {} ranges in memory; Oxen cannot \
+                 tell where its heap may go",
+                early::MAX_OCCUPIED
+            ),
+            Self::NoRoom => write!(
+                f,
+                "no free {} MiB of RAM for the hypervisor's heap and stacks: the image, the \
+                 device tree, the boot modules and the reservations leave none",
+                WORK_AREA_SIZE >> 20
+            ),
+            Self::Twice => f.write_str("the work area was placed twice"),
+        }
     }
+}
+
+/// Finds RAM for the heap and the stacks that holds nothing the device
+/// tree or the loader put there — the highest 2 MiB-aligned fit in `ram`,
+/// away from the image, the tree `blob` (at `dtb`) and everything the tree
+/// says is occupied (boot modules, reservations), which is where loaders
+/// put the least — and gives the secondary CPUs their stacks there. Once,
+/// on the boot CPU, with the MMU off.
+pub fn place(blob: &[u8], ram: &[Range], dtb: Range) -> Result<Range, NoWorkArea> {
+    let occupied = early::occupied(blob).map_err(NoWorkArea::Blob)?;
+    if occupied.overflow {
+        return Err(NoWorkArea::TooManyRanges);
+    }
+    let mut taken = [Range::default(); early::MAX_OCCUPIED + 2];
+    taken[0] = mmu::image_range();
+    taken[1] = dtb;
+    for (t, r) in taken[2..].iter_mut().zip(occupied.iter()) {
+        *t = *r;
+    }
+    let taken = &taken[..2 + occupied.len];
+    let area = crate::memmap::highest_fit(ram, taken, WORK_AREA_SIZE, 2 << 20)
+        .ok_or(NoWorkArea::NoRoom)?;
+    if !WORK_AREA.set(area) {
+        return Err(NoWorkArea::Twice);
+    }
+    // SAFETY: boot CPU, MMU off, no secondary started yet; the stacks are
+    // the end of the work area, RAM that nothing else uses.
+    unsafe { entry::set_stacks_base(area.start + HEAP_SIZE as u64) };
+    Ok(area)
+}
+
+/// The work area [`place`] chose (empty before).
+pub fn work_area() -> Range {
+    WORK_AREA.get().unwrap_or_default()
+}
+
+static HEAP_READY: AtomicBool = AtomicBool::new(false);
+
+/// Hands the start of the work area to the allocator: once, after
+/// [`place`] and with the MMU on (the allocator takes a lock). `false` if
+/// there is no work area or the heap already exists.
+pub fn init() -> bool {
+    let Some(area) = WORK_AREA.get() else {
+        return false;
+    };
+    if HEAP_READY.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    // SAFETY: the work area's first HEAP_SIZE bytes are RAM (mapped
+    // Normal) that `place` chose clear of everything else, and this is the
+    // only time they are given away.
+    unsafe { ALLOCATOR.0.lock().init(area.start as *mut u8, HEAP_SIZE) };
+    true
 }
 
 /// Bytes currently allocated.

@@ -4,6 +4,7 @@
 
 use core::arch::asm;
 use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::{cpu, entry};
 use crate::memmap::Range;
@@ -79,13 +80,20 @@ fn invalidate_dcache(r: Range) {
     unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
 }
 
-/// Builds the identity map and turns the MMU and caches on.
-///
-/// # Safety
-///
-/// Boot CPU only, once, with the MMU off and no other CPU running. `ram`
-/// must describe real memory and `dtb` the device tree in use.
-pub unsafe fn enable_boot(ram: &[Range], dtb: Range) -> Result<usize, MapError> {
+/// Set once the boot CPU turned its MMU on.
+static BOOT_MMU_ON: AtomicBool = AtomicBool::new(false);
+
+/// Builds the identity map and turns the MMU and caches on: on the boot
+/// CPU, once (a second call fails), before any other CPU runs (the entry
+/// code lets only one CPU reach here; secondaries start later). `ram` is
+/// the memory the device tree describes and `dtb` the tree in use.
+pub fn enable_boot(ram: &[Range], dtb: Range) -> Result<usize, MapError> {
+    // Plain load and store: exclusive accesses are not safe with the MMU
+    // off, and only this CPU runs.
+    if BOOT_MMU_ON.load(Ordering::Acquire) {
+        return Err(MapError::AlreadyOn);
+    }
+    BOOT_MMU_ON.store(true, Ordering::Release);
     let pa_bits = cpu::pa_bits();
     // SAFETY: the pool is only touched here, on one CPU, before anything
     // else runs; it is identity-mapped (it is in the image, which is in RAM).

@@ -1,11 +1,19 @@
 //! aarch64 at EL2: the image header and entry points, exception vectors,
 //! the MMU, firmware (PSCI) calls and small CPU helpers. With `drivers`,
-//! the only code in Oxen that uses `unsafe`.
+//! the only code in Oxen that uses `unsafe`: everything else in core is
+//! compiled with `unsafe_code` denied and reaches the hardware, physical
+//! memory and memory shared with guests through the safe functions here,
+//! which check what they can.
+//!
+//! Two modules build on the host too, for the host tests of the code above
+//! them: [`shared`] (guest-shared pages) and [`cell`].
+#![allow(unsafe_code)]
 
 /// Assembly shared by the EL2 and the guest exception paths, which lay
 /// out the first 272 bytes of their frames alike (`exception::Frame`,
 /// `guest::GuestFrame`): x0–x30 at 0, ELR_EL2 at 248, SPSR_EL2 at 256.
 /// The vector entry has already stored x0 and x1.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 macro_rules! save_gprs_asm {
     () => {
         r#"
@@ -34,6 +42,7 @@ macro_rules! save_gprs_asm {
 /// The other half of [`save_gprs_asm`]: restores ELR_EL2, SPSR_EL2 and
 /// x0–x30 from the frame at `sp` (the caller then pops the frame and
 /// returns with `eret`).
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 macro_rules! restore_gprs_asm {
     () => {
         r#"
@@ -60,11 +69,18 @@ macro_rules! restore_gprs_asm {
     };
 }
 
-pub mod cpu;
-pub mod entry;
-pub mod exception;
-pub mod guest;
-pub mod heap;
-pub mod mem;
-pub mod mmu;
-pub mod psci;
+pub mod cell;
+pub mod shared;
+
+cfg_if::cfg_if! {
+    if #[cfg(all(target_arch = "aarch64", target_os = "none"))] {
+        pub mod cpu;
+        pub mod entry;
+        pub mod exception;
+        pub mod guest;
+        pub mod heap;
+        pub mod mem;
+        pub mod mmu;
+        pub mod psci;
+    }
+}

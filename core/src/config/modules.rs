@@ -225,8 +225,8 @@ pub(super) fn check_placement(platform: &Platform, hypervisor: &[Range], report:
                 &m.path,
                 "reg",
                 format!(
-                    "{at} overlaps {own}, which Oxen occupies itself (its image or the host \
-                     device tree)"
+                    "{at} overlaps {own}, which Oxen occupies itself (its image, heap and \
+                     stacks, or the host device tree)"
                 ),
             ));
         }
@@ -707,8 +707,8 @@ mod tests {
             errors_of(&Host::new(&dom)),
             [
                 "/chosen/domU1/module@4a000000: reg 0x0040300000-0x0040500000 overlaps \
-              0x0040200000-0x0040400000, which Oxen occupies itself (its image or the host \
-              device tree)"
+              0x0040200000-0x0040400000, which Oxen occupies itself (its image, heap and \
+              stacks, or the host device tree)"
             ]
         );
     }

@@ -19,24 +19,31 @@ pub struct GicSummary {
 }
 
 /// Initialises the distributor and every redistributor, and this (the boot)
-/// CPU's interface.
-///
-/// # Safety
-///
-/// `info` must describe the machine's GICv3, identity-mapped as Device
-/// memory; called once.
-pub unsafe fn init(info: &GicInfo, cpus: usize, boot_cpu: usize) -> GicSummary {
+/// CPU's interface, from the (validated) device tree's GICv3 node: its
+/// windows are not RAM (checked) and the identity map maps them as Device
+/// memory. Only the first call initialises; later ones return `None`.
+pub fn init(info: &GicInfo, cpus: usize, boot_cpu: usize) -> Option<GicSummary> {
+    let mut slot = GIC.lock();
+    if slot.is_some() {
+        return None;
+    }
+    let windows = core::iter::once(&info.distributor).chain(info.redistributors.iter());
+    if windows.clone().any(|w| crate::arch::mem::is_ram(w.start)) || info.redistributors.is_empty()
+    {
+        return None;
+    }
     GicCpuInterface::enable_system_register_el2(true);
     let gicd = NonNull::new(info.distributor.start as *mut Gicd).expect("GICD at 0");
     let gicr = NonNull::new(info.redistributors[0].start as *mut GicrSgi).expect("GICR at 0");
-    // SAFETY: per this function's contract the addresses are the GIC's, mapped
-    // as Device memory, and only this driver touches them.
+    // SAFETY: the addresses are the GIC's per the device tree, outside RAM
+    // (checked), mapped as Device memory; only this driver touches them,
+    // and only this first call creates the handle.
     let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpus) }
         .expect("GICv3 redistributor layout");
     gic.setup(boot_cpu);
     let spis = gic.typer().num_spis();
-    *GIC.lock() = Some(gic);
-    GicSummary { spis }
+    *slot = Some(gic);
+    Some(GicSummary { spis })
 }
 
 /// Wakes this CPU's redistributor and enables its system-register interface.

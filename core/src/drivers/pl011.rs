@@ -3,7 +3,9 @@
 
 use core::ptr::{read_volatile, write_volatile};
 
+use crate::arch::cell::BootCell;
 use crate::console::Sink;
+use crate::hostdt::Uart;
 
 const DR: usize = 0x00;
 const FR: usize = 0x18;
@@ -16,8 +18,47 @@ const INT_RX: u32 = 1 << 4;
 const INT_RT: u32 = 1 << 6;
 
 /// A PL011 at a fixed, identity-mapped MMIO address.
+#[derive(Clone, Copy)]
 pub struct Pl011 {
     base: usize,
+}
+
+/// The board's early UART, before the device tree is read.
+static EARLY: BootCell<Pl011> = BootCell::new();
+/// The UART the device tree names as the console.
+static CONSOLE: spin::Once<Pl011> = spin::Once::new();
+
+/// Starts the board's early UART, the PL011 at `base` (a board fact, from
+/// its `Board`), as the console; with the MMU off. Only the first call
+/// counts.
+pub fn start_early(base: usize) {
+    // SAFETY: the board declares a PL011 at `base`, and with the MMU off
+    // (and then through the identity map's Device mapping of everything
+    // that is not RAM) its registers are reachable there; nothing else
+    // drives it.
+    if EARLY.set(unsafe { Pl011::new(base) })
+        && let Some(uart) = EARLY.get_ref()
+    {
+        crate::console::set_early_sink(uart);
+    }
+}
+
+/// The early UART, if the board has one.
+pub fn early() -> Option<&'static Pl011> {
+    EARLY.get_ref()
+}
+
+/// The console UART the (validated) device tree names: its registers are
+/// where the tree's `"arm,pl011"` node says, which the hypervisor's
+/// identity map maps as Device memory (they are not RAM: checked).
+/// `None` if the address is RAM. The first call decides.
+pub fn console(uart: &Uart) -> Option<&'static Pl011> {
+    if crate::arch::mem::is_ram(uart.base) {
+        return None;
+    }
+    // SAFETY: a PL011's register block per the device tree, outside RAM
+    // (checked), mapped as Device memory; only this driver touches it.
+    Some(CONSOLE.call_once(|| unsafe { Pl011::new(uart.base as usize) }))
 }
 
 impl Pl011 {

@@ -247,6 +247,131 @@ fn add_banks<'dt>(
     Ok(())
 }
 
+/// Most ranges [`occupied`] records.
+pub const MAX_OCCUPIED: usize = 64;
+
+/// Deepest node nesting [`occupied`] follows for `#address-cells`.
+const MAX_DEPTH: usize = 16;
+
+/// Memory the device tree says is in use before Oxen runs: `/memreserve/`
+/// entries, `/reserved-memory` children, and everything `/chosen` places in
+/// RAM (boot modules at any depth, a Linux-style initrd). Read without
+/// allocating, so that the heap can be put where none of it lies.
+#[derive(Clone, Copy, Debug)]
+pub struct Occupied {
+    pub ranges: [Range; MAX_OCCUPIED],
+    pub len: usize,
+    /// More ranges than [`MAX_OCCUPIED`] were found; the rest were dropped.
+    pub overflow: bool,
+}
+
+impl Default for Occupied {
+    fn default() -> Self {
+        Self {
+            ranges: [Range::default(); MAX_OCCUPIED],
+            len: 0,
+            overflow: false,
+        }
+    }
+}
+
+impl Occupied {
+    pub fn iter(&self) -> impl Iterator<Item = &Range> {
+        self.ranges[..self.len].iter()
+    }
+
+    fn push(&mut self, r: Range) {
+        if r.is_empty() {
+            return;
+        }
+        if self.len == MAX_OCCUPIED {
+            self.overflow = true;
+            return;
+        }
+        self.ranges[self.len] = r;
+        self.len += 1;
+    }
+}
+
+/// Finds the memory [`Occupied`] describes. Values that do not decode are
+/// skipped: the full read of the tree later reports them.
+pub fn occupied(blob: &[u8]) -> Result<Occupied, FdtError> {
+    let blob = Blob::new(blob)?;
+    let mut out = Occupied::default();
+    for r in blob.mem_reserve() {
+        let (start, size) = r?;
+        if let Some(r) = Range::with_size(start, size) {
+            out.push(r);
+        }
+    }
+    // cells[d]: (#address-cells, #size-cells) for children of the node at
+    // depth d (the root is depth 1), the DT spec's defaults until set.
+    let mut cells = [(2usize, 1usize); MAX_DEPTH + 1];
+    let mut depth = 0usize;
+    // The depth-2 node being read is /chosen or /reserved-memory.
+    let mut under = None::<&str>;
+    let (mut initrd_start, mut initrd_end) = (None, None);
+    for tok in blob.tokens() {
+        match tok? {
+            Token::Begin(name) => {
+                depth += 1;
+                if depth <= MAX_DEPTH {
+                    cells[depth] = (2, 1);
+                }
+                if depth == 2 {
+                    under = match name {
+                        "chosen" | "reserved-memory" => Some(name),
+                        _ => None,
+                    };
+                }
+            }
+            Token::Prop(name, value) => {
+                if depth > MAX_DEPTH {
+                    continue;
+                }
+                match name {
+                    "#address-cells" => {
+                        if let Some(n @ 1..=2) = cell(value) {
+                            cells[depth].0 = n as usize;
+                        }
+                    }
+                    "#size-cells" => {
+                        if let Some(n @ 0..=2) = cell(value) {
+                            cells[depth].1 = n as usize;
+                        }
+                    }
+                    "reg" if depth >= 3 && under.is_some() => {
+                        let (a, sz) = cells[depth - 1];
+                        let entry = a + sz;
+                        for i in 0..value.len() / 4 / entry.max(1) {
+                            let r = read_cells(value, i * entry, a)
+                                .zip(read_cells(value, i * entry + a, sz))
+                                .and_then(|(start, size)| Range::with_size(start, size));
+                            if let Some(r) = r {
+                                out.push(r);
+                            }
+                        }
+                    }
+                    "linux,initrd-start" if depth == 2 && under == Some("chosen") => {
+                        initrd_start = read_cells(value, 0, value.len() / 4)
+                    }
+                    "linux,initrd-end" if depth == 2 && under == Some("chosen") => {
+                        initrd_end = read_cells(value, 0, value.len() / 4)
+                    }
+                    _ => {}
+                }
+            }
+            Token::End => depth = depth.saturating_sub(1),
+        }
+    }
+    if let (Some(start), Some(end)) = (initrd_start, initrd_end)
+        && start < end
+    {
+        out.push(Range { start, end });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::blob::FdtError;
@@ -400,5 +525,42 @@ mod tests {
             e,
             EarlyError::Blob(FdtError::BadMagic(0x000d_feed))
         ));
+    }
+
+    #[test]
+    fn occupied_lists_modules_reservations_and_the_initrd() {
+        use crate::config::testdts::{BASE, dtb, edit};
+        let dts = BASE
+            .replace(
+                "@RESERVED@",
+                "reserved-memory { #address-cells = <2>; #size-cells = <2>; ranges; \
+                 fw@48000000 { reg = <0x0 0x48000000 0x0 0x100000>; }; };",
+            )
+            .replace(
+                "@CHOSEN@",
+                "linux,initrd-start = <0x0 0x4a000000>; linux,initrd-end = <0x0 0x4a001000>; \
+                 domU1 { compatible = \"xen,domain\"; #address-cells = <1>; #size-cells = <1>; \
+                 module@44000000 { compatible = \"multiboot,kernel\", \"multiboot,module\"; \
+                 reg = <0x44000000 0x200000>; }; };",
+            );
+        let dts = edit(
+            &dts,
+            "/dts-v1/;",
+            "/dts-v1/;\n/memreserve/ 0x4f000000 0x2000;",
+        );
+        let blob = dtb(&dts);
+        let o = occupied(blob.bytes()).unwrap();
+        let got: Vec<Range> = o.iter().copied().collect();
+        let r = |start: u64, size: u64| Range::with_size(start, size).unwrap();
+        assert_eq!(
+            got,
+            [
+                r(0x4f00_0000, 0x2000),
+                r(0x4800_0000, 0x10_0000),
+                r(0x4400_0000, 0x20_0000),
+                r(0x4a00_0000, 0x1000)
+            ]
+        );
+        assert!(!o.overflow);
     }
 }

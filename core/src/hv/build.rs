@@ -87,14 +87,13 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
             )
             .map_err(|e| format!("stage-2 map {g}: {e:?}"))?;
             ram.push((g, c.start));
-            // SAFETY: the chunk was just allocated to this domain; nothing
-            // else refers to it.
-            unsafe {
-                mem::zero(Range {
-                    start: c.start,
-                    end: c.start + n,
-                })
+            let chunk = Range {
+                start: c.start,
+                end: c.start + n,
             };
+            if !mem::zero_ram(chunk) {
+                return Err(format!("RAM {chunk} is not free RAM"));
+            }
             ipa += n;
             cur = if n == c.size() {
                 pieces.next()
@@ -136,8 +135,8 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
     let hypervisor = crate::enhanced::hypervisor_node(&hv.registry, &setup);
 
     // The kernel, ramdisk and device tree.
-    // SAFETY: boot modules are RAM the frame allocator never hands out.
-    let kernel = unsafe { mem::bytes(cfg.kernel.range) };
+    let kernel = mem::module_bytes(cfg.kernel.range)
+        .ok_or_else(|| format!("{}: not a boot module in RAM", cfg.kernel.path))?;
     let header = ImageHeader::parse(kernel).map_err(|e| format!("{}: {e}", cfg.kernel.path))?;
     let initrd_len = cfg.ramdisk.as_ref().map(|r| r.range.size());
     let host_cpu = hv.platform.cpus.first();
@@ -174,8 +173,8 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         m.write(plan.dtb, &dtb)
             .map_err(|a| format!("device tree does not fit at {a:#x}"))?;
         if let (Some(rd), Some(r)) = (&cfg.ramdisk, plan.initrd) {
-            // SAFETY: boot modules are RAM the frame allocator never hands out.
-            let bytes = unsafe { mem::bytes(rd.range) };
+            let bytes = mem::module_bytes(rd.range)
+                .ok_or_else(|| format!("{}: not a boot module in RAM", rd.path))?;
             m.write(r.start, bytes)
                 .map_err(|a| format!("ramdisk does not fit at {a:#x}"))?;
         }

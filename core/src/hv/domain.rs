@@ -1,11 +1,9 @@
 //! A running domain: its vCPUs, memory, virtual devices and lifecycle
 //! (running, shutting down, torn down, rebuilt on reboot).
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::alloc::Layout;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
 use crate::arch::guest::{El1Regs, GuestFrame};
@@ -141,45 +139,23 @@ impl Vcpu {
     }
 }
 
-/// Stage-2 table pages, allocated from the hypervisor heap (identity-mapped,
-/// so a page's address is its physical address).
-#[derive(Default)]
-pub struct HeapTables {
-    /// First page of each allocation → number of pages.
-    blocks: BTreeMap<u64, usize>,
-}
+pub use crate::arch::mem::HeapTables;
 
 impl TableMemory for HeapTables {
     fn alloc_tables(&mut self, n: usize) -> Option<u64> {
-        let layout = Layout::from_size_align(n * 4096, n * 4096).ok()?;
-        // SAFETY: a non-zero-sized layout; the memory is zeroed by the allocator.
-        let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
-        if p.is_null() {
-            return None;
-        }
-        self.blocks.insert(p as u64, n);
-        Some(p as u64)
+        self.alloc(n)
     }
 
     fn free_table(&mut self, pa: u64) {
-        // A multi-page allocation (the concatenated root) is freed through
-        // its first page; its other pages are part of it.
-        if let Some(n) = self.blocks.remove(&pa) {
-            let layout = Layout::from_size_align(n * 4096, n * 4096).expect("valid table layout");
-            // SAFETY: `pa` was returned by `alloc_tables` with this layout.
-            unsafe { alloc::alloc::dealloc(pa as *mut u8, layout) };
-        }
+        self.free(pa)
     }
 
     fn table(&self, pa: u64) -> &[u64; 512] {
-        // SAFETY: `pa` is a table page this allocator handed out.
-        unsafe { mem::table(pa) }
+        HeapTables::table(self, pa)
     }
 
     fn table_mut(&mut self, pa: u64) -> &mut [u64; 512] {
-        // SAFETY: `pa` is a table page this allocator handed out; `&mut self`
-        // makes the access exclusive.
-        unsafe { mem::table(pa) }
+        HeapTables::table_mut(self, pa)
     }
 }
 
@@ -220,9 +196,9 @@ impl DomainMem {
             let (g, h) = self.ram.iter().find(|(g, _)| g.contains(ipa)).ok_or(ipa)?;
             let n = (g.end - ipa).min(bytes.len() as u64);
             let host = Range::with_size(h + (ipa - g.start), n).ok_or(ipa)?;
-            // SAFETY: `host` lies inside this domain's RAM chunk, which the
-            // domain owns and which no guest runs on while it is loaded.
-            unsafe { mem::bytes_mut(host) }.copy_from_slice(&bytes[..n as usize]);
+            if !mem::write_ram(host.start, &bytes[..n as usize]) {
+                return Err(ipa);
+            }
             crate::arch::guest::clean_for_guest(host.start, host.end);
             bytes = &bytes[n as usize..];
             ipa += n;

@@ -32,10 +32,10 @@ pub fn read_guest(dom: &Domain, gva: u64, out: &mut [u8]) -> Option<()> {
         if !dom.mem.lock().owns_host(host) {
             return None;
         }
-        // SAFETY: `host` is RAM of this domain (checked just above).
-        let src = unsafe { mem::bytes(host) };
         // `n` is at most what is left of `out`.
-        out.get_mut(done..done + n as usize)?.copy_from_slice(src);
+        if !mem::read_ram(host.start, out.get_mut(done..done + n as usize)?) {
+            return None;
+        }
         done += n as usize;
     }
     Some(())
@@ -52,11 +52,10 @@ pub fn write_guest(dom: &Domain, gva: u64, data: &[u8]) -> Option<()> {
         if !dom.mem.lock().owns_host(host) {
             return None;
         }
-        // SAFETY: `host` is RAM of this domain (checked just above), which
-        // only its own vCPUs use; the calling one is stopped in Oxen.
-        let dst = unsafe { mem::bytes_mut(host) };
         // `n` is at most what is left of `data`.
-        dst.copy_from_slice(data.get(done..done + n as usize)?);
+        if !mem::write_ram(host.start, data.get(done..done + n as usize)?) {
+            return None;
+        }
         done += n as usize;
     }
     Some(())

@@ -399,23 +399,8 @@ fn idle_once() {
     if !me().runq.lock().is_empty() {
         return;
     }
-    // WFI with IRQs still masked, so an interrupt that arrived after the
-    // run-queue check above still ends the wait; then unmask briefly to
-    // take whatever is pending. The IRQ vector saves the general registers
-    // but not FP/SIMD: its handler is called like a C function, so the
-    // caller-saved registers (SIMD ones included) are declared clobbered.
-    // SAFETY: the IRQ vector handles interrupts on this stack; nothing is
-    // held across the WFI or while IRQs are unmasked.
-    unsafe {
-        core::arch::asm!(
-            "wfi",
-            "msr daifclr, #2",
-            "isb",
-            "msr daifset, #2",
-            clobber_abi("C"),
-            options(nostack)
-        )
-    };
+    // Nothing is held across the wait or while IRQs are unmasked.
+    crate::arch::cpu::wait_and_take_irqs();
 }
 
 /// Picks something to run, idling until there is, and loads it into `frame`.
@@ -494,14 +479,7 @@ pub fn run() -> ! {
     let p = me();
     let scratch = p.scratch.get().expect("init_cpu ran");
     let top = p.stack_top.load(Ordering::Acquire);
-    let frame_ptr: *const GuestFrame = {
-        let mut f = scratch.lock();
-        switch_in(&mut f);
-        &**f
-    };
-    // SAFETY: the scratch frame is heap memory owned by this pCPU, only
-    // used here, and stays alive for the hypervisor's lifetime.
-    guest::enter(unsafe { &*frame_ptr }, top)
+    guest::enter_scratch(scratch, top, switch_in)
 }
 
 /// Prints every domain's vCPUs: where they run, their state, PC, virtual

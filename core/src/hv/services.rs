@@ -57,9 +57,10 @@ fn map_error(e: crate::stage2::S2Error) -> Errno {
 impl Services for HvServices {
     fn alloc_page(&self) -> Option<SharedPage> {
         let r = hv().frames.lock().alloc(4096, 4096)?;
-        // SAFETY: a page the frame allocator just handed out: RAM, mapped
-        // at its address, owned until `free_page`.
-        let p = unsafe { SharedPage::new(r.start) };
+        let Some(p) = crate::arch::mem::shared_page(r.start) else {
+            hv().frames.lock().free(r);
+            return None;
+        };
         p.zero();
         Some(p)
     }
@@ -78,11 +79,11 @@ impl Services for HvServices {
         let (pa, attrs) = m.stage2.as_ref()?.translate(&m.tables, ipa)?;
         let page = Range::with_size(pa & !0xfff, 4096)?;
         // Only the domain's own RAM: never a page Oxen mapped into it.
-        (attrs.mem == S2Mem::Normal && attrs.write && m.owns_host(page)).then(|| {
-            // SAFETY: RAM of a live domain, freed only at its teardown,
-            // after every subsystem has let go of it (domain_destroyed).
-            unsafe { SharedPage::new(page.start) }
-        })
+        // (Freed only at its teardown, after every subsystem has let go of
+        // it in domain_destroyed.)
+        (attrs.mem == S2Mem::Normal && attrs.write && m.owns_host(page))
+            .then(|| crate::arch::mem::shared_page(page.start))
+            .flatten()
     }
 
     fn map(&self, dom: DomId, gfn: u64, page: SharedPage, writable: bool) -> Result<(), Errno> {

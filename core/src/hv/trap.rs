@@ -23,9 +23,8 @@ use crate::vpsci::{self, Call};
 use crate::hypercall::{HYPERCALLS, Hypercall, dispatch};
 use crate::xen::HYPERCALL_TAG as XEN_HYPERCALL_TAG;
 
-/// Entered from the vector code on every exit from a guest.
-#[unsafe(no_mangle)]
-extern "C" fn oxen_guest_trap(kind: u64, frame: &mut GuestFrame) {
+/// Called on every exit from a guest (from `arch::guest`'s vector code).
+pub fn guest_trap(kind: u64, frame: &mut GuestFrame) {
     let cur = sched::current();
     let after = match kind & 3 {
         0 => match &cur {

@@ -62,6 +62,9 @@ pub fn hvm_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
+// linkme places the entry with #[link_section], which the crate-wide
+// unsafe_code lint counts.
+#[allow(unsafe_code)]
 #[distributed_slice(HYPERCALLS)]
 static HVM_OP: Hypercall = Hypercall {
     nr: nr::HVM_OP,

@@ -45,6 +45,9 @@ fn memory_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     memory_op_with(&PHYSMAP_SPACES, c, a)
 }
 
+// linkme places the entry with #[link_section], which the crate-wide
+// unsafe_code lint counts.
+#[allow(unsafe_code)]
 #[distributed_slice(HYPERCALLS)]
 static MEMORY_OP: Hypercall = Hypercall {
     nr: nr::MEMORY_OP,

@@ -67,6 +67,9 @@ pub fn sched_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
+// linkme places the entry with #[link_section], which the crate-wide
+// unsafe_code lint counts.
+#[allow(unsafe_code)]
 #[distributed_slice(HYPERCALLS)]
 static SCHED_OP: Hypercall = Hypercall {
     nr: nr::SCHED_OP,

@@ -52,6 +52,9 @@ pub fn vm_assist(_c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
+// linkme places the entry with #[link_section], which the crate-wide
+// unsafe_code lint counts.
+#[allow(unsafe_code)]
 #[distributed_slice(HYPERCALLS)]
 static VCPU_OP: Hypercall = Hypercall {
     nr: nr::VCPU_OP,
@@ -60,6 +63,9 @@ static VCPU_OP: Hypercall = Hypercall {
     handler: vcpu_op,
 };
 
+// linkme places the entry with #[link_section], which the crate-wide
+// unsafe_code lint counts.
+#[allow(unsafe_code)]
 #[distributed_slice(HYPERCALLS)]
 static VM_ASSIST: Hypercall = Hypercall {
     nr: nr::VM_ASSIST,

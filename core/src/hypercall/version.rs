@@ -88,6 +88,9 @@ pub fn xen_version(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
+// linkme places the entry with #[link_section], which the crate-wide
+// unsafe_code lint counts.
+#[allow(unsafe_code)]
 #[distributed_slice(HYPERCALLS)]
 static XEN_VERSION: Hypercall = Hypercall {
     nr: nr::XEN_VERSION,

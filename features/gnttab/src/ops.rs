@@ -392,7 +392,9 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         if act.pin == 0 || (!readonly && !has_writers(act.pin)) {
             t.set_status(gref, caller, readonly, true)?;
             if act.pin == 0 {
-                let gfn = t.slot(gref).map_or(u64::MAX, |(f, i)| u64::from(f.frame(i)));
+                let gfn = t
+                    .slot(gref)
+                    .map_or(u64::MAX, |(f, i)| u64::from(f.frame(i)));
                 let Some(page) = env.own_page(dom, gfn, !readonly) else {
                     t.reduce_status(gref, readonly);
                     return Err(gntst::BAD_PAGE);
@@ -565,7 +567,9 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         }
         if act.pin == 0 || (!readonly && !has_writers(act.pin)) {
             t.set_status(gref, caller, readonly, false)?;
-            let gfn = t.slot(gref).map_or(u64::MAX, |(f, i)| u64::from(f.frame(i)));
+            let gfn = t
+                .slot(gref)
+                .map_or(u64::MAX, |(f, i)| u64::from(f.frame(i)));
             // Xen looks the frame up again here even when it is pinned, to
             // check it may now be written.
             let Some(page) = env.own_page(dom, gfn, !readonly) else {
