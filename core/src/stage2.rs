@@ -35,6 +35,66 @@ pub trait TableMemory {
     }
 }
 
+/// Table memory with a per-domain budget: at most `limit` 4 KiB table
+/// pages live at once, Xen's P2M pool (`xen,domain-p2m-mem-mb`). A guest
+/// makes the hypervisor allocate tables by mapping foreign pages at
+/// scattered addresses (one table per 2 MiB it touches), so without a
+/// budget one domain could take the whole heap; at the budget a mapping
+/// fails with [`S2Error::OutOfTables`] (the guest sees `-ENOMEM`, or a
+/// grant map's `GNTST_general_error`), and other domains are untouched.
+#[derive(Debug, Default)]
+pub struct Budgeted<M> {
+    inner: M,
+    limit: usize,
+    used: usize,
+}
+
+impl<M: TableMemory> Budgeted<M> {
+    pub fn new(inner: M, limit: usize) -> Self {
+        Self {
+            inner,
+            limit,
+            used: 0,
+        }
+    }
+
+    /// Table pages live now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The budget, in table pages.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl<M: TableMemory> TableMemory for Budgeted<M> {
+    fn alloc_tables(&mut self, n: usize) -> Option<u64> {
+        let after = self.used.checked_add(n).filter(|&u| u <= self.limit)?;
+        let pa = self.inner.alloc_tables(n)?;
+        self.used = after;
+        Some(pa)
+    }
+
+    fn free_table(&mut self, pa: u64) {
+        self.used = self.used.saturating_sub(1);
+        self.inner.free_table(pa);
+    }
+
+    fn table(&self, pa: u64) -> &[u64; 512] {
+        self.inner.table(pa)
+    }
+
+    fn table_mut(&mut self, pa: u64) -> &mut [u64; 512] {
+        self.inner.table_mut(pa)
+    }
+
+    fn invalidate(&mut self, ipa: Range) {
+        self.inner.invalidate(ipa);
+    }
+}
+
 /// The memory type of a stage-2 mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum S2Mem {
@@ -995,5 +1055,47 @@ mod tests {
         assert!(mem.live() > 6);
         s2.destroy(&mut mem);
         assert_eq!(mem.live(), 0, "every table allocated was freed");
+    }
+
+    #[test]
+    fn a_domain_at_its_table_budget_gets_out_of_tables_and_another_maps_on() {
+        // 40-bit IPA: a 2-page root, then one level-2 table for the first
+        // GiB and one level-3 table per 2 MiB touched.
+        let mut a = Budgeted::new(FakeMem::new(), 8);
+        let mut b = Budgeted::new(FakeMem::new(), 8);
+        let mut s2a = Stage2::new(&mut a, 40).unwrap();
+        let mut s2b = Stage2::new(&mut b, 40).unwrap();
+        let page = |i: u64| r(0x4000_0000 + i * 2 * MIB, PAGE_SIZE);
+        for i in 0..5 {
+            s2a.map(&mut a, page(i), 0x9000_0000, S2Attrs::RAM).unwrap();
+        }
+        assert_eq!(a.used(), a.limit());
+        assert_eq!(
+            s2a.map(&mut a, page(5), 0x9000_0000, S2Attrs::RAM),
+            Err(S2Error::OutOfTables)
+        );
+        assert_eq!(s2a.translate(&a, page(5).start), None);
+        // The other domain's budget is its own.
+        s2b.map(&mut b, page(5), 0x9000_0000, S2Attrs::RAM).unwrap();
+        assert!(s2b.translate(&b, page(5).start).is_some());
+        // A page inside a 2 MiB already covered needs no new table.
+        s2a.map(
+            &mut a,
+            r(page(0).start + PAGE_SIZE, PAGE_SIZE),
+            0x9000_0000,
+            S2Attrs::RAM,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn freed_tables_go_back_to_the_budget() {
+        let mut a = Budgeted::new(FakeMem::new(), 64);
+        let mut s2 = Stage2::new(&mut a, 40).unwrap();
+        s2.map(&mut a, r(0x4000_0000, PAGE_SIZE), 0x9000_0000, S2Attrs::RAM)
+            .unwrap();
+        assert_eq!(a.used(), 4);
+        s2.destroy(&mut a);
+        assert_eq!(a.used(), 0);
     }
 }

@@ -13,10 +13,12 @@
 //! - `cargo xtask guests [--refresh]` fetches (or, with `--refresh`,
 //!   updates) the guests' Debian packages and prints what it has.
 //! - `cargo xtask test` runs every check: rustfmt, clippy (host and
-//!   aarch64), host unit tests, every config through `oxen-check`, then
-//!   the QEMU tests.
+//!   aarch64), host unit tests, every config through `oxen-check`, a short
+//!   fixed-iteration pass of every fuzz target, then the QEMU tests.
 //! - `cargo xtask check FILE [options]` runs `oxen-check` (tools/oxen-check)
 //!   on a host device tree or a config.
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]` runs the host fuzz
+//!   targets (`fuzz/`) one after the other.
 //!
 //! Each command first installs what it is missing (the pinned toolchain and
 //! target, `qemu-system-arm`, `device-tree-compiler`).
@@ -29,6 +31,7 @@ mod cpio;
 mod debian;
 mod dts;
 mod expect;
+mod fuzz;
 mod guests_build;
 mod image;
 mod initramfs;
@@ -193,6 +196,7 @@ const USAGE: &str = "usage: cargo xtask <build|run|guests|test|bench|check> [opt
          [--image FILE]
   guests [--refresh]
   test   [--no-qemu] [--peer oxen|xen]
+  fuzz   [--seconds N] [--smoke] [TARGET...]   (hostdt, config, evtchn, gnttab, xenstore; docs/testing.md)
   bench  [--reps N] [--only PREFIX] [--no-sizes] | --chart [TABLE...]   (docs/performance.md)
   check  FILE [--features a,b | --no-default-features] [--json] [--module ADDR=FILE]
          [--uboot-script FILE] [--image FILE]   (oxen-check, docs/configs.md)
@@ -317,6 +321,10 @@ fn real_main() -> Result<(), String> {
         "check" => {
             setup::ensure_toolchain()?;
             check::command(&args)
+        }
+        "fuzz" => {
+            let opts = fuzz::Options::parse(&args).map_err(|e| format!("{e}\n{USAGE}"))?;
+            fuzz::run(&opts)
         }
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

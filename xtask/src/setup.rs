@@ -85,6 +85,21 @@ pub fn ensure_host_tools() -> Result<(), String> {
     check_qemu()
 }
 
+/// Makes sure each `(program, Debian package)` is there, installing the
+/// missing packages with apt-get when running as root.
+pub fn ensure_programs(tools: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(prog, _)| !have(prog))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        install(&missing)
+    }
+}
+
 fn install(packages: &[&str]) -> Result<(), String> {
     let install = format!(
         "apt-get install -y --no-install-recommends {}",

@@ -249,6 +249,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         run_cmd(&mut c)
     })?;
     step("configs through oxen-check", crate::check::configs_step)?;
+    step("fuzz targets (fixed-iteration pass)", crate::fuzz::smoke)?;
     if !opts.qemu {
         println!(
             "matrix: {} cells built (feature sets x boards)",

@@ -3,7 +3,8 @@
 //! of the image, so the image stays small and a loader can put boot modules
 //! right after it). Guest memory never comes from here.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
 
@@ -19,7 +20,31 @@ pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
 pub const WORK_AREA_SIZE: u64 = (HEAP_SIZE + entry::STACKS_SIZE) as u64;
 
 #[global_allocator]
-static ALLOCATOR: LockedHeap = LockedHeap::empty();
+static ALLOCATOR: Tracked = Tracked(LockedHeap::empty());
+
+/// The most bytes ever allocated at once (the allocator's own count).
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// The allocator, noting the high-water mark after each allocation.
+struct Tracked(LockedHeap);
+
+// SAFETY: every call is passed on unchanged to `LockedHeap`, which upholds
+// the contract; the peak is only counted.
+unsafe impl GlobalAlloc for Tracked {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract, passed on.
+        let p = unsafe { self.0.alloc(layout) };
+        if !p.is_null() {
+            PEAK.fetch_max(self.0.lock().used(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { self.0.dealloc(ptr, layout) }
+    }
+}
 
 /// Where [`place`] put the work area.
 static WORK_AREA: BootCell<Range> = BootCell::new();
@@ -103,11 +128,21 @@ pub fn init() -> bool {
     // SAFETY: the work area's first HEAP_SIZE bytes are RAM (mapped
     // Normal) that `place` chose clear of everything else, and this is the
     // only time they are given away.
-    unsafe { ALLOCATOR.lock().init(area.start as *mut u8, HEAP_SIZE) };
+    unsafe { ALLOCATOR.0.lock().init(area.start as *mut u8, HEAP_SIZE) };
     true
 }
 
 /// Bytes currently allocated.
 pub fn used() -> usize {
-    ALLOCATOR.lock().used()
+    ALLOCATOR.0.lock().used()
+}
+
+/// Bytes currently allocated, unless another CPU holds the allocator.
+pub fn try_used() -> Option<usize> {
+    ALLOCATOR.0.try_lock().map(|h| h.used())
+}
+
+/// The most bytes allocated at once since boot (the high-water mark).
+pub fn peak() -> usize {
+    PEAK.load(Ordering::Relaxed)
 }

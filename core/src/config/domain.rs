@@ -22,6 +22,8 @@ pub(super) struct Properties {
     pub enhanced: Option<Enhanced>,
     pub max_grant_frames: Option<u32>,
     pub max_maptrack_frames: Option<u32>,
+    /// `xen,domain-p2m-mem-mb`: `Some(None)` when absent.
+    pub p2m_mem_mb: Option<Option<u32>>,
 }
 
 /// Every property of a domain, all valid.
@@ -33,6 +35,7 @@ pub(super) struct Complete {
     pub enhanced: Enhanced,
     pub max_grant_frames: u32,
     pub max_maptrack_frames: u32,
+    pub p2m_mem_mb: Option<u32>,
 }
 
 impl Properties {
@@ -46,6 +49,7 @@ impl Properties {
             enhanced: self.enhanced?,
             max_grant_frames: self.max_grant_frames?,
             max_maptrack_frames: self.max_maptrack_frames?,
+            p2m_mem_mb: self.p2m_mem_mb?,
         })
     }
 }
@@ -69,6 +73,7 @@ const HANDLED: &[&str] = &[
     "max_grant_version",
     "max_grant_frames",
     "max_maptrack_frames",
+    "xen,domain-p2m-mem-mb",
     "phandle",
     "linux,phandle",
     "name",
@@ -81,7 +86,6 @@ const NOT_IMPLEMENTED: &[&str] = &[
     "capabilities",
     "sve",
     "llc-colors",
-    "xen,domain-p2m-mem-mb",
     "trap-unmapped-accesses",
     "xen,sci_type",
     "v8r_el1_msa",
@@ -118,6 +122,7 @@ pub(super) fn read_properties(
         MAX_MAPTRACK_FRAMES,
         errors,
     );
+    let p2m_mem_mb = read_p2m_mem_mb(fdt.prop(node, "xen,domain-p2m-mem-mb"), path, errors);
     read_grant_version(fdt.prop(node, "max_grant_version"), path, errors);
     refuse_static_memory(fdt, node, path, errors);
     report_ignored_properties(fdt, node, path, &mut report.ignored);
@@ -130,6 +135,7 @@ pub(super) fn read_properties(
         enhanced,
         max_grant_frames,
         max_maptrack_frames,
+        p2m_mem_mb,
     }
 }
 
@@ -327,6 +333,27 @@ fn read_frames(
             None
         }
     }
+}
+
+/// `xen,domain-p2m-mem-mb`: the MiB of stage-2 tables the domain may use
+/// (its own RAM's and those of pages it maps from other domains).
+fn read_p2m_mem_mb(
+    prop: Option<&Prop<'_>>,
+    path: &str,
+    errors: &mut Vec<DtError>,
+) -> Option<Option<u32>> {
+    const HINT: &str =
+        "the stage-2 table pool in MiB as one cell, e.g. <4>, or no property for Xen's default";
+    let Some(p) = prop else {
+        return Some(None);
+    };
+    let message = match p.u32() {
+        Some(0) => format!("= <0> leaves no room for the domain's own RAM ({HINT})"),
+        Some(n) => return Some(Some(n)),
+        None => format!("= {} is not one cell ({HINT})", p.display()),
+    };
+    errors.push(DtError::prop(path, "xen,domain-p2m-mem-mb", message));
+    None
 }
 
 fn read_grant_version(prop: Option<&Prop<'_>>, path: &str, errors: &mut Vec<DtError>) {
@@ -866,12 +893,41 @@ mod tests {
     }
 
     #[test]
+    fn the_p2m_pool_defaults_to_xens_size_for_the_domain() {
+        // DOMU1: 128 MiB, 2 vCPUs: 4 * (512 + 128 + 128) KiB = 3 MiB.
+        let d = domain_with(CPUS, CPUS);
+        assert_eq!(d.p2m_pages, 3 * 256);
+        assert_eq!(super::super::default_p2m_pages(262_144, 1), 3 * 256);
+        assert_eq!(super::super::default_p2m_pages(1 << 20, 4), 9 * 256);
+    }
+
+    #[test]
+    fn the_p2m_pool_is_taken_from_xen_domain_p2m_mem_mb() {
+        let d = domain_with(CPUS, "cpus = <2>; xen,domain-p2m-mem-mb = <8>;");
+        assert_eq!(d.p2m_pages, 8 * 256);
+    }
+
+    #[test]
+    fn a_p2m_pool_of_zero_or_two_cells_is_refused() {
+        assert_eq!(
+            errors_with(CPUS, "cpus = <2>; xen,domain-p2m-mem-mb = <0>;"),
+            [
+                "/chosen/domU1: xen,domain-p2m-mem-mb = <0> leaves no room for the domain's own \
+                 RAM (the stage-2 table pool in MiB as one cell, e.g. <4>, or no property for \
+                 Xen's default)"
+            ]
+        );
+        let e = errors_with(CPUS, "cpus = <2>; xen,domain-p2m-mem-mb = <0 8>;");
+        assert!(e[0].contains("is not one cell"), "{e:?}");
+    }
+
+    #[test]
     fn properties_xen_knows_but_oxen_lacks_are_ignored_and_listed() {
         let ignored = ignored_with(
             CPUS,
             "cpus = <2>; domain-cpupool = <&cpu0>; passthrough = \"enabled\"; \
              capabilities = <4>; sve = <128>; llc-colors = <0 1>; \
-             xen,domain-p2m-mem-mb = <8>; trap-unmapped-accesses = <0>;",
+             trap-unmapped-accesses = <0>;",
         );
 
         let expected: Vec<String> = [
@@ -880,7 +936,6 @@ mod tests {
             "capabilities",
             "sve",
             "llc-colors",
-            "xen,domain-p2m-mem-mb",
             "trap-unmapped-accesses",
         ]
         .iter()

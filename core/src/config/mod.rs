@@ -97,6 +97,9 @@ pub struct DomainConfig {
     pub max_maptrack_frames: u32,
     /// Highest event-channel port the domain may use.
     pub max_evtchn_port: u32,
+    /// Stage-2 table pages the domain may have live at once
+    /// (`xen,domain-p2m-mem-mb`, else [`default_p2m_pages`]).
+    pub p2m_pages: u64,
 }
 
 impl DomainConfig {
@@ -143,6 +146,14 @@ pub const GUEST_MAX_VCPUS: u32 =
 /// (`GICD_TYPER.ITLinesNumber`), and 960 SPIs (INTIDs 32–991) is the most
 /// that keeps every group clear of the special INTIDs 1020–1023.
 pub const MAX_NR_SPIS: u32 = 960;
+/// Xen's default P2M pool of a dom0less domain, in 4 KiB pages: 1 MiB per
+/// vCPU, 4 KiB per MiB of RAM and 512 KiB for extended regions, rounded up
+/// to whole MiB (Xen's `domain_p2m_pages`, kept equal to libxl's).
+pub fn default_p2m_pages(memory_kib: u64, vcpus: u32) -> u64 {
+    let kib = 4 * (256 * u64::from(vcpus) + memory_kib / 1024 + 128);
+    kib.div_ceil(1024) * 256
+}
+
 /// Xen's `DOMID_FIRST_RESERVED`: IDs from here on are not for guests.
 const DOMID_FIRST_RESERVED: usize = 0x7ff0;
 
@@ -225,6 +236,10 @@ pub fn read_system<'m>(
                 max_grant_frames: p.max_grant_frames,
                 max_maptrack_frames: p.max_maptrack_frames,
                 max_evtchn_port: MAX_EVTCHN_PORT,
+                p2m_pages: p.p2m_mem_mb.map_or_else(
+                    || default_p2m_pages(p.memory_kib, p.vcpus),
+                    |mb| u64::from(mb) * 256,
+                ),
             });
         }
     }

@@ -19,7 +19,7 @@ use crate::inject::PSTATE_EL1H_MASKED;
 use crate::loader::{self, ImageHeader};
 use crate::memmap::Range;
 use crate::println;
-use crate::stage2::{S2Attrs, S2Mem, Stage2};
+use crate::stage2::{Budgeted, S2Attrs, S2Mem, Stage2};
 use crate::subsystem::DomainSetup;
 use crate::vgic::Vgic;
 use crate::vpsci;
@@ -54,7 +54,12 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         .ok_or_else(|| format!("not enough free memory for {} MiB", bytes / MIB))?;
 
     // Map the chunks, in order, over the guest banks.
-    let mut tables = HeapTables::default();
+    // Stage-2 tables within the domain's P2M budget, so that foreign
+    // mappings at scattered addresses cannot take the whole heap.
+    let mut tables = Budgeted::new(
+        HeapTables::default(),
+        usize::try_from(cfg.p2m_pages).unwrap_or(usize::MAX),
+    );
     let mut s2 = Stage2::new(&mut tables, hv.ipa_bits).map_err(|e| format!("stage-2: {e:?}"))?;
     let mut ram: Vec<(Range, u64)> = Vec::new();
     let mut pieces = chunks.iter().copied();

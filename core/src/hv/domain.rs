@@ -10,7 +10,7 @@ use crate::arch::guest::{El1Regs, GuestFrame};
 use crate::arch::mem;
 use crate::config::DomainConfig;
 use crate::memmap::Range;
-use crate::stage2::{Stage2, TableMemory};
+use crate::stage2::{Budgeted, Stage2, TableMemory};
 use crate::vgic::Vgic;
 use crate::vpl011::{LineBuffer, Vpl011};
 
@@ -163,7 +163,8 @@ impl TableMemory for HeapTables {
 pub struct DomainMem {
     /// `None` once torn down.
     pub stage2: Option<Stage2>,
-    pub tables: HeapTables,
+    /// Within the domain's P2M budget (`DomainConfig::p2m_pages`).
+    pub tables: Budgeted<HeapTables>,
     /// Guest-physical range → host-physical start, for each RAM chunk.
     pub ram: Vec<(Range, u64)>,
 }

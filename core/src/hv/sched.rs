@@ -492,7 +492,16 @@ pub fn dump_state() {
         return;
     };
     for d in &domains {
-        println!("d{} ({}): {:?}", d.id, d.name, d.dying());
+        let tables = d
+            .mem
+            .try_lock()
+            .map(|m| (m.tables.used(), m.tables.limit()));
+        println!(
+            "d{} ({}): {:?}, stage-2 tables (used, budget) {tables:?}",
+            d.id,
+            d.name,
+            d.dying()
+        );
         for v in &d.vcpus {
             let (pc, ctl, cval) = v
                 .ctx
@@ -510,6 +519,15 @@ pub fn dump_state() {
             );
         }
     }
+    println!(
+        "heap: {} KiB in use, peak {} KiB, of {} KiB",
+        crate::arch::heap::try_used().map_or(alloc::string::String::from("?"), |u| alloc::format!(
+            "{}",
+            u / 1024
+        )),
+        crate::arch::heap::peak() / 1024,
+        crate::arch::heap::HEAP_SIZE / 1024
+    );
 }
 
 /// Called when a domain was torn down and nothing replaced it.

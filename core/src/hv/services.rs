@@ -30,7 +30,7 @@ fn change_stage2(
     gfn: u64,
     change: impl FnOnce(
         &mut crate::stage2::Stage2,
-        &mut super::domain::HeapTables,
+        &mut crate::stage2::Budgeted<super::domain::HeapTables>,
         u64,
         Range,
     ) -> Result<(), Errno>,

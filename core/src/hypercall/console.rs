@@ -19,10 +19,14 @@ pub fn console_io(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
             let mut done = 0u64;
             while done < count {
                 let n = (count - done).min(CHUNK as u64) as usize;
-                if let Err(e) = c.read(buf.wrapping_add(done), &mut chunk[..n]) {
+                // n ≤ CHUNK, the chunk's length.
+                let Some(part) = chunk.get_mut(..n) else {
+                    return 0;
+                };
+                if let Err(e) = c.read(buf.wrapping_add(done), part) {
                     return e.ret();
                 }
-                c.console_write(&chunk[..n]);
+                c.console_write(part);
                 done += n as u64;
             }
             0

@@ -21,8 +21,14 @@ pub const CAPABILITIES: &str = "xen-3.0-aarch64 ";
 
 fn put_str(c: &mut dyn Caller, gva: u64, s: &str, size: usize) -> i64 {
     let mut buf = alloc::vec![0u8; size];
-    let n = s.len().min(size - 1);
-    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    // Up to `size - 1` bytes, so the string stays NUL-terminated.
+    for (to, &from) in buf
+        .iter_mut()
+        .zip(s.as_bytes())
+        .take(size.saturating_sub(1))
+    {
+        *to = from;
+    }
     match c.write(gva, &buf) {
         Ok(()) => 0,
         Err(e) => e.ret(),

@@ -15,6 +15,12 @@
 //! register holds it; sync folds back what the guest did to it (acknowledged,
 //! EOIed, deactivated). Only group 1 is delivered: a guest that puts an
 //! interrupt in group 0 (a virtual FIQ) never receives it.
+// Guest-facing: no unwrap, expect or unchecked index outside the tests
+// (issue 16; each remaining exception says why it cannot fail).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 mod irq;
 mod lr;
@@ -408,14 +414,21 @@ impl Vgic {
         let range = ((value >> 44) & 0xf) as u32;
         let mut kicks = Kicks::NONE;
         for target in 0..self.cpus.len() {
-            let affinity = self.affinities[target];
+            let Some(&affinity) = self.affinities.get(target) else {
+                continue;
+            };
             let named = if broadcast {
                 target != vcpu
             } else {
                 let aff0 = affinity & 0xff;
                 affinity >> 8 == upper && aff0 / 16 == range && value & 1 << (aff0 % 16) != 0
             };
-            if named && self.cpus[target].private[intid as usize].group1 {
+            let group1 = self
+                .cpus
+                .get(target)
+                .and_then(|c| c.private.get(intid as usize))
+                .is_some_and(|irq| irq.group1);
+            if named && group1 {
                 let r = IrqRef::Private {
                     vcpu: target,
                     intid,
@@ -433,18 +446,19 @@ impl Vgic {
     /// read back; a flush without one takes the previous values back
     /// unchanged. At most [`MAX_LRS`] and `out.len()` registers are used.
     pub fn flush_lrs(&mut self, vcpu: usize, nr_lrs: usize, out: &mut [u64]) -> LrFlush {
-        if vcpu >= self.cpus.len() {
+        let Some(cpu) = self.cpus.get(vcpu) else {
             return LrFlush::default();
-        }
-        if self.cpus[vcpu].nr_written != 0 {
-            let written = self.cpus[vcpu].written;
-            self.sync_lrs(vcpu, &written[..self.cpus[vcpu].nr_written]);
+        };
+        if cpu.nr_written != 0 {
+            let (written, n) = (cpu.written, cpu.nr_written);
+            self.sync_lrs(vcpu, written.get(..n).unwrap_or(&written));
         }
         let slots = nr_lrs.min(out.len()).min(MAX_LRS);
-        if self.cpus[vcpu].candidates.is_empty() {
+        let candidates = match self.cpus.get(vcpu) {
+            Some(c) if !c.candidates.is_empty() => c.candidates.iter(),
             // The common exit: nothing pending or active here.
-            return LrFlush::default();
-        }
+            _ => return LrFlush::default(),
+        };
         let g1 = self.grp1_enabled;
 
         // Keep the best `slots` candidates in order; count the rest. A key
@@ -452,16 +466,16 @@ impl Vgic {
         let mut best = [0u64; MAX_LRS];
         let mut chosen = 0;
         let mut wanted = 0;
-        for intid in self.cpus[vcpu].candidates.iter() {
+        for intid in candidates {
             let Some(r) = self.locate(vcpu, intid) else {
-                self.cpus[vcpu].candidates.remove(intid);
+                self.drop_candidate(vcpu, intid);
                 continue;
             };
             let irq = self.get(r);
             if !irq.may_want_lr() || self.destination(r) != Some(vcpu) {
                 // Stale: whatever change made it a candidate is undone, or
                 // it is another vCPU's now (marked there).
-                self.cpus[vcpu].candidates.remove(intid);
+                self.drop_candidate(vcpu, intid);
                 continue;
             }
             if !irq.wants_lr(g1) {
@@ -470,22 +484,38 @@ impl Vgic {
             wanted += 1;
             let key =
                 u64::from(!irq.active) << 40 | u64::from(irq.priority) << 32 | u64::from(intid);
-            let at = best[..chosen].partition_point(|&k| k < key);
+            // `chosen` ≤ `slots` ≤ `MAX_LRS`, the length of `best`.
+            let at = best
+                .get(..chosen)
+                .map_or(chosen, |b| b.partition_point(|&k| k < key));
             if at < slots {
                 best.copy_within(at..chosen.min(slots - 1), at + 1);
-                best[at] = key;
+                if let Some(b) = best.get_mut(at) {
+                    *b = key;
+                }
                 chosen = (chosen + 1).min(slots);
             }
         }
 
-        for i in 0..chosen {
-            let Some(r) = self.locate(vcpu, best[i] as u32) else {
+        let mut listed = 0;
+        for (i, &key) in best.iter().enumerate().take(chosen) {
+            let Some(r) = self.locate(vcpu, key as u32) else {
                 continue; // every key was located above
             };
-            out[i] = self.list(vcpu, r);
-            self.cpus[vcpu].written[i] = out[i];
+            let value = self.list(vcpu, r);
+            if let (Some(o), Some(w)) = (
+                out.get_mut(i),
+                self.cpus.get_mut(vcpu).and_then(|c| c.written.get_mut(i)),
+            ) {
+                *o = value;
+                *w = value;
+                listed = i + 1;
+            }
         }
-        self.cpus[vcpu].nr_written = chosen;
+        debug_assert_eq!(listed, chosen);
+        if let Some(c) = self.cpus.get_mut(vcpu) {
+            c.nr_written = chosen;
+        }
         LrFlush {
             count: chosen,
             underflow: wanted > chosen,
@@ -499,13 +529,13 @@ impl Vgic {
     /// deactivated. Returns the other vCPUs that can now take an SPI this
     /// one released.
     pub fn sync_lrs(&mut self, vcpu: usize, lrs: &[u64]) -> Kicks {
-        if vcpu >= self.cpus.len() {
+        let Some(cpu) = self.cpus.get_mut(vcpu) else {
             return Kicks::NONE;
-        }
-        let count = core::mem::take(&mut self.cpus[vcpu].nr_written);
+        };
+        let count = core::mem::take(&mut cpu.nr_written);
+        let written = cpu.written;
         let mut kicks = Kicks::NONE;
-        for i in 0..count {
-            let value = self.cpus[vcpu].written[i];
+        for (i, &value) in written.iter().enumerate().take(count) {
             let before = ListRegister::decode(value);
             let now = lrs
                 .get(i)
@@ -536,11 +566,11 @@ impl Vgic {
     /// Whether `vcpu` has a deliverable pending interrupt (to end a WFI).
     /// The guest's priority mask is the caller's to apply.
     pub fn has_pending(&self, vcpu: usize) -> bool {
-        if vcpu >= self.cpus.len() {
+        let Some(cpu) = self.cpus.get(vcpu) else {
             return false;
-        }
+        };
         let g1 = self.grp1_enabled;
-        let candidates = self.cpus[vcpu].candidates.iter();
+        let candidates = cpu.candidates.iter();
         candidates.filter_map(|i| self.locate(vcpu, i)).any(|r| {
             let irq = self.get(r);
             irq.deliverable(g1)
@@ -558,6 +588,11 @@ impl Vgic {
         }
     }
 
+    // An `IrqRef` is only made by `locate`, or with a vCPU index and INTID
+    // just checked against these tables, which keep their size from
+    // `Vgic::new` on: indexing with one cannot fail (and a fallback `Irq`
+    // could not be handed out by `&mut`).
+    #[allow(clippy::indexing_slicing)]
     fn get(&self, r: IrqRef) -> &Irq {
         match r {
             IrqRef::Private { vcpu, intid } => &self.cpus[vcpu].private[intid as usize],
@@ -565,6 +600,8 @@ impl Vgic {
         }
     }
 
+    // As `get`.
+    #[allow(clippy::indexing_slicing)]
     fn get_mut(&mut self, r: IrqRef) -> &mut Irq {
         match r {
             IrqRef::Private { vcpu, intid } => &mut self.cpus[vcpu].private[intid as usize],
@@ -577,7 +614,7 @@ impl Vgic {
         match r {
             IrqRef::Private { vcpu, .. } => Some(vcpu),
             IrqRef::Spi(i) => {
-                let irq = &self.spis[i];
+                let irq = self.spis.get(i)?;
                 match irq.owner {
                     Some(owner) if irq.listed || irq.active => Some(owner),
                     _ => self.route_target(irq.route),
@@ -619,8 +656,16 @@ impl Vgic {
     fn mark(&mut self, r: IrqRef, dest: Option<usize>) {
         if let Some(dest) = dest
             && self.get(r).may_want_lr()
+            && let Some(cpu) = self.cpus.get_mut(dest)
         {
-            self.cpus[dest].candidates.insert(r.intid());
+            cpu.candidates.insert(r.intid());
+        }
+    }
+
+    /// Takes `intid` out of `vcpu`'s candidate set.
+    fn drop_candidate(&mut self, vcpu: usize, intid: u32) {
+        if let Some(cpu) = self.cpus.get_mut(vcpu) {
+            cpu.candidates.remove(intid);
         }
     }
 

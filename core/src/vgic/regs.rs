@@ -287,7 +287,11 @@ impl Vgic {
             }
             GICR_WAKER => {
                 width(ipa, access, "GICR_WAKER", WORD)?;
-                let cpu = &mut self.cpus[vcpu];
+                // `vcpu` was checked by the caller (the redistributor frame
+                // it names exists).
+                let Some(cpu) = self.cpus.get_mut(vcpu) else {
+                    return Ok(read_only(access, 0));
+                };
                 Ok(match access {
                     Access::Read { .. } => {
                         let asleep = if cpu.asleep {
@@ -393,7 +397,8 @@ impl Vgic {
     /// Affinity_Value from the vCPU's MPIDR, Processor_Number its index,
     /// Last on the final vCPU's redistributor; no LPI support bits.
     fn gicr_typer(&self, vcpu: usize) -> u64 {
-        let mut typer = u64::from(self.affinities[vcpu]) << 32 | (vcpu as u64) << 8;
+        let affinity = self.affinities.get(vcpu).copied().unwrap_or(0);
+        let mut typer = u64::from(affinity) << 32 | (vcpu as u64) << 8;
         if vcpu + 1 == self.cpus.len() {
             typer |= GICR_TYPER_LAST;
         }

@@ -15,17 +15,17 @@ pub(super) struct IrqSet {
 impl IrqSet {
     pub fn insert(&mut self, intid: u32) {
         let i = intid as usize;
-        if i < WORDS * 64 {
-            self.words[i / 64] |= 1 << (i % 64);
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
             self.summary |= 1 << (i / 64);
         }
     }
 
     pub fn remove(&mut self, intid: u32) {
         let i = intid as usize;
-        if i < WORDS * 64 {
-            self.words[i / 64] &= !(1 << (i % 64));
-            if self.words[i / 64] == 0 {
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w &= !(1 << (i % 64));
+            if *w == 0 {
                 self.summary &= !(1 << (i / 64));
             }
         }
@@ -49,7 +49,7 @@ impl IrqSet {
         (0..WORDS)
             .filter(move |w| summary & 1 << w != 0)
             .flat_map(move |w| {
-                let mut bits = words[w];
+                let mut bits = words.get(w).copied().unwrap_or(0);
                 core::iter::from_fn(move || {
                     if bits == 0 {
                         return None;

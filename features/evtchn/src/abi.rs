@@ -170,26 +170,44 @@ pub mod fifo {
 /// Ports of the 2-level ABI on arm64 (64 words of 64 bits).
 pub const NR_2L_CHANNELS: u32 = 64 * 64;
 
+// The accessors below take offsets from `off`, inside the argument sizes
+// `arg_size` gives, and `event_channel_op` checks the length first; a
+// field past the end reads as 0 and is not written, rather than panicking.
+
+fn get<const N: usize>(arg: &[u8], off: usize) -> [u8; N] {
+    let mut b = [0; N];
+    if let Some(field) = arg.get(off..off.saturating_add(N)) {
+        b.copy_from_slice(field);
+    }
+    b
+}
+
+fn put(arg: &mut [u8], off: usize, bytes: &[u8]) {
+    if let Some(field) = arg.get_mut(off..off.saturating_add(bytes.len())) {
+        field.copy_from_slice(bytes);
+    }
+}
+
 pub(crate) fn get_u16(arg: &[u8], off: usize) -> u16 {
-    u16::from_le_bytes([arg[off], arg[off + 1]])
+    u16::from_le_bytes(get(arg, off))
 }
 
 pub(crate) fn get_u32(arg: &[u8], off: usize) -> u32 {
-    let mut b = [0; 4];
-    b.copy_from_slice(&arg[off..off + 4]);
-    u32::from_le_bytes(b)
+    u32::from_le_bytes(get(arg, off))
 }
 
 pub(crate) fn get_u64(arg: &[u8], off: usize) -> u64 {
-    let mut b = [0; 8];
-    b.copy_from_slice(&arg[off..off + 8]);
-    u64::from_le_bytes(b)
+    u64::from_le_bytes(get(arg, off))
+}
+
+pub(crate) fn put_u8(arg: &mut [u8], off: usize, v: u8) {
+    put(arg, off, &[v]);
 }
 
 pub(crate) fn put_u16(arg: &mut [u8], off: usize, v: u16) {
-    arg[off..off + 2].copy_from_slice(&v.to_le_bytes());
+    put(arg, off, &v.to_le_bytes());
 }
 
 pub(crate) fn put_u32(arg: &mut [u8], off: usize, v: u32) {
-    arg[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    put(arg, off, &v.to_le_bytes());
 }

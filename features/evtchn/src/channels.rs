@@ -224,14 +224,14 @@ impl<P: SharedPage> EventChannels<P> {
         offset: u32,
     ) -> Result<(), Errno> {
         let d = self.domains.get_mut(&dom).ok_or(ESRCH)?;
-        if vcpu >= d.vcpus.len() {
+        let Some(v) = d.vcpus.get(vcpu) else {
             return Err(ENOENT);
-        }
+        };
         let gaddr = (gfn << 12).wrapping_add(u64::from(offset));
         if gaddr == u64::MAX || gaddr >> 12 != gfn {
             return Err(EINVAL);
         }
-        if matches!(d.vcpus[vcpu].info, VcpuInfo::Registered { .. }) {
+        if matches!(v.info, VcpuInfo::Registered { .. }) {
             return Err(EBUSY);
         }
         let last = gaddr.wrapping_add(shared::VCPU_INFO_SIZE as u64 - 1);
@@ -245,7 +245,9 @@ impl<P: SharedPage> EventChannels<P> {
             page.store_u64(off + 8 * i, *w);
         }
         page.store_u64(off + shared::PENDING_SEL, u64::MAX);
-        d.vcpus[vcpu].info = VcpuInfo::Registered { page, offset: off };
+        if let Some(v) = d.vcpus.get_mut(vcpu) {
+            v.info = VcpuInfo::Registered { page, offset: off };
+        }
         d.mark_events_pending(env, vcpu);
         Ok(())
     }
@@ -376,18 +378,21 @@ impl<P: SharedPage> EventChannels<P> {
         }
         let d = self.domain_mut(caller)?;
         let v = vcpu as usize;
-        if v >= d.vcpus.len() {
+        let Some(vc) = d.vcpus.get(v) else {
             return Err(ENOENT);
-        }
+        };
         if kind == VirqKind::Global {
             return Err(EBUSY);
         }
-        if d.vcpus[v].virqs[virq as usize] != 0 {
+        // `virq` < `virq::NR`, the length of `virqs`: checked above.
+        if vc.virqs.get(virq as usize).copied().unwrap_or(0) != 0 {
             return Err(EEXIST);
         }
         let port = d.find_free_port()?;
         d.bind(port, State::Virq(virq), v);
-        d.vcpus[v].virqs[virq as usize] = port;
+        if let Some(slot) = d.virq_slot(v, virq) {
+            *slot = port;
+        }
         Ok(port)
     }
 
@@ -449,8 +454,9 @@ impl<P: SharedPage> EventChannels<P> {
                 } else {
                     0
                 };
-                let slot = &mut d.vcpus[v].virqs[n as usize];
-                if *slot == port {
+                if let Some(slot) = d.virq_slot(v, n)
+                    && *slot == port
+                {
                     *slot = 0;
                 }
             }
@@ -592,21 +598,23 @@ impl<P: SharedPage> EventChannels<P> {
         }
         let d = self.domain_mut(caller)?;
         let v = vcpu as usize;
-        if v >= d.vcpus.len() {
+        let Some(vc) = d.vcpus.get(v) else {
             return Err(ENOENT);
-        }
+        };
         let offset = offset as usize;
         if offset > 4096 - fifo::CONTROL_BLOCK_SIZE || !offset.is_multiple_of(8) {
             return Err(EINVAL);
         }
-        if d.vcpus[v].control.is_some() {
+        if vc.control.is_some() {
             return Err(EINVAL);
         }
         let page = env.guest_page(caller, gfn).ok_or(EINVAL)?;
         if d.fifo.is_none() {
             d.fifo_start();
         }
-        d.vcpus[v].control = Some((page, offset));
+        if let Some(vc) = d.vcpus.get_mut(v) {
+            vc.control = Some((page, offset));
+        }
         Ok(fifo::LINK_BITS)
     }
 
@@ -724,7 +732,7 @@ impl<P: SharedPage> EventChannels<P> {
         }
         let per_vcpu = virq_kind(virq) == VirqKind::PerVcpu;
         let holder = if per_vcpu { vcpu } else { 0 };
-        let port = d.vcpus[holder].virqs[virq as usize];
+        let port = d.virq_slot(holder, virq).map_or(0, |p| *p);
         if port != 0 {
             let target = if per_vcpu {
                 vcpu
@@ -773,6 +781,11 @@ mod tests {
             assert_eq!(s.ev.alloc_unbound(1, DOMID_SELF, 2), Ok(expected));
         }
         assert_eq!(s.ev.alloc_unbound(1, DOMID_SELF, 2), Err(ENOSPC));
+        assert_eq!(s.ev.bind_ipi(1, 0), Err(ENOSPC));
+        // Domain 2's ports are its own, and it can still reach domain 1's.
+        assert_eq!(s.ev.alloc_unbound(2, DOMID_SELF, 1), Ok(1));
+        let local = s.ev.bind_interdomain(&s.env, 2, 1, 5).unwrap();
+        assert_eq!(s.ev.send(&s.env, 2, local), Ok(()));
     }
 
     #[test]

@@ -156,7 +156,17 @@ impl<P: SharedPage> Domain<P> {
         if i >= self.ports.len() {
             self.ports.resize(i + 1, Channel::FREE);
         }
-        &mut self.ports[i]
+        match self.ports.get_mut(i) {
+            Some(c) => c,
+            // Cannot happen: the table was just grown past `i`.
+            None => unreachable!("port table grown to {i}"),
+        }
+    }
+
+    /// The port bound to `virq` on `vcpu`, to read or set; `None` for a
+    /// vCPU or VIRQ that does not exist.
+    pub fn virq_slot(&mut self, vcpu: usize, virq: u32) -> Option<&mut Port> {
+        self.vcpus.get_mut(vcpu)?.virqs.get_mut(virq as usize)
     }
 
     /// A free port can still be on a FIFO queue the guest has not drained;
@@ -233,7 +243,7 @@ impl<P: SharedPage> Domain<P> {
     /// The page and offset of the vCPU's `vcpu_info`, or `None` while it is
     /// in hypervisor memory.
     fn info_location(&self, vcpu: usize) -> Option<(&P, usize)> {
-        match &self.vcpus[vcpu].info {
+        match &self.vcpus.get(vcpu)?.info {
             VcpuInfo::SharedInfo => Some((&self.shared_info, shared::VCPU_INFO)),
             VcpuInfo::Dummy { .. } => None,
             VcpuInfo::Registered { page, offset } => Some((page, *offset)),
@@ -247,13 +257,14 @@ impl<P: SharedPage> Domain<P> {
         if let Some((page, off)) = self.info_location(vcpu) {
             return page.fetch_or_u64(off + shared::PENDING_SEL, bit) & bit != 0;
         }
-        match &mut self.vcpus[vcpu].info {
-            VcpuInfo::Dummy { pending_sel, .. } => {
+        match self.vcpus.get_mut(vcpu).map(|v| &mut v.info) {
+            Some(VcpuInfo::Dummy { pending_sel, .. }) => {
                 let old = *pending_sel;
                 *pending_sel |= bit;
                 old & bit != 0
             }
-            _ => unreachable!("vcpu_info in guest memory was handled above"),
+            // In guest memory (handled above), or no such vCPU.
+            _ => true,
         }
     }
 
@@ -263,13 +274,14 @@ impl<P: SharedPage> Domain<P> {
         let was = if let Some((page, off)) = self.info_location(vcpu) {
             page.fetch_or_u64(off + shared::UPCALL_PENDING, 1)
         } else {
-            match &mut self.vcpus[vcpu].info {
-                VcpuInfo::Dummy { word0, .. } => {
+            match self.vcpus.get_mut(vcpu).map(|v| &mut v.info) {
+                Some(VcpuInfo::Dummy { word0, .. }) => {
                     let old = *word0;
                     *word0 |= 1;
                     old
                 }
-                _ => unreachable!("vcpu_info in guest memory was handled above"),
+                // In guest memory (handled above), or no such vCPU: no upcall.
+                _ => 1,
             }
         };
         if was & 1 == 0 {
@@ -281,8 +293,8 @@ impl<P: SharedPage> Domain<P> {
     pub fn upcall_pending(&self, vcpu: usize) -> bool {
         match self.info_location(vcpu) {
             Some((page, off)) => page.load_u64(off + shared::UPCALL_PENDING) & 0xff != 0,
-            None => match &self.vcpus[vcpu].info {
-                VcpuInfo::Dummy { word0, .. } => word0 & 0xff != 0,
+            None => match self.vcpus.get(vcpu).map(|v| &v.info) {
+                Some(VcpuInfo::Dummy { word0, .. }) => word0 & 0xff != 0,
                 _ => false,
             },
         }

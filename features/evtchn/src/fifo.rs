@@ -112,6 +112,16 @@ impl<P: SharedPage> Domain<P> {
         }
     }
 
+    /// The vCPU's control block (page, offset), if it registered one.
+    fn fifo_control(&self, vcpu: usize) -> Option<&(P, usize)> {
+        self.vcpus.get(vcpu)?.control.as_ref()
+    }
+
+    /// The tail Oxen keeps for one of the vCPU's queues.
+    fn fifo_tail(&mut self, vcpu: usize, priority: usize) -> Option<&mut Port> {
+        self.vcpus.get_mut(vcpu)?.tails.get_mut(priority)
+    }
+
     pub(crate) fn fifo_pages(&self) -> usize {
         self.fifo.as_ref().map_or(0, Vec::len)
     }
@@ -135,7 +145,7 @@ impl<P: SharedPage> Domain<P> {
         let mut linked = true;
         // Without a control block the guest cannot have unmasked anything
         // yet, so there is nowhere to queue the event: it stays just pending.
-        if self.vcpus[vcpu].control.is_some()
+        if self.fifo_control(vcpu).is_some()
             && page.load_u32(off) & fifo::MASKED == 0
             && page.fetch_or_u32(off, fifo::LINKED) & fifo::LINKED == 0
         {
@@ -143,22 +153,25 @@ impl<P: SharedPage> Domain<P> {
             // taken it off: that queue is empty, and must not be appended to
             // through this word again.
             let (old_vcpu, old_priority) = self.channel(port).last_queue;
-            let old_tail = &mut self.vcpus[old_vcpu].tails[old_priority as usize];
-            if *old_tail == port {
+            if let Some(old_tail) = self.fifo_tail(old_vcpu, usize::from(old_priority))
+                && *old_tail == port
+            {
                 *old_tail = 0;
             }
             self.channel_mut(port).last_queue = (vcpu, priority as u8);
 
+            let tail = self.fifo_tail(vcpu, priority).map_or(0, |t| *t);
             let pages = self.fifo.as_deref().unwrap_or(&[]);
-            let tail = self.vcpus[vcpu].tails[priority];
             linked = tail != 0 && set_link(pages, tail, port);
-            if !linked && let Some((control, cb)) = &self.vcpus[vcpu].control {
+            if !linked && let Some((control, cb)) = self.fifo_control(vcpu) {
                 control.store_u32(cb + fifo::HEAD + 4 * priority, port);
             }
-            self.vcpus[vcpu].tails[priority] = port;
+            if let Some(t) = self.fifo_tail(vcpu, priority) {
+                *t = port;
+            }
         }
         if !linked {
-            let newly_ready = match &self.vcpus[vcpu].control {
+            let newly_ready = match self.fifo_control(vcpu) {
                 Some((control, cb)) => {
                     let bit = 1u32 << priority;
                     control.fetch_or_u32(cb + fifo::READY, bit) & bit == 0
@@ -275,6 +288,23 @@ mod tests {
             assert_eq!(s.ev.expand_array(&s.env, 1, ARRAY), Ok(()));
         }
         assert_eq!(s.ev.expand_array(&s.env, 1, ARRAY), Err(ENOSPC));
+    }
+
+    #[test]
+    fn a_domain_at_its_event_array_bound_leaves_another_expanding() {
+        let mut s = Sys::new(Policy::Open, true, &[(1, 1), (2, 1)]);
+        for d in [1, 2] {
+            s.env.ram(d, CONTROL);
+            s.env.ram(d, ARRAY);
+            s.ev.init_control(&s.env, d, CONTROL, 0, 0).unwrap();
+        }
+        for _ in 0..128 {
+            s.ev.expand_array(&s.env, 1, ARRAY).unwrap();
+        }
+        assert_eq!(s.ev.expand_array(&s.env, 1, ARRAY), Err(ENOSPC));
+        assert_eq!(s.ev.expand_array(&s.env, 2, ARRAY), Ok(()));
+        let p = s.ev.bind_ipi(2, 0).unwrap();
+        assert_eq!(s.ev.send(&s.env, 2, p), Ok(()));
     }
 
     #[test]

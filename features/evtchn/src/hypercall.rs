@@ -4,7 +4,7 @@
 use oxen_core::xen::DomId;
 use oxen_core::xen::errno::{EFAULT, ENOSYS, EOPNOTSUPP, Errno};
 
-use crate::abi::{arg_size, cmd, get_u16, get_u32, get_u64, off, put_u16, put_u32, stat};
+use crate::abi::{arg_size, cmd, get_u16, get_u32, get_u64, off, put_u8, put_u16, put_u32, stat};
 use crate::channels::{EventChannels, Status};
 use crate::env::{Env, SharedPage};
 
@@ -118,7 +118,7 @@ impl<P: SharedPage> EventChannels<P> {
                     get_u32(arg, off::IC_OFFSET),
                     get_u32(arg, off::IC_VCPU),
                 )?;
-                arg[off::IC_LINK_BITS] = bits;
+                put_u8(arg, off::IC_LINK_BITS, bits);
             }
             cmd::EXPAND_ARRAY => self.expand_array(env, caller, get_u64(arg, off::EA_GFN))?,
             cmd::SET_PRIORITY => self.set_priority(

@@ -252,16 +252,24 @@ pub fn arg_size(cmd: u32) -> Option<usize> {
     })
 }
 
-/// Reads a little-endian field of `N` bytes at `off`.
+/// Reads a little-endian field of `N` (at most 8) bytes at `off`. The
+/// offsets are the constants above, inside the element sizes the callers
+/// check; a field past the end reads as 0 rather than panicking.
 pub(crate) fn get<const N: usize>(buf: &[u8], off: usize) -> u64 {
     let mut v = [0u8; 8];
-    v[..N].copy_from_slice(&buf[off..off + N]);
+    if let (Some(to), Some(from)) = (v.get_mut(..N), buf.get(off..off.saturating_add(N))) {
+        to.copy_from_slice(from);
+    }
     u64::from_le_bytes(v)
 }
 
-/// Writes the low `N` bytes of `v` at `off`, little endian.
+/// Writes the low `N` (at most 8) bytes of `v` at `off`, little endian; a
+/// field past the end is not written.
 pub(crate) fn put<const N: usize>(buf: &mut [u8], off: usize, v: u64) {
-    buf[off..off + N].copy_from_slice(&v.to_le_bytes()[..N]);
+    let bytes = v.to_le_bytes();
+    if let (Some(to), Some(from)) = (buf.get_mut(off..off.saturating_add(N)), bytes.get(..N)) {
+        to.copy_from_slice(from);
+    }
 }
 
 #[cfg(test)]

@@ -212,9 +212,12 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         let el = one(args, SIZE)?;
         match self.own_domain(caller, get::<2>(el, DOM) as DomId) {
             Ok(d) => {
-                let t = &self.tables[&d];
-                put::<4>(el, NR_FRAMES, u64::from(t.nr_frames()));
-                put::<4>(el, MAX_NR_FRAMES, u64::from(t.max_frames));
+                let (nr, max) = self
+                    .tables
+                    .get(&d)
+                    .map_or((0, 0), |t| (t.nr_frames(), t.max_frames));
+                put::<4>(el, NR_FRAMES, u64::from(nr));
+                put::<4>(el, MAX_NR_FRAMES, u64::from(max));
                 status(el, STATUS, gntst::OKAY);
             }
             Err(st) => status(el, STATUS, st),
@@ -246,13 +249,18 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
                 return Ok(());
             }
         };
-        let t = self.tables.get_mut(&d).expect("checked by own_domain");
+        let Some(t) = self.tables.get_mut(&d) else {
+            status(el, STATUS, gntst::BAD_DOMAIN);
+            return Ok(());
+        };
         if nr > t.max_frames || !t.grow(env, nr) {
             status(el, STATUS, gntst::GENERAL_ERROR);
             return Ok(());
         }
-        let bytes: alloc::vec::Vec<u8> = t.frames[..nr as usize]
+        let bytes: alloc::vec::Vec<u8> = t
+            .frames
             .iter()
+            .take(nr as usize)
             .flat_map(|p| p.gfn.unwrap_or(INVALID_GFN).to_le_bytes())
             .collect();
         let st = if nr > 0 && env.write_guest(caller, list, &bytes).is_err() {
@@ -339,19 +347,28 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         if dom != caller && !env.may_connect(caller, dom) {
             return Err(gntst::PERMISSION_DENIED);
         }
-        let mapper = self.tables.get_mut(&caller).expect("caller checked");
+        let mapper = self.tables.get_mut(&caller).ok_or(gntst::BAD_DOMAIN)?;
         let handle = mapper.get_handle().ok_or(gntst::NO_SPACE)?;
-        match self.pin_and_map(env, caller, host_addr, flags, gref, dom) {
-            Ok(m) => {
-                let addr = env.page_address(m.page);
-                let mapper = self.tables.get_mut(&caller).expect("caller checked");
-                mapper.maptrack[handle as usize] = Some(m);
-                Ok((handle, addr))
+        let result = self.pin_and_map(env, caller, host_addr, flags, gref, dom);
+        let mapper = self.tables.get_mut(&caller).ok_or(gntst::BAD_DOMAIN)?;
+        match (result, mapper.maptrack.get_mut(handle as usize)) {
+            (Ok(m), Some(slot)) => {
+                *slot = Some(m);
+                Ok((handle, env.page_address(m.page)))
             }
-            Err(st) => {
-                let mapper = self.tables.get_mut(&caller).expect("caller checked");
+            (Err(st), _) => {
                 mapper.put_handle(handle);
                 Err(st)
+            }
+            // Cannot happen: `get_handle` hands out handles inside the
+            // maptrack. Undo the mapping rather than lose it.
+            (Ok(m), None) => {
+                let _ = env.unmap_foreign(caller, m.gpa, m.page);
+                if let Some(g) = self.tables.get_mut(&dom) {
+                    g.unpin(gref, m.readonly);
+                    g.reduce_status(gref, m.readonly);
+                }
+                Err(gntst::GENERAL_ERROR)
             }
         }
     }
@@ -367,34 +384,36 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
     ) -> Result<Mapping<P>, i16> {
         let readonly = flags & gntmap::READONLY != 0;
         let incr = pin_incr(readonly);
-        let t = self.tables.get_mut(&dom).expect("granter checked");
-        if gref >= t.nr_entries() {
-            return Err(gntst::BAD_GNTREF);
-        }
-        let act = t.active[gref as usize];
+        let t = self.tables.get_mut(&dom).ok_or(gntst::BAD_DOMAIN)?;
+        let act = t.active(gref).ok_or(gntst::BAD_GNTREF)?;
         if act.pin != 0 && (act.domid != caller || pin_would_overflow(act.pin, incr)) {
             return Err(gntst::GENERAL_ERROR);
         }
         if act.pin == 0 || (!readonly && !has_writers(act.pin)) {
             t.set_status(gref, caller, readonly, true)?;
             if act.pin == 0 {
-                let (f, i) = t.slot(gref);
-                let gfn = u64::from(f.frame(i));
+                let gfn = t
+                    .slot(gref)
+                    .map_or(u64::MAX, |(f, i)| u64::from(f.frame(i)));
                 let Some(page) = env.own_page(dom, gfn, !readonly) else {
                     t.reduce_status(gref, readonly);
                     return Err(gntst::BAD_PAGE);
                 };
-                t.active[gref as usize] = Active {
-                    pin: 0,
-                    domid: caller,
-                    page: Some(page),
-                };
+                if let Some(a) = t.active_mut(gref) {
+                    *a = Active {
+                        pin: 0,
+                        domid: caller,
+                        page: Some(page),
+                    };
+                }
             }
         }
-        t.active[gref as usize].pin += incr;
-        let page = t.active[gref as usize]
-            .page
-            .expect("a pinned entry has its page");
+        let a = t.active_mut(gref).ok_or(gntst::BAD_GNTREF)?;
+        // A pinned entry always has its page: set above when the pin was 0.
+        let Some(page) = a.page else {
+            return Err(gntst::GENERAL_ERROR);
+        };
+        a.pin += incr;
         let gpa = host_addr & !(PAGE_SIZE as u64 - 1);
         // Arm's create_grant_host_mapping takes nothing but a host mapping.
         let created = if flags & !gntmap::READONLY != gntmap::HOST_MAP {
@@ -404,7 +423,7 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
                 .map_err(|_| gntst::GENERAL_ERROR)
         };
         if let Err(st) = created {
-            t.active[gref as usize].pin -= incr;
+            t.unpin(gref, readonly);
             t.reduce_status(gref, readonly);
             return Err(st);
         }
@@ -426,7 +445,9 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         new_addr: u64,
         handle: u32,
     ) -> i16 {
-        let mapper = self.tables.get_mut(&caller).expect("caller checked");
+        let Some(mapper) = self.tables.get_mut(&caller) else {
+            return gntst::BAD_DOMAIN;
+        };
         let Some(&Some(m)) = mapper.maptrack.get(handle as usize) else {
             return gntst::BAD_HANDLE;
         };
@@ -450,7 +471,7 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         }
         mapper.put_handle(handle);
         if let Some(g) = self.tables.get_mut(&granter) {
-            g.active[m.gref as usize].pin -= pin_incr(m.readonly);
+            g.unpin(m.gref, m.readonly);
             g.reduce_status(m.gref, m.readonly);
         }
         gntst::OKAY
@@ -539,35 +560,39 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         }
         let gref = ptr.gref();
         let incr = pin_incr(readonly);
-        let t = self.tables.get_mut(&dom).expect("checked by copy_domain");
-        if gref >= t.nr_entries() {
-            return Err(gntst::BAD_GNTREF);
-        }
-        let act = t.active[gref as usize];
+        let t = self.tables.get_mut(&dom).ok_or(gntst::BAD_DOMAIN)?;
+        let act = t.active(gref).ok_or(gntst::BAD_GNTREF)?;
         if act.pin != 0 && (act.domid != caller || pin_would_overflow(act.pin, incr)) {
             return Err(gntst::GENERAL_ERROR);
         }
         if act.pin == 0 || (!readonly && !has_writers(act.pin)) {
             t.set_status(gref, caller, readonly, false)?;
-            let (f, i) = t.slot(gref);
-            let gfn = u64::from(f.frame(i));
+            let gfn = t
+                .slot(gref)
+                .map_or(u64::MAX, |(f, i)| u64::from(f.frame(i)));
             // Xen looks the frame up again here even when it is pinned, to
             // check it may now be written.
             let Some(page) = env.own_page(dom, gfn, !readonly) else {
                 t.reduce_status(gref, readonly);
                 return Err(gntst::BAD_PAGE);
             };
-            if act.pin == 0 {
-                t.active[gref as usize] = Active {
+            if act.pin == 0
+                && let Some(a) = t.active_mut(gref)
+            {
+                *a = Active {
                     pin: 0,
                     domid: caller,
                     page: Some(page),
                 };
             }
         }
-        let a = &mut t.active[gref as usize];
+        let a = t.active_mut(gref).ok_or(gntst::BAD_GNTREF)?;
+        // A pinned entry always has its page: set above when the pin was 0.
+        let Some(page) = a.page else {
+            return Err(gntst::GENERAL_ERROR);
+        };
         a.pin += incr;
-        Ok(a.page.expect("a pinned entry has its page"))
+        Ok(page)
     }
 
     /// Undoes [`Self::claim`] once the copy is done.
@@ -576,24 +601,27 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
             return;
         }
         if let Some(t) = self.tables.get_mut(&dom) {
-            t.active[ptr.gref() as usize].pin -= pin_incr(readonly);
+            t.unpin(ptr.gref(), readonly);
             t.reduce_status(ptr.gref(), readonly);
         }
     }
 
     /// Exchanges two entries of the caller's own table.
     fn swap(&mut self, caller: DomId, a: u32, b: u32) -> i16 {
-        let t = &self.tables[&caller];
-        if a >= t.nr_entries() || b >= t.nr_entries() {
+        let Some(t) = self.tables.get(&caller) else {
+            return gntst::BAD_DOMAIN;
+        };
+        let (Some(act_a), Some(act_b), Some((fa, ia)), Some((fb, ib))) =
+            (t.active(a), t.active(b), t.slot(a), t.slot(b))
+        else {
             return gntst::BAD_GNTREF;
-        }
+        };
         if a == b {
             return gntst::OKAY;
         }
-        if t.active[a as usize].pin != 0 || t.active[b as usize].pin != 0 {
+        if act_a.pin != 0 || act_b.pin != 0 {
             return gntst::EAGAIN;
         }
-        let ((fa, ia), (fb, ib)) = (t.slot(a), t.slot(b));
         let (ea, eb) = (fa.entry(ia), fb.entry(ib));
         fa.store(ia, eb);
         fb.store(ib, ea);
@@ -1191,6 +1219,41 @@ mod tests {
         assert_eq!(w.unmap(D2, EXT, 0), 0);
         let (_, st, handle, _) = w.map(D2, gpa, HOST | RO, 264, D1);
         assert_eq!((st, handle), (0, 0));
+    }
+
+    #[test]
+    fn a_domain_at_its_maptrack_bound_leaves_another_mapping() {
+        let mut w = World::with_limits(64, 1);
+        for gref in 8..8 + 257 {
+            w.grant(D1, gref, PERMIT | gtf::READONLY, D2, RAM + 1);
+        }
+        w.grant(D1, 300, PERMIT | gtf::READONLY, D3, RAM + 2);
+        for i in 0..256u32 {
+            assert_eq!(
+                w.map(D2, EXT + u64::from(i) * 0x1000, HOST | RO, 8 + i, D1)
+                    .1,
+                0
+            );
+        }
+        assert_eq!(
+            w.map(D2, EXT + 256 * 0x1000, HOST | RO, 264, D1).1,
+            gntst::NO_SPACE
+        );
+        // D3's maptrack is its own; D1's grants still work for it.
+        let (_, st, handle, _) = w.map(D3, EXT, HOST | RO, 300, D1);
+        assert_eq!((st, handle), (0, 0));
+    }
+
+    #[test]
+    fn a_failed_stage2_map_is_general_error_and_releases_the_pin() {
+        let mut w = granted(PERMIT);
+        // Something already sits at the address: the stage-2 change fails
+        // as it does when the domain's table budget is spent.
+        w.env.add_ram(D2, EXT >> 12);
+        assert_eq!(w.map(D2, EXT, HOST, 8, D1).1, gntst::GENERAL_ERROR);
+        assert_eq!(w.gt.pin(D1, 8), Some(0));
+        assert_eq!(w.flags(D1, 8) & (gtf::READING | gtf::WRITING), 0);
+        assert_eq!(w.map(D2, EXT + 0x1000, HOST, 8, D1).1, 0);
     }
 
     #[test]

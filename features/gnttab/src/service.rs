@@ -117,12 +117,13 @@ fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
         // stack: no allocation on their path.
         let len = arg_bytes(cmd, count);
         // (The handler only sees bytes a successful read wrote.)
-        let mut buf: &mut [u8] = if len <= SMALL_ARGS {
-            &mut stack[..len]
-        } else {
-            heap.clear();
-            heap.resize(len, 0);
-            &mut heap
+        let mut buf: &mut [u8] = match stack.get_mut(..len) {
+            Some(small) => small,
+            None => {
+                heap.clear();
+                heap.resize(len, 0);
+                &mut heap
+            }
         };
         // Like Xen, which copies element by element: the elements before
         // the first unreadable one are still done, then -EFAULT.
@@ -140,7 +141,11 @@ fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
             }
             fault = Some(e);
             count = readable;
-            buf = &mut core::mem::take(&mut buf)[..(readable * size) as usize];
+            let whole_buf = core::mem::take(&mut buf);
+            // `readable * size` ≤ `whole * size` ≤ the buffer's length.
+            buf = whole_buf
+                .get_mut(..(readable * size) as usize)
+                .unwrap_or(&mut []);
             let _ = c.read(uop, buf);
         }
         let domid = c.domid();

@@ -124,18 +124,42 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
             domid: 0,
             page: None,
         };
+        // Exactly what the frames need, and a refusal rather than a panic
+        // when the heap cannot give it.
+        let want = (self.nr_entries() as usize).saturating_sub(self.active.len());
+        if self.active.try_reserve_exact(want).is_err() {
+            for p in self.frames.drain(old..) {
+                env.free_frame(p.frame);
+            }
+            return false;
+        }
         self.active.resize(self.nr_entries() as usize, inactive);
         true
     }
 
-    /// The frame holding entry `gref` and the entry's index in it; `gref`
-    /// must be below [`Table::nr_entries`].
-    pub fn slot(&self, gref: u32) -> (&F, usize) {
+    /// The frame holding entry `gref` and the entry's index in it; `None`
+    /// for a reference at or beyond [`Table::nr_entries`].
+    pub fn slot(&self, gref: u32) -> Option<(&F, usize)> {
         let per = ENTRIES_PER_FRAME;
-        (
-            &self.frames[(gref / per) as usize].frame,
-            (gref % per) as usize,
-        )
+        let placed = self.frames.get((gref / per) as usize)?;
+        Some((&placed.frame, (gref % per) as usize))
+    }
+
+    /// The active state of entry `gref`, if the table has that entry.
+    pub fn active(&self, gref: u32) -> Option<Active<P>> {
+        self.active.get(gref as usize).copied()
+    }
+
+    /// The active state of entry `gref`, to change.
+    pub fn active_mut(&mut self, gref: u32) -> Option<&mut Active<P>> {
+        self.active.get_mut(gref as usize)
+    }
+
+    /// Drops one pin of `gref` (a mapping or copy ended).
+    pub fn unpin(&mut self, gref: u32, readonly: bool) {
+        if let Some(a) = self.active_mut(gref) {
+            a.pin = a.pin.saturating_sub(pin_incr(readonly));
+        }
     }
 
     /// A free mapping handle, growing the maptrack by a frame's worth when
@@ -143,10 +167,15 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
     pub fn get_handle(&mut self) -> Option<u32> {
         if self.free_handles.is_empty() {
             let frames = self.maptrack.len() as u32 / MAPTRACK_PER_FRAME;
-            if frames < self.max_maptrack_frames {
+            let per = MAPTRACK_PER_FRAME as usize;
+            // One frame's worth exactly (no doubling), and no handle when
+            // the heap cannot give it: the map fails with `no_space`.
+            if frames < self.max_maptrack_frames
+                && self.maptrack.try_reserve_exact(per).is_ok()
+                && self.free_handles.try_reserve_exact(per).is_ok()
+            {
                 let first = self.maptrack.len() as u32;
-                self.maptrack
-                    .resize(self.maptrack.len() + MAPTRACK_PER_FRAME as usize, None);
+                self.maptrack.resize(self.maptrack.len() + per, None);
                 self.free_handles.extend(first..first + MAPTRACK_PER_FRAME);
             }
         }
@@ -155,8 +184,10 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
 
     /// Frees `handle` (its mapping is gone).
     pub fn put_handle(&mut self, handle: u32) {
-        self.maptrack[handle as usize] = None;
-        self.free_handles.push_back(handle);
+        if let Some(m) = self.maptrack.get_mut(handle as usize) {
+            *m = None;
+            self.free_handles.push_back(handle);
+        }
     }
 
     /// Marks entry `gref` as being read (and written unless `readonly`) by
@@ -171,8 +202,8 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
         readonly: bool,
         mapping: bool,
     ) -> Result<(), i16> {
-        let pinned = self.active[gref as usize].pin != 0;
-        let (frame, i) = self.slot(gref);
+        let pinned = self.active(gref).ok_or(gntst::BAD_GNTREF)?.pin != 0;
+        let (frame, i) = self.slot(gref).ok_or(gntst::BAD_GNTREF)?;
         let type_mask = gtf::TYPE_MASK | if mapping { gtf::SUB_PAGE } else { 0 };
         let mut current = frame.header(i);
         for _ in 0..5 {
@@ -201,7 +232,9 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
     /// Clears `GTF_reading` once no pin is left and `GTF_writing` once no
     /// writable pin is left (the latter only after a writable use).
     pub fn reduce_status(&self, gref: u32, readonly: bool) {
-        let pin = self.active[gref as usize].pin;
+        let Some(Active { pin, .. }) = self.active(gref) else {
+            return;
+        };
         let mut clear = 0;
         if pin == 0 {
             clear |= gtf::READING;
@@ -209,8 +242,9 @@ impl<F: GrantFrame, P: Copy> Table<F, P> {
         if !readonly && !has_writers(pin) {
             clear |= gtf::WRITING;
         }
-        if clear != 0 {
-            let (frame, i) = self.slot(gref);
+        if clear != 0
+            && let Some((frame, i)) = self.slot(gref)
+        {
             frame.clear_flags(i, clear);
         }
     }

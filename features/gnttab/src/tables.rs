@@ -12,7 +12,7 @@ use oxen_core::xen::errno::{EBUSY, EINVAL, ESRCH, Errno};
 
 use crate::abi::{Entry, INITIAL_FRAMES};
 use crate::env::{Env, GrantFrame, MapError};
-use crate::table::{Table, pin_incr};
+use crate::table::Table;
 
 /// The grant tables of all domains, with the mappings between them.
 ///
@@ -146,7 +146,7 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         for m in table.maptrack.iter().flatten() {
             let Some(g) = m.granter else { continue };
             if let Some(granter) = self.tables.get_mut(&g) {
-                granter.active[m.gref as usize].pin -= pin_incr(m.readonly);
+                granter.unpin(m.gref, m.readonly);
                 granter.reduce_status(m.gref, m.readonly);
             }
         }
@@ -193,7 +193,10 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         if !table.grow(env, idx + 1) {
             return Err(EINVAL);
         }
-        let placed = &mut table.frames[idx as usize];
+        let Some(placed) = table.frames.get_mut(idx as usize) else {
+            // Cannot happen: the table was just grown to `idx + 1` frames.
+            return Err(EINVAL);
+        };
         if placed.gfn.is_some() {
             return Err(EBUSY);
         }
@@ -208,7 +211,9 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
     pub fn frame_removed(&mut self, dom: DomId, gfn: u64) -> Option<u32> {
         let table = self.tables.get_mut(&dom)?;
         let idx = table.frames.iter().position(|p| p.gfn == Some(gfn))?;
-        table.frames[idx].gfn = None;
+        if let Some(p) = table.frames.get_mut(idx) {
+            p.gfn = None;
+        }
         Some(idx as u32)
     }
 
@@ -224,14 +229,13 @@ impl<F: GrantFrame, P: Copy + PartialEq> GrantTables<F, P> {
         frame: u32,
     ) -> Result<(), TableError> {
         let table = self.tables.get(&dom).ok_or(TableError::NoDomain(dom))?;
-        if gref >= table.nr_entries() {
+        let Some((f, i)) = table.slot(gref) else {
             return Err(TableError::NoEntry {
                 dom,
                 gref,
                 entries: table.nr_entries(),
             });
-        }
-        let (f, i) = table.slot(gref);
+        };
         f.store(
             i,
             Entry {
@@ -358,6 +362,13 @@ mod tests {
         assert_eq!(w.gt.nr_frames(D1), Some(1));
         assert_eq!(w.gt.add_to_physmap(&mut w.env, D1, 63, 0x3803f), Ok(()));
         assert_eq!(w.gt.nr_frames(D1), Some(64));
+        // At its bound D1 grows no further; D2's table is its own.
+        assert_eq!(
+            w.gt.add_to_physmap(&mut w.env, D1, 64, 0x38040),
+            Err(EINVAL)
+        );
+        assert_eq!(w.gt.add_to_physmap(&mut w.env, D2, 63, 0x3803f), Ok(()));
+        assert_eq!(w.gt.nr_frames(D2), Some(64));
     }
 
     #[test]

@@ -105,6 +105,7 @@ fn path_quota_counts_below_the_home_and_is_einval() {
         &z(&format!("/local/domain/1/{rel}a")),
         Error::EINVAL,
     );
+    w.write(2, "data/fine", "").unwrap();
 }
 
 #[test]
@@ -151,6 +152,7 @@ fn nodes_per_transaction_quota_is_enospc() {
     w.err(1, ty::READ, t, &z("cpu"), Error::ENOSPC);
     w.err(1, ty::WRITE, t, &wv("data/c", ""), Error::ENOSPC);
     w.ok(1, ty::READ, t, &z("data/a"));
+    w.write(2, "data/fine", "").unwrap();
     w.ok(1, ty::TRANSACTION_END, t, &z("T"));
     assert_eq!(w.read(1, "data/b").unwrap(), "");
 }
@@ -166,6 +168,7 @@ fn queued_events_beyond_the_bound_are_dropped_and_counted() {
     // second starts there and is the first of the two queued.
     let token = "T".repeat(900);
     w.watch(1, "data", &token);
+    w.watch(2, "data", "t2");
     for i in 0..6 {
         w.xs.write(&format!("/local/domain/1/data/e{i}"), b"")
             .unwrap();
@@ -177,6 +180,10 @@ fn queued_events_beyond_the_bound_are_dropped_and_counted() {
         got.extend(w.events(1));
     }
     assert_eq!(got.len(), 3);
+    // Domain 2's queue is its own.
+    w.xs.write("/local/domain/2/data/e", b"").unwrap();
+    assert_eq!(w.events(2).len(), 1);
+    assert_eq!(w.xs.dropped_events(2), Some(0));
 }
 
 #[test]
@@ -210,6 +217,13 @@ fn transaction_bytes_quota_is_enospc_and_request_fails_whole() {
         &z(&format!("data/n{written}")),
         Error::ENOENT,
     );
+    let t2 = w.ok(2, ty::TRANSACTION_START, 0, b"\0");
+    let t2: u32 = core::str::from_utf8(&t2[..t2.len() - 1])
+        .unwrap()
+        .parse()
+        .unwrap();
+    w.ok(2, ty::WRITE, t2, &wv("data/n0", &value));
+    w.ok(2, ty::TRANSACTION_END, t2, &z("T"));
     w.ok(1, ty::TRANSACTION_END, t, &z("T"));
 }
 
