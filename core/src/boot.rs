@@ -213,16 +213,20 @@ fn run_domains(
     };
     // Every domain, what its xen,enhanced asks of this image and the
     // connections between domains, all checked before anything is built.
-    let check::Plan { system, free, .. } =
-        match check::domains(fdt, &platform, &machine, &module_head, &registry) {
-            Ok(p) => {
-                for line in p.ignored_lines() {
-                    println!("{line}");
-                }
-                p
+    let check::Plan {
+        system,
+        free,
+        heap_reserve,
+        ..
+    } = match check::domains(fdt, &platform, &machine, &module_head, &registry) {
+        Ok(p) => {
+            for line in p.ignored_lines() {
+                println!("{line}");
             }
-            Err(s) => stop_with(&s),
-        };
+            p
+        }
+        Err(s) => stop_with(&s),
+    };
     let dups = crate::hypercall::duplicates(&crate::hypercall::HYPERCALLS);
     if let Some((nr, a, b)) = dups.first() {
         stop(&alloc::format!(
@@ -234,6 +238,18 @@ fn run_domains(
         println!("powering off");
         psci::system_off()
     }
+    if !heap::add_domain_reserve(heap_reserve) {
+        stop(&alloc::format!(
+            "the heap's reserve for the domains at {heap_reserve} is not free RAM"
+        ));
+    }
+    println!(
+        "heap: {} MiB, and {} MiB at {heap_reserve} for what the {} domain(s) can make Oxen hold at \
+         their bounds",
+        heap::HEAP_SIZE >> 20,
+        heap_reserve.size() >> 20,
+        system.domains.len()
+    );
     let pa_bits = cpu::pa_bits();
     let ipa_bits = pa_bits.min(40);
     // The early UART stays the console when it is the one the tree names.

@@ -160,8 +160,12 @@ pub struct Plan {
     /// What the subsystems found the tree connects.
     pub connections: Vec<Connection>,
     /// RAM left for the domains: host RAM less the hypervisor, its device
-    /// tree, reserved memory and the boot modules.
+    /// tree, reserved memory, the boot modules and `heap_reserve`.
     pub free: RangeSet,
+    /// Where the hypervisor heap's reserve for the domains goes: RAM for
+    /// everything the domains can make Oxen hold at their bounds
+    /// (`crate::budget`); empty with no domains.
+    pub heap_reserve: Range,
 }
 
 impl Plan {
@@ -272,13 +276,47 @@ pub fn domains<'m>(
     for m in &platform.modules {
         free.remove(m.range);
     }
+    let need: u64 = system
+        .domains
+        .iter()
+        .zip(&granted)
+        .map(|(d, g)| crate::budget::domain_budget(d, g, registry))
+        .fold(0, u64::saturating_add)
+        .next_multiple_of(HEAP_RESERVE_ALIGN);
+    let guests: u64 = system.domains.iter().map(|d| d.memory_kib << 10).sum();
+    let pieces: Vec<Range> = free.iter().copied().collect();
+    let fit = crate::memmap::highest_fit(&pieces, &[], need, HEAP_RESERVE_ALIGN)
+        .filter(|_| free.total().saturating_sub(need) >= guests);
+    let heap_reserve = match fit {
+        _ if need == 0 => Range::default(),
+        Some(r) => {
+            free.remove(r);
+            r
+        }
+        None => {
+            return Err(Stop::reason(alloc::format!(
+                "the domains' memory ({} MiB) and what they can make Oxen hold at their bounds \
+                 ({} MiB of hypervisor heap, docs/bounds.md) do not fit in the {} MiB of free \
+                 RAM; give the host more RAM, or the domains less memory or lower \
+                 max_maptrack_frames or max_grant_frames",
+                guests >> 20,
+                need >> 20,
+                free.total() >> 20
+            ))
+            .after(ignored));
+        }
+    };
     Ok(Plan {
         system,
         granted,
         connections,
         free,
+        heap_reserve,
     })
 }
+
+/// The heap reserve's size and alignment step.
+pub const HEAP_RESERVE_ALIGN: u64 = 2 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -320,10 +358,19 @@ mod tests {
 "#;
 
     fn check(enhanced: &str, registry: &Registry) -> Result<Plan, Stop> {
+        check_with_ram(
+            enhanced,
+            registry,
+            Range::with_size(0x4000_0000, 0x4000_0000).unwrap(),
+        )
+    }
+
+    /// As [`check`], with the free RAM Oxen finds being `ram` only.
+    fn check_with_ram(enhanced: &str, registry: &Registry, ram: Range) -> Result<Plan, Stop> {
         let blob = test_dtc::dtb(&TREE.replace("%ENHANCED%", enhanced));
         let fdt = Fdt::parse(blob.bytes()).unwrap();
         let platform = read_platform(&fdt).unwrap();
-        let ram = [Range::with_size(0x4000_0000, 0x4000_0000).unwrap()];
+        let ram = [ram];
         let machine = Machine {
             ram: &ram,
             oxen: &[Range::with_size(0x4020_0000, 0x80_0000).unwrap()],
@@ -343,10 +390,32 @@ mod tests {
         assert_eq!(plan.granted, [Vec::<Interface>::new()]);
         let kernel = Range::with_size(0x5000_0000, 0x10_0000).unwrap();
         assert!(!plan.free.iter().any(|r| r.overlaps(&kernel)));
-        // 1 GiB less the image (8 MiB), the device tree page and the kernel.
+        // 1 GiB less the image (8 MiB), the device tree page, the kernel
+        // and the heap reserve, which is the domain's budget rounded up.
+        let d = &plan.system.domains[0];
+        let budget = crate::budget::domain_budget(d, &[], &Registry::linked().unwrap());
+        assert_eq!(
+            plan.heap_reserve.size(),
+            budget.next_multiple_of(HEAP_RESERVE_ALIGN)
+        );
+        assert!(!plan.free.iter().any(|r| r.overlaps(&plan.heap_reserve)));
         assert_eq!(
             plan.free.total(),
-            (1 << 30) - (8 << 20) - 0x1000 - 0x10_0000
+            (1 << 30) - (8 << 20) - 0x1000 - 0x10_0000 - plan.heap_reserve.size()
+        );
+    }
+
+    #[test]
+    fn domains_whose_bounds_do_not_fit_in_free_ram_stop_the_boot() {
+        // RAM that holds the kernel and the domain's 128 MiB with 1 MiB to
+        // spare: less than the domain's heap budget (at least 2 MiB).
+        let registry = Registry::linked().unwrap();
+        let ram = Range::with_size(0x4ff0_0000, 130 << 20).unwrap();
+        let e = check_with_ram("disabled", &registry, ram).unwrap_err();
+        assert!(
+            e.reason.contains("can make Oxen hold"),
+            "{}",
+            e.all_lines().join("\n")
         );
     }
 

@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod bootargs;
+pub mod budget;
 pub mod check;
 pub mod config;
 pub mod console;

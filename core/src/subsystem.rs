@@ -176,6 +176,33 @@ pub trait Subsystem: Sync {
     ) -> Result<Vec<Connection>, Vec<crate::hostdt::DtError>> {
         Ok(Vec::new())
     }
+
+    /// The most hypervisor heap, in bytes, that the domain can make this
+    /// subsystem hold when it reaches every one of its bounds
+    /// (docs/bounds.md), allocator overhead and growth included. The boot
+    /// reserves the sum over domains and subsystems, so that no domain's
+    /// allocations can exhaust the heap another domain needs.
+    fn heap_budget(&self, _dom: &BudgetInput<'_>) -> u64 {
+        0
+    }
+}
+
+/// What [`Subsystem::heap_budget`] knows of a domain: its configuration.
+#[derive(Debug, Clone)]
+pub struct BudgetInput<'a> {
+    pub vcpus: u32,
+    pub memory_kib: u64,
+    /// The interfaces the domain is given under this image.
+    pub granted: &'a [Interface],
+    pub max_grant_frames: u32,
+    pub max_maptrack_frames: u32,
+    pub max_evtchn_port: u32,
+}
+
+impl BudgetInput<'_> {
+    pub fn has(&self, i: Interface) -> bool {
+        self.granted.contains(&i)
+    }
 }
 
 /// A domain as [`Subsystem::check_domains`] sees it: configured and

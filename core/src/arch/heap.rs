@@ -20,29 +20,65 @@ pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
 pub const WORK_AREA_SIZE: u64 = (HEAP_SIZE + entry::STACKS_SIZE) as u64;
 
 #[global_allocator]
-static ALLOCATOR: Tracked = Tracked(LockedHeap::empty());
+static ALLOCATOR: Tracked = Tracked {
+    fixed: LockedHeap::empty(),
+    domains: LockedHeap::empty(),
+};
 
-/// The most bytes ever allocated at once (the allocator's own count).
+/// The most bytes ever allocated at once (the allocators' own counts).
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
-/// The allocator, noting the high-water mark after each allocation.
-struct Tracked(LockedHeap);
+/// Where the domains' reserve lies (see [`add_domain_reserve`]); empty
+/// until then.
+static RESERVE_START: AtomicUsize = AtomicUsize::new(0);
+static RESERVE_END: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call is passed on unchanged to `LockedHeap`, which upholds
-// the contract; the peak is only counted.
+/// The allocator: the fixed heap of the work area first, then the reserve
+/// sized at boot for what the domains can make Oxen hold at their bounds;
+/// the high-water mark is noted after each allocation.
+struct Tracked {
+    fixed: LockedHeap,
+    domains: LockedHeap,
+}
+
+impl Tracked {
+    fn used(&self) -> usize {
+        self.fixed.lock().used() + self.domains.lock().used()
+    }
+}
+
+fn in_reserve(p: *mut u8) -> bool {
+    let a = p as usize;
+    a >= RESERVE_START.load(Ordering::Acquire) && a < RESERVE_END.load(Ordering::Acquire)
+}
+
+// SAFETY: every call is passed on unchanged to the `LockedHeap` that owns
+// the memory (the reserve's range says which), which upholds the
+// contract; the peak is only counted.
 unsafe impl GlobalAlloc for Tracked {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract, passed on.
-        let p = unsafe { self.0.alloc(layout) };
+        let mut p = unsafe { self.fixed.alloc(layout) };
+        if p.is_null() {
+            // SAFETY: the caller's contract, passed on.
+            p = unsafe { self.domains.alloc(layout) };
+        }
         if !p.is_null() {
-            PEAK.fetch_max(self.0.lock().used(), Ordering::Relaxed);
+            PEAK.fetch_max(self.used(), Ordering::Relaxed);
         }
         p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { self.0.dealloc(ptr, layout) }
+        // SAFETY: the caller's contract, passed on to the heap `ptr` came
+        // from.
+        unsafe {
+            if in_reserve(ptr) {
+                self.domains.dealloc(ptr, layout)
+            } else {
+                self.fixed.dealloc(ptr, layout)
+            }
+        }
     }
 }
 
@@ -128,18 +164,57 @@ pub fn init() -> bool {
     // SAFETY: the work area's first HEAP_SIZE bytes are RAM (mapped
     // Normal) that `place` chose clear of everything else, and this is the
     // only time they are given away.
-    unsafe { ALLOCATOR.0.lock().init(area.start as *mut u8, HEAP_SIZE) };
+    unsafe {
+        ALLOCATOR
+            .fixed
+            .lock()
+            .init(area.start as *mut u8, HEAP_SIZE)
+    };
+    true
+}
+
+static RESERVE_READY: AtomicBool = AtomicBool::new(false);
+
+/// Adds `r` to the heap as the domains' reserve: once, after [`init`], on
+/// the boot CPU before any domain exists. `r` must be RAM outside the
+/// hypervisor and the boot modules (checked: `arch::mem` then counts it
+/// as the hypervisor's, so nothing writes it for a guest). `false` when
+/// refused.
+pub fn add_domain_reserve(r: Range) -> bool {
+    if r.is_empty() || !HEAP_READY.load(Ordering::Acquire) || !super::mem::claim_for_hypervisor(r) {
+        return false;
+    }
+    if RESERVE_READY.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    RESERVE_START.store(r.start as usize, Ordering::Release);
+    RESERVE_END.store(r.end as usize, Ordering::Release);
+    // SAFETY: RAM (mapped Normal) that was free and is now the
+    // hypervisor's alone (claimed above), given away once.
+    unsafe {
+        ALLOCATOR
+            .domains
+            .lock()
+            .init(r.start as *mut u8, r.size() as usize)
+    };
     true
 }
 
 /// Bytes currently allocated.
 pub fn used() -> usize {
-    ALLOCATOR.0.lock().used()
+    ALLOCATOR.used()
 }
 
 /// Bytes currently allocated, unless another CPU holds the allocator.
 pub fn try_used() -> Option<usize> {
-    ALLOCATOR.0.try_lock().map(|h| h.used())
+    let fixed = ALLOCATOR.fixed.try_lock().map(|h| h.used())?;
+    let domains = ALLOCATOR.domains.try_lock().map(|h| h.used())?;
+    Some(fixed + domains)
+}
+
+/// Bytes the heap holds in all: the fixed heap and the domains' reserve.
+pub fn size() -> usize {
+    HEAP_SIZE + RESERVE_END.load(Ordering::Acquire) - RESERVE_START.load(Ordering::Acquire)
 }
 
 /// The most bytes allocated at once since boot (the high-water mark).

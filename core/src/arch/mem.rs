@@ -10,6 +10,7 @@
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::alloc::Layout;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::memmap::Range;
 use crate::shared::SharedPage;
@@ -49,6 +50,28 @@ fn layout() -> Option<&'static PhysLayout> {
     LAYOUT.get()
 }
 
+/// RAM the hypervisor took for itself after [`register`] (the heap's
+/// domain reserve): no longer writable for guests.
+static LATE_START: AtomicU64 = AtomicU64::new(0);
+static LATE_END: AtomicU64 = AtomicU64::new(0);
+
+/// Takes `r`, RAM outside the hypervisor and the modules, for the
+/// hypervisor: from then on nothing here writes it for a guest. Once
+/// (`false` for a second call or a range that is not such RAM).
+pub fn claim_for_hypervisor(r: Range) -> bool {
+    if !is_guest_ram(r) {
+        return false;
+    }
+    if LATE_END
+        .compare_exchange(0, r.end, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    LATE_START.store(r.start, Ordering::Release);
+    true
+}
+
 /// Whether `pa` is in a RAM bank (`false` before [`register`]).
 pub fn is_ram(pa: u64) -> bool {
     layout().is_some_and(|l| l.ram.iter().any(|b| b.contains(pa)))
@@ -59,6 +82,13 @@ pub fn is_ram(pa: u64) -> bool {
 /// every boot module.
 #[inline]
 fn is_guest_ram(r: Range) -> bool {
+    let late = (
+        LATE_START.load(Ordering::Acquire),
+        LATE_END.load(Ordering::Acquire),
+    );
+    if r.start < late.1 && late.0 < r.end {
+        return false;
+    }
     // One piece of `writable` covering `r` is the same as "inside a bank
     // and clear of the rest": the pieces are what is left of the banks.
     !r.is_empty() && layout().is_some_and(|l| l.writable.iter().any(|w| w.covers(&r)))

@@ -526,7 +526,7 @@ pub fn dump_state() {
             u / 1024
         )),
         crate::arch::heap::peak() / 1024,
-        crate::arch::heap::HEAP_SIZE / 1024
+        crate::arch::heap::size() / 1024
     );
 }
 

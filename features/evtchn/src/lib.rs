@@ -43,3 +43,26 @@ pub use static_channels::{COMPATIBLE, PROPERTY, StaticChannel, StaticEnd, read_s
 
 /// An event-channel port number (`evtchn_port_t`).
 pub type Port = u32;
+
+/// The heap a domain's event channels can hold at their bounds: a channel
+/// record per port up to `max_port` (in a `Vec` that may have doubled),
+/// the FIFO's references to its event-array pages and per-vCPU queues,
+/// and the domain's own record.
+pub fn heap_budget(max_port: u32, vcpus: u32) -> u64 {
+    let ports = u64::from(max_port) + 1;
+    2 * ports * core::mem::size_of::<domain::Channel>() as u64
+        + abi::fifo::MAX_PAGES as u64 * 64
+        + u64::from(vcpus) * 1024
+        + 16 * 1024
+}
+
+#[cfg(test)]
+mod budget_tests {
+    #[test]
+    fn the_heap_budget_covers_a_channel_per_port_and_grows_with_the_ports() {
+        let per_port = core::mem::size_of::<crate::domain::Channel>() as u64;
+        assert!(super::heap_budget(1023, 1) >= 1024 * per_port);
+        assert!(super::heap_budget(4095, 1) > super::heap_budget(1023, 1));
+        assert!(super::heap_budget(1023, 4) > super::heap_budget(1023, 1));
+    }
+}

@@ -220,6 +220,13 @@ impl Subsystem for EventChannelSubsystem {
         matches!(enhanced, Enhanced::NoXenstore | Enhanced::Enabled)
     }
 
+    fn heap_budget(&self, dom: &oxen_core::subsystem::BudgetInput<'_>) -> u64 {
+        if !dom.has(Interface::EventChannel) {
+            return 0;
+        }
+        crate::heap_budget(dom.max_evtchn_port, dom.vcpus)
+    }
+
     fn domain_created(&self, dom: &DomainSetup<'_>) -> Result<(), InitError> {
         if !dom.has(Interface::EventChannel) {
             return Ok(());

@@ -75,7 +75,44 @@ impl Subsystem for GrantTableSubsystem {
     fn domain_destroyed(&self, domid: oxen_core::xen::DomId) {
         service::domain_destroyed(domid);
     }
+
+    fn heap_budget(&self, dom: &oxen_core::subsystem::BudgetInput<'_>) -> u64 {
+        if !dom.has(Interface::GrantTable) {
+            return 0;
+        }
+        heap_budget(dom.max_grant_frames, dom.max_maptrack_frames)
+    }
+}
+
+/// The heap a domain's grant table can hold at its bounds: an active
+/// entry per grant of `max_grant_frames` and a maptrack entry per mapping
+/// of `max_maptrack_frames`, each in a `Vec` that may have doubled past
+/// what it holds, plus the table itself.
+pub fn heap_budget(max_grant_frames: u32, max_maptrack_frames: u32) -> u64 {
+    use core::mem::size_of;
+    type P = oxen_core::shared::SharedPage;
+    let grants = u64::from(max_grant_frames) * 512;
+    let mappings = u64::from(max_maptrack_frames) * 256;
+    2 * grants * size_of::<table::Active<P>>() as u64
+        + 2 * mappings * size_of::<Option<table::Mapping<P>>>() as u64
+        + u64::from(max_grant_frames) * 64
+        + 16 * 1024
 }
 
 #[distributed_slice(SUBSYSTEMS)]
 static GRANT_TABLES: &dyn Subsystem = &GrantTableSubsystem;
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn the_heap_budget_covers_every_grant_and_mapping_at_the_bounds_and_grows_with_them() {
+        type P = oxen_core::shared::SharedPage;
+        let at_bounds = 64 * 512 * core::mem::size_of::<table::Active<P>>() as u64
+            + 1024 * 256 * core::mem::size_of::<Option<table::Mapping<P>>>() as u64;
+        assert!(heap_budget(64, 1024) >= at_bounds);
+        assert!(heap_budget(64, 1024) > heap_budget(64, 0));
+        assert!(heap_budget(64, 0) > heap_budget(1, 0));
+    }
+}

@@ -159,6 +159,13 @@ impl Subsystem for XenstoreSubsystem {
         enhanced == Enhanced::Enabled
     }
 
+    fn heap_budget(&self, dom: &oxen_core::subsystem::BudgetInput<'_>) -> u64 {
+        if !dom.has(Interface::Xenstore) {
+            return 0;
+        }
+        crate::heap_budget(&Quotas::default())
+    }
+
     /// The domain's xenstore port, bound when it is built.
     fn hypervisor_ports(&self, granted: &[Interface]) -> &'static [u32] {
         if granted.contains(&Interface::Xenstore) {

@@ -340,6 +340,16 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         work,
         format!("{} MiB, with the CPU stacks", work.size() >> 20),
     ));
+    if !plan.heap_reserve.is_empty() {
+        memory.push(MapEntry::new(
+            "heap reserve",
+            plan.heap_reserve,
+            format!(
+                "{} MiB: what the domains can make Oxen hold at their bounds",
+                plan.heap_reserve.size() >> 20
+            ),
+        ));
+    }
     memory.push(MapEntry::new(
         "device tree",
         dtb,
