@@ -8,6 +8,8 @@
 //!   or on Xen 4.20, with the console attached, or with `--check` captured
 //!   and checked against the config's expectations. `--image FILE` boots
 //!   that arm64 Image instead of building Oxen or fetching Xen.
+//!   `--guest-args "KEY=VALUE …"` sets those words in the test guests'
+//!   bootargs (e.g. the hostile guest's `hostile.seed` and `hostile.count`).
 //! - `cargo xtask guests [--refresh]` fetches (or, with `--refresh`,
 //!   updates) the guests' Debian packages and prints what it has.
 //! - `cargo xtask test` runs every check: rustfmt, clippy (host and
@@ -182,7 +184,7 @@ fn parse_build_args(args: &mut Vec<String>) -> Result<BuildSpec, String> {
 const USAGE: &str = "usage: cargo xtask <build|run|guests|test> [options]
   build  [--board B] [--features F | --no-default-features] [--release|--debug]
   run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check]
-         [--image FILE]
+         [--image FILE] [--guest-args \"KEY=VALUE ...\"]
   guests [--refresh]
   test   [--no-qemu] [--peer oxen|xen]
   bench  [--reps N] [--only PREFIX] [--no-sizes]   (docs/performance.md)";
@@ -194,6 +196,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
     let mut peer = expect::Peer::Oxen;
     let mut check = false;
     let mut image = None;
+    let mut guest_args = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -208,6 +211,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
             "--config" => config = it.next().ok_or("--config needs a name")?,
             "--peer" => peer = expect::Peer::parse(&it.next().ok_or("--peer needs a name")?)?,
             "--check" => check = true,
+            "--guest-args" => guest_args.push(it.next().ok_or("--guest-args needs key=value words")?),
             "--image" => image = Some(PathBuf::from(it.next().ok_or("--image needs a file")?)),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -222,7 +226,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
         }
         return qemu::run_interactive(&qemu::Machine::new(&img, smp.unwrap_or(2)));
     }
-    let p = configs::prepare(&config, peer, &img, smp)?;
+    let p = configs::prepare_with(&config, peer, &img, smp, &guest_args)?;
     eprintln!(
         "xtask: {} on {}: {}",
         p.name,
