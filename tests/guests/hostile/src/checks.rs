@@ -282,22 +282,52 @@ fn ack_all() {
 /// never waits.
 pub fn noisy(l: &Layout, bootargs: &str) {
     let secs = arg_num(bootargs, "hostile.seconds", 5);
+    // Which noises (the first three by default): 1 the vPL011, 2 console_io,
+    // 4 SGIs, 8 one long console_io write (`hostile.big` bytes), 16 a grant
+    // copy of 2^31 - 1 elements (needs grant tables).
+    let noise = arg_num(bootargs, "hostile.noise", 7);
     gic_on(l);
     // SAFETY: IMSC of the vPL011 the device tree names: the TX interrupt.
     unsafe { oxen_guest_common::arch::mmio::write32((l.uart + 0x38) as usize, 1 << 5) };
     arch::timer_arm(0);
     static LINE: &[u8] = b"noisy noisy noisy noisy noisy noisy noisy noisy noisy noisy ..\n";
+    // Text for the long console_io writes: RAM above the image.
+    let text = l.ram.0 + (16 << 20);
+    if noise & 8 != 0 {
+        let big = arg_num(bootargs, "hostile.big", 256 << 10);
+        for off in 0..big.min(32 << 20) as usize {
+            Shared(text as usize).w8(off, LINE[off % LINE.len()]);
+        }
+    }
     let start = arch::ticks();
     let mut lines = 0u64;
     while arch::ticks().wrapping_sub(start) < arch::ms(1000 * secs) {
-        for &b in LINE.iter() {
-            // SAFETY: DR of this domain's vPL011, written without polling
-            // FR: the hypervisor must cope with a full FIFO.
-            unsafe { oxen_guest_common::arch::mmio::write32(l.uart as usize, u32::from(b)) };
+        if noise & 1 != 0 {
+            for &b in LINE.iter() {
+                // SAFETY: DR of this domain's vPL011, written without
+                // polling FR: the hypervisor must cope with a full FIFO.
+                unsafe { oxen_guest_common::arch::mmio::write32(l.uart as usize, u32::from(b)) };
+            }
         }
-        let _ = trap::hypercall(18, [0, LINE.len() as u64, LINE.as_ptr() as u64, 0, 0]);
-        // SAFETY: an SGI (INTID 1) to this vCPU alone; it stays pending.
-        unsafe { asm!("msr icc_sgi1r_el1, {}", in(reg) (1u64 << 24) | 1, options(nomem, nostack)) };
+        if noise & 2 != 0 {
+            let _ = trap::hypercall(18, [0, LINE.len() as u64, LINE.as_ptr() as u64, 0, 0]);
+        }
+        if noise & 8 != 0 {
+            // One console_io write of `hostile.big` bytes of text.
+            let big = arg_num(bootargs, "hostile.big", 256 << 10);
+            let _ = trap::hypercall(18, [0, big, text, 0, 0]);
+        }
+        if noise & 16 != 0 {
+            // GNTTABOP_copy of 2^31 - 1 elements, read from its RAM until
+            // the end of RAM (each fails on its own).
+            let _ = trap::hypercall(20, [5, text, 0x7fff_ffff, 0, 0]);
+        }
+        if noise & 4 != 0 {
+            // SAFETY: an SGI (INTID 1) to this vCPU alone; it stays pending.
+            unsafe {
+                asm!("msr icc_sgi1r_el1, {}", in(reg) (1u64 << 24) | 1, options(nomem, nostack))
+            };
+        }
         lines += 2;
     }
     // Let the last line end before the report.
@@ -307,16 +337,23 @@ pub fn noisy(l: &Layout, bootargs: &str) {
 
 /// Measures how late the virtual timer's interrupt wakes this vCPU from
 /// WFI, `hostile.rounds` times with delays of 1–20 ms, while the noisy
-/// domain shares the CPU; the worst must stay within one scheduling slice
-/// (`hostile.slice_ms`, Oxen's 10 ms) plus the wake-up's own cost
-/// (`hostile.slack_ms`, 2 ms).
+/// domain shares the CPU. Each wake-up must come within one scheduling
+/// slice (`hostile.slice_ms`, Oxen's 10 ms) plus `hostile.slack_ms` (2 ms)
+/// for the switch itself. QEMU's TCG runs on a shared host whose own
+/// scheduling shows in the virtual counter too (a QEMU thread descheduled
+/// for 30 ms is 30 ms of guest time): up to `hostile.spikes` rounds (2)
+/// may be later, none by more than `hostile.cap_ms` (100 ms). What the
+/// hypervisor does wrong is late every time it happens: one console_io
+/// write of 1 MiB kept the CPU for 1.6 s before it continued itself.
 pub fn timer(l: &Layout, bootargs: &str) {
     let rounds = arg_num(bootargs, "hostile.rounds", 200);
     let slice = arg_num(bootargs, "hostile.slice_ms", 10);
     let slack = arg_num(bootargs, "hostile.slack_ms", 2);
+    let spikes = arg_num(bootargs, "hostile.spikes", 2);
+    let cap = arg_num(bootargs, "hostile.cap_ms", 100);
     gic_on(l);
-    let mut worst = 0u64;
-    let mut total = 0u64;
+    let us = |t: u64| t * 1_000_000 / arch::ticks_per_second();
+    let (mut worst, mut total, mut over, mut second) = (0u64, 0u64, 0u64, 0u64);
     let mut rng = crate::rng::Rng::new(arg_num(bootargs, "hostile.seed", 7));
     for _ in 0..rounds {
         let delay = arch::ms(1 + rng.below(20));
@@ -325,24 +362,30 @@ pub fn timer(l: &Layout, bootargs: &str) {
         while arch::timer_ctl() & 4 == 0 || arch::ticks() < deadline {
             trap::wfi();
         }
-        let late = arch::ticks().wrapping_sub(deadline);
+        let late = us(arch::ticks().wrapping_sub(deadline));
         arch::timer_stop();
         ack_all();
-        worst = worst.max(late);
+        if late > worst {
+            second = worst;
+            worst = late;
+        } else {
+            second = second.max(late);
+        }
         total += late;
+        if late > (slice + slack) * 1000 {
+            over += 1;
+        }
     }
-    let us = |t: u64| t * 1_000_000 / arch::ticks_per_second();
+    let mean = total / rounds.max(1);
     case("isolation.timer_within_slice", || {
         ensure!(
-            us(worst) <= (slice + slack) * 1000,
-            "the worst of {rounds} wake-ups came {} us late (mean {} us), more than one {slice} ms slice + {slack} ms",
-            us(worst),
-            us(total / rounds.max(1))
+            over <= spikes && worst <= cap * 1000,
+            "{over}/{rounds} over {} ms (max {spikes}), worst {worst} us (cap {cap} ms), mean {mean} us",
+            slice + slack
         );
         Ok(msg!(
-            "worst {} us, mean {} us over {rounds}",
-            us(worst),
-            us(total / rounds.max(1))
+            "worst {worst} us, next {second} us, mean {mean} us, {over} of {rounds} over {} ms",
+            slice + slack
         ))
     });
 }
