@@ -510,7 +510,7 @@ pub fn prepare_with(
         .join("run")
         .join(format!("{name}.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let result = prepare_in(name, peer, image, smp, &dts_path, &expect, &work, guest_args);
+    let result = prepare_in(name, peer, image, smp, &expect, &work, guest_args);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
@@ -520,14 +520,13 @@ fn prepare_in(
     peer: Peer,
     image: &Path,
     smp: Option<u32>,
-    dts_path: &Path,
     expect: &expect::Expect,
     work: &Path,
     guest_args: &[String],
 ) -> Result<Prepared, String> {
-    let mut config = dts::canonical(dts_path, &work.join("config.dts"))?;
-    set_guest_args(&mut config.root, guest_args)
-        .map_err(|e| format!("configs/{name}.dts: {e}"))?;
+    let dts_path = dir().join(format!("{name}.dts"));
+    let mut config = dts::canonical(&dts_path, &work.join("config.dts"))?;
+    set_guest_args(&mut config.root, guest_args).map_err(|e| format!("configs/{name}.dts: {e}"))?;
     let plan = plan(&config).map_err(|e| {
         e.iter()
             .map(|e| format!("configs/{name}.dts: {e}"))
@@ -754,9 +753,15 @@ mod tests {
     #[test]
     fn guest_args_replace_a_key_where_it_is_and_append_one_nobody_has() {
         let text = CONFIG
-            .replace("xtask,file = \"linux\";\n\t\t\t\tbootargs", "xtask,file = \"guest:hostile\";\n\t\t\t\tbootargs")
+            .replace(
+                "xtask,file = \"linux\";\n\t\t\t\tbootargs",
+                "xtask,file = \"guest:hostile\";\n\t\t\t\tbootargs",
+            )
             .replace("oxen.name=domU1", "hostile.seed=1 hostile.mode=attack")
-            .replace("xtask,file = \"linux\";\n\t\t\t};", "xtask,file = \"guest:abi\";\n\t\t\t\tbootargs = \"test.xen=on\";\n\t\t\t};");
+            .replace(
+                "xtask,file = \"linux\";\n\t\t\t};",
+                "xtask,file = \"guest:abi\";\n\t\t\t\tbootargs = \"test.xen=on\";\n\t\t\t};",
+            );
         let mut s = src(&text);
         set_guest_args(&mut s.root, &["hostile.seed=0x2a hostile.count=5".into()]).unwrap();
         assert_eq!(
@@ -770,7 +775,10 @@ mod tests {
 
     #[test]
     fn guest_args_that_are_not_key_value_words_or_have_no_guest_are_refused() {
-        let text = CONFIG.replace("xtask,file = \"linux\";\n\t\t\t\tbootargs", "xtask,file = \"guest:abi\";\n\t\t\t\tbootargs");
+        let text = CONFIG.replace(
+            "xtask,file = \"linux\";\n\t\t\t\tbootargs",
+            "xtask,file = \"guest:abi\";\n\t\t\t\tbootargs",
+        );
         let mut s = src(&text);
         let e = set_guest_args(&mut s.root, &["seed".into()]).unwrap_err();
         assert!(e.contains("\"seed\" is not a key=value word"), "{e}");

@@ -211,7 +211,9 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
             "--config" => config = it.next().ok_or("--config needs a name")?,
             "--peer" => peer = expect::Peer::parse(&it.next().ok_or("--peer needs a name")?)?,
             "--check" => check = true,
-            "--guest-args" => guest_args.push(it.next().ok_or("--guest-args needs key=value words")?),
+            "--guest-args" => {
+                guest_args.push(it.next().ok_or("--guest-args needs key=value words")?)
+            }
             "--image" => image = Some(PathBuf::from(it.next().ok_or("--image needs a file")?)),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }

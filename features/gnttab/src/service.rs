@@ -5,9 +5,7 @@
 use alloc::vec;
 
 use linkme::distributed_slice;
-use oxen_core::hypercall::{
-    Caller, HYPERCALLS, Hypercall, PHYSMAP_SPACES, PhysmapSpace, Request,
-};
+use oxen_core::hypercall::{Caller, HYPERCALLS, Hypercall, PHYSMAP_SPACES, PhysmapSpace, Request};
 use oxen_core::services::services;
 use oxen_core::shared::SharedPage;
 use oxen_core::subsystem::{DomainSetup, Interface};

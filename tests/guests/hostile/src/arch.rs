@@ -30,7 +30,13 @@ pub fn timer_arm(ticks: u64) {
 /// Turns the virtual timer off.
 pub fn timer_stop() {
     // SAFETY: as for `timer_arm`.
-    unsafe { asm!("msr cntv_ctl_el0, xzr", "isb", options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!(
+            "msr cntv_ctl_el0, xzr",
+            "isb",
+            options(nomem, nostack, preserves_flags)
+        )
+    };
 }
 
 /// CNTV_CTL_EL0: bit 2 (ISTATUS) says the timer condition is met.

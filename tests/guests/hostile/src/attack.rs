@@ -290,7 +290,11 @@ impl<'a> Attack<'a> {
                     page + 8 * self.rng.below(64)
                 };
                 self.fill(at);
-                at + if self.rng.one_in(8) { self.rng.below(8) } else { 0 }
+                at + if self.rng.one_in(8) {
+                    self.rng.below(8)
+                } else {
+                    0
+                }
             }
             _ => self.ptr(),
         }
@@ -322,24 +326,22 @@ impl<'a> Attack<'a> {
         }
         let mut timer = false;
         match nr {
-            nr::MEMORY_OP => {
+            nr::MEMORY_OP if self.rng.one_in(2) => {
+                a[0] = xen::XENMEM_ADD_TO_PHYSMAP;
                 if self.rng.one_in(2) {
-                    a[0] = xen::XENMEM_ADD_TO_PHYSMAP;
-                    if self.rng.one_in(2) {
-                        // A plausible add_to_physmap with a hostile detail.
-                        let s = self.own_arg();
-                        let dom = self.domid() as u16;
-                        let space = self.rng.pick(&[0, 1, 1, 2, 3, 4, 5, 99]);
-                        let idx = self.rng.pick(&[0, 1, 2, 3, 31, 32, 64, u64::MAX]);
-                        let p = self.ptr() >> 12;
-                        let gpfn = self.safe(p);
-                        s.w16(0, dom);
-                        s.w16(2, self.rng.below(3) as u16);
-                        s.w32(4, space);
-                        s.w64(8, idx);
-                        s.w64(16, gpfn);
-                        a[1] = s.0 as u64;
-                    }
+                    // A plausible add_to_physmap with a hostile detail.
+                    let s = self.own_arg();
+                    let dom = self.domid() as u16;
+                    let space = self.rng.pick(&[0, 1, 1, 2, 3, 4, 5, 99]);
+                    let idx = self.rng.pick(&[0, 1, 2, 3, 31, 32, 64, u64::MAX]);
+                    let p = self.ptr() >> 12;
+                    let gpfn = self.safe(p);
+                    s.w16(0, dom);
+                    s.w16(2, self.rng.below(3) as u16);
+                    s.w32(4, space);
+                    s.w64(8, idx);
+                    s.w64(16, gpfn);
+                    a[1] = s.0 as u64;
                 }
             }
             CONSOLE_IO => {
@@ -387,7 +389,9 @@ impl<'a> Attack<'a> {
                 }
             }
             nr::VCPU_OP => {
-                a[0] = self.rng.pick(&[10, 10, 5, 0, 1, 2, 3, 4, 6, 7, 8, 11, 13, 99]);
+                a[0] = self
+                    .rng
+                    .pick(&[10, 10, 5, 0, 1, 2, 3, 4, 6, 7, 8, 11, 13, 99]);
                 a[1] = self.rng.pick(&[0, 0, 1, 2, 0xffff_ffff]);
                 a[2] = self.arg();
                 // Nothing that takes the boot vCPU down.
@@ -410,9 +414,7 @@ impl<'a> Attack<'a> {
                 match a[0] {
                     3 | 8 if in_scratch && s.r32(0) == self.xs_port => s.w32(0, 0x7777),
                     3 | 8 if !in_scratch => a[1] = self.rng.pick(&UNMAPPED[1..9]),
-                    10 if in_scratch && matches!(s.r16(0), 0x7ff0 | 1) => {
-                        s.w16(0, self.peer_or(3))
-                    }
+                    10 if in_scratch && matches!(s.r16(0), 0x7ff0 | 1) => s.w16(0, self.peer_or(3)),
                     10 if !in_scratch => a[1] = self.rng.pick(&UNMAPPED[1..9]),
                     _ => {}
                 }
@@ -508,7 +510,10 @@ impl<'a> Attack<'a> {
             0x8400_0004 => (target, self.rng.below(4), 0),
             _ => (self.val(), self.val(), self.val()),
         };
-        let suspend = matches!(fid as u32 & 0xbfff_ffff, 0x8400_0001 | 0x8400_000c | 0x8400_000e);
+        let suspend = matches!(
+            fid as u32 & 0xbfff_ffff,
+            0x8400_0001 | 0x8400_000c | 0x8400_000e
+        );
         if suspend {
             self.wakeable();
             arch::timer_arm(arch::ms(2));
@@ -524,7 +529,7 @@ impl<'a> Attack<'a> {
         let r = &mut self.rng;
         let addr = match r.below(10) {
             0..=2 => self.l.gicd.0 + r.below(self.l.gicd.1.max(1)),
-            3 | 4 => self.l.gicr.0 + r.below(self.l.gicr.1.max(1).min(0x4_0000)),
+            3 | 4 => self.l.gicr.0 + r.below(self.l.gicr.1.clamp(1, 0x4_0000)),
             5 => self.l.gicr.0 + r.below(self.l.gicr.1.max(1)),
             6 => self.l.uart + r.below(0x1000),
             _ => self.ptr(),
@@ -604,7 +609,9 @@ impl<'a> Attack<'a> {
                 };
                 let mut len = (body.len() + extra) as u32;
                 if self.rng.one_in(6) {
-                    len = self.rng.pick(&[4096, 4097, 5000, 0xffff, u32::MAX, len + 7]);
+                    len = self
+                        .rng
+                        .pick(&[4096, 4097, 5000, 0xffff, u32::MAX, len + 7]);
                 }
                 let tx = self.rng.pick(&[0, 0, 1, 2, 9999, u32::MAX]);
                 let id = self.rng.next() as u32;

@@ -31,11 +31,19 @@ pub fn probe_peer_grants(a: &mut Attack, i: u64) -> u64 {
         let gref = a.rng.pick(&[8, 9, 8, 9, 0, 1, 10, 31]);
         let host = a.unmapped_target();
         PROBES.fetch_add(2, Ordering::Relaxed);
-        let flags = gnt::GNTMAP_HOST_MAP | if a.rng.one_in(2) { gnt::GNTMAP_READONLY } else { 0 };
+        let flags = gnt::GNTMAP_HOST_MAP
+            | if a.rng.one_in(2) {
+                gnt::GNTMAP_READONLY
+            } else {
+                0
+            };
         let (st, h) = xen::map(host, flags, gref, dom);
         if st == 0 {
             breaches += 1;
-            FIRST_BREACH.store(i << 32 | u64::from(dom) << 16 | u64::from(gref), Ordering::Relaxed);
+            FIRST_BREACH.store(
+                i << 32 | u64::from(dom) << 16 | u64::from(gref),
+                Ordering::Relaxed,
+            );
             xen::unmap(host, h);
         }
         let st = xen::copy(
@@ -46,7 +54,10 @@ pub fn probe_peer_grants(a: &mut Attack, i: u64) -> u64 {
         );
         if st == 0 {
             breaches += 1;
-            FIRST_BREACH.store(i << 32 | u64::from(dom) << 16 | u64::from(gref), Ordering::Relaxed);
+            FIRST_BREACH.store(
+                i << 32 | u64::from(dom) << 16 | u64::from(gref),
+                Ordering::Relaxed,
+            );
         }
     }
     breaches
@@ -71,10 +82,7 @@ fn load(addr: u64) -> Result<(), Msg> {
 pub fn after_attack(l: &Layout, bootargs: &str, breaches: u64) {
     let ram_end = l.ram.0 + l.ram.1;
     case("hostile.survived", || {
-        Ok(msg!(
-            "{} exceptions taken and survived",
-            trap::total()
-        ))
+        Ok(msg!("{} exceptions taken and survived", trap::total()))
     });
     case("isolation.peer_grants_refused", || {
         let n = PROBES.load(Ordering::Relaxed);
@@ -201,7 +209,6 @@ fn xenstore_read_domid(ring: u64, port: u32) -> Result<Msg, Msg> {
 
 // ---- the timer bound ----
 
-const GICD_CTLR: u64 = 0;
 const GICR_WAKER: u64 = 0x14;
 const GICR_SGI: u64 = 0x1_0000;
 
@@ -229,7 +236,6 @@ fn gic_on(l: &Layout) {
             options(nomem, nostack)
         );
     }
-    let _ = GICD_CTLR;
 }
 
 /// Makes the virtual timer's PPI (27) able to wake the guest from WFI,
@@ -441,7 +447,10 @@ fn write_count(witness: u16, n: u64) -> Result<(), Msg> {
         8,
         gnt::GNTCOPY_DEST_GREF,
     );
-    ensure!(st == 0, "copy of the boot count to the witness: status {st}");
+    ensure!(
+        st == 0,
+        "copy of the boot count to the witness: status {st}"
+    );
     Ok(())
 }
 
@@ -482,15 +491,23 @@ pub fn reboot(l: &Layout, bootargs: &str) {
                 }
                 a += 4096;
             }
-            let first = (start..end).step_by(4096).find(|a| !in_dtb(*a)).unwrap_or(start);
+            let first = (start..end)
+                .step_by(4096)
+                .find(|a| !in_dtb(*a))
+                .unwrap_or(start);
             Shared(first as usize).fill(0x5e);
             Shared(first as usize).w64(0, PATTERN);
             let shared_gfn = first >> 12;
-            let r = grant_table(l).map(|t| xen::grant(t, SHARED_REF as usize, witness, shared_gfn as u32, false));
-            let r = r.and_then(|()| write_count(witness, 1)).and_then(|()| wait_count(witness, 2, 30));
+            let r = grant_table(l)
+                .map(|t| xen::grant(t, SHARED_REF as usize, witness, shared_gfn as u32, false));
+            let r = r
+                .and_then(|()| write_count(witness, 1))
+                .and_then(|()| wait_count(witness, 2, 30));
             match r {
                 Ok(()) => {
-                    println!("hostile: reboot: pattern written and page {first:#x} shared; SYSTEM_RESET");
+                    println!(
+                        "hostile: reboot: pattern written and page {first:#x} shared; SYSTEM_RESET"
+                    );
                     power::reset();
                 }
                 Err(why) => case("reboot.first_boot", || Err(why)),
@@ -521,7 +538,11 @@ pub fn reboot(l: &Layout, bootargs: &str) {
                 let t = grant_table(l)?;
                 for off in (0..4096).step_by(8) {
                     let v = t.r64(off);
-                    ensure!(v == 0, "entry {} of the rebuilt grant table is {v:#x}", off / 8);
+                    ensure!(
+                        v == 0,
+                        "entry {} of the rebuilt grant table is {v:#x}",
+                        off / 8
+                    );
                 }
                 Ok(Msg::new())
             });
@@ -532,7 +553,9 @@ pub fn reboot(l: &Layout, bootargs: &str) {
                 a += 4096;
             }
             Shared(a as usize).w64(0, PATTERN_AFTER);
-            case("reboot.witness_told", || write_count(witness, 3).map(|()| Msg::new()));
+            case("reboot.witness_told", || {
+                write_count(witness, 3).map(|()| Msg::new())
+            });
         }
         _ => {}
     }
@@ -543,7 +566,10 @@ fn wait_count_any(witness: u16, count: &mut Option<u64>) -> Result<(), Msg> {
     loop {
         if let Some(c) = read_count(witness) {
             *count = Some(c);
-            ensure!(c == 0 || c == 2, "the witness's count is {c}, expected 0 or 2");
+            ensure!(
+                c == 0 || c == 2,
+                "the witness's count is {c}, expected 0 or 2"
+            );
             return Ok(());
         }
         ensure!(
@@ -582,10 +608,16 @@ pub fn witness(l: &Layout, bootargs: &str) {
     case("witness.maps_shared_page", || {
         wait(1, 60)?;
         let (st, h) = xen::map(at, gnt::GNTMAP_HOST_MAP, SHARED_REF, dom);
-        ensure!(st == 0, "map of domain {dom}'s ref {SHARED_REF}: status {st}");
+        ensure!(
+            st == 0,
+            "map of domain {dom}'s ref {SHARED_REF}: status {st}"
+        );
         handle = h;
         let v = Shared(at as usize).r64(0);
-        ensure!(v == PATTERN, "the shared page reads {v:#x}, expected {PATTERN:#x}");
+        ensure!(
+            v == PATTERN,
+            "the shared page reads {v:#x}, expected {PATTERN:#x}"
+        );
         ok = true;
         w.w64(0, 2);
         Ok(Msg::new())
@@ -598,7 +630,11 @@ pub fn witness(l: &Layout, bootargs: &str) {
         let before = trap::total();
         trap::access(3, at, 0);
         let faulted = trap::total() != before;
-        let v = if faulted { 0 } else { Shared(at as usize).r64(0) };
+        let v = if faulted {
+            0
+        } else {
+            Shared(at as usize).r64(0)
+        };
         ensure!(
             v != PATTERN_AFTER,
             "the mapping of the old domain's page shows the rebuilt domain's RAM ({v:#x})"

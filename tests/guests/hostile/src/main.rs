@@ -43,7 +43,7 @@ use oxen_guest_common::dt::{self, Dt};
 use oxen_guest_common::{console, msg, println};
 
 /// The seed of `cargo xtask test`'s run unless the bootargs name one.
-pub const DEFAULT_SEED: u64 = 0x0ddb_a11_5eed;
+pub const DEFAULT_SEED: u64 = 0xdd_ba11_5eed;
 /// Calls per run unless the bootargs say.
 pub const DEFAULT_COUNT: u64 = 100_000;
 

@@ -258,7 +258,9 @@ pub fn access(kind: u64, addr: u64, v: u64) {
         6 => armed!("str w11, [x12]", in("x11") v, in("x12") addr, options(nostack)),
         7 => armed!("str x11, [x12]", in("x11") v, in("x12") addr, options(nostack)),
         // No syndrome for the hypervisor to emulate from (ISV = 0).
-        8 => armed!("ldp w11, w13, [x12]", out("x11") _, out("x13") _, in("x12") addr, options(nostack)),
+        8 => {
+            armed!("ldp w11, w13, [x12]", out("x11") _, out("x13") _, in("x12") addr, options(nostack))
+        }
         9 => armed!("stp x11, x11, [x12]", in("x11") v, in("x12") addr, options(nostack)),
         10 => armed!("ldr x11, [x12], #8", out("x11") _, inout("x12") addr => _, options(nostack)),
         11 => armed!("str w11, [x12, #4]!", in("x11") v, inout("x12") addr => _, options(nostack)),

@@ -92,7 +92,10 @@ pub fn map(at: u64, flags: u32, gref: u32, dom: u16) -> (i64, u32) {
         .set32(12, gref)
         .set16(16, dom)
         .set16(18, 0x7777);
-    let r = trap::hypercall(nr::GRANT_TABLE_OP, [gnttabop::MAP_GRANT_REF, a.addr(), 1, 0, 0]);
+    let r = trap::hypercall(
+        nr::GRANT_TABLE_OP,
+        [gnttabop::MAP_GRANT_REF, a.addr(), 1, 0, 0],
+    );
     if r != 0 {
         return (r, 0);
     }
@@ -103,7 +106,10 @@ pub fn map(at: u64, flags: u32, gref: u32, dom: u16) -> (i64, u32) {
 pub fn unmap(at: u64, handle: u32) -> i64 {
     let mut a = Arg::<24>::new();
     a.set64(0, at).set32(16, handle).set16(20, 0x7777);
-    let r = trap::hypercall(nr::GRANT_TABLE_OP, [gnttabop::UNMAP_GRANT_REF, a.addr(), 1, 0, 0]);
+    let r = trap::hypercall(
+        nr::GRANT_TABLE_OP,
+        [gnttabop::UNMAP_GRANT_REF, a.addr(), 1, 0, 0],
+    );
     if r != 0 {
         return r;
     }
