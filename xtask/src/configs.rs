@@ -288,6 +288,77 @@ pub fn memory_mib(plan: &Plan, modules_end: u64) -> u64 {
     need.div_ceil(1024).max(DEFAULT_MEMORY_MIB / 1024) * 1024
 }
 
+/// Puts `key=value` words into the `bootargs` of every test-guest module
+/// (`xtask,file = "guest:…"`): a word replaces the word with its key
+/// wherever a guest's bootargs have one; a key no guest has is appended to
+/// every guest's. So `--guest-args "hostile.seed=7"` reseeds the hostile
+/// guest, and the seed of a config that names none is still set.
+pub fn set_guest_args(root: &mut Node, args: &[String]) -> Result<(), String> {
+    fn is_guest(node: &Node) -> bool {
+        node.strings(FILE_PROP)
+            .first()
+            .is_some_and(|f| guests_build::guest_name(f).is_some())
+    }
+    fn collect(node: &Node, out: &mut Vec<Vec<String>>) {
+        if is_guest(node) {
+            out.push(
+                node.strings("bootargs")
+                    .first()
+                    .map(|b| b.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default(),
+            );
+        }
+        for c in &node.children {
+            collect(c, out);
+        }
+    }
+    fn store(node: &mut Node, new: &mut impl Iterator<Item = Vec<String>>) {
+        if is_guest(node)
+            && let Some(ws) = new.next()
+        {
+            node.set("bootargs", Some(format!("\"{}\"", ws.join(" "))));
+        }
+        for c in &mut node.children {
+            store(c, new);
+        }
+    }
+    fn key(w: &str) -> &str {
+        w.split_once('=').map_or("", |(k, _)| k)
+    }
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    if words.is_empty() {
+        return Ok(());
+    }
+    if let Some(bad) = words
+        .iter()
+        .find(|w| key(w).is_empty() || w.contains('"') || w.contains('\\'))
+    {
+        return Err(format!(
+            "--guest-args: \"{bad}\" is not a key=value word (e.g. hostile.seed=7)"
+        ));
+    }
+    let mut bootargs = Vec::new();
+    collect(root, &mut bootargs);
+    if bootargs.is_empty() {
+        return Err("--guest-args: the config loads no test guest".into());
+    }
+    for w in words {
+        let has = |ws: &Vec<String>| ws.iter().any(|x| key(x) == key(w));
+        let anywhere = bootargs.iter().any(has);
+        for ws in &mut bootargs {
+            if has(ws) {
+                for x in ws.iter_mut().filter(|x| key(x) == key(w)) {
+                    *x = w.to_string();
+                }
+            } else if !anywhere {
+                ws.push(w.to_string());
+            }
+        }
+    }
+    store(root, &mut bootargs.into_iter());
+    Ok(())
+}
+
 /// Writes each placed module's `reg` (exact size, in its parent's cells),
 /// gives it a unit address, and removes every `xtask,*` property.
 pub fn apply(src: &mut Source, placed: &[(ModuleRef, u64, u64)]) -> Result<(), String> {
@@ -418,16 +489,19 @@ pub use crate::expect::Boot;
 /// reads and checks the config and its expectations, supplies and places
 /// its modules, and builds the DTB. `smp` overrides the host CPUs.
 pub fn prepare(name: &str, peer: Peer, image: &Path, smp: Option<u32>) -> Result<Prepared, String> {
-    prepare_with(name, peer, image, smp, Boot::Direct)
+    prepare_with(name, peer, image, smp, Boot::Direct, &[])
 }
 
-/// As [`prepare`], booting the way `boot` says.
+/// As [`prepare`], booting the way `boot` says, with `guest_args`
+/// (`key=value` words, from `cargo xtask run --guest-args`) put into the
+/// test guests' `bootargs` by [`set_guest_args`].
 pub fn prepare_with(
     name: &str,
     peer: Peer,
     image: &Path,
     smp: Option<u32>,
     boot: Boot,
+    guest_args: &[String],
 ) -> Result<Prepared, String> {
     let dts_path = dir().join(format!("{name}.dts"));
     if !dts_path.is_file() {
@@ -443,7 +517,7 @@ pub fn prepare_with(
         .join("run")
         .join(format!("{name}.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let result = prepare_in(name, peer, image, smp, boot, &dts_path, &expect, &work);
+    let result = prepare_in(name, peer, image, smp, boot, &expect, &work, guest_args);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
@@ -455,11 +529,13 @@ fn prepare_in(
     image: &Path,
     smp: Option<u32>,
     boot: Boot,
-    dts_path: &Path,
     expect: &expect::Expect,
     work: &Path,
+    guest_args: &[String],
 ) -> Result<Prepared, String> {
-    let mut config = dts::canonical(dts_path, &work.join("config.dts"))?;
+    let dts_path = dir().join(format!("{name}.dts"));
+    let mut config = dts::canonical(&dts_path, &work.join("config.dts"))?;
+    set_guest_args(&mut config.root, guest_args).map_err(|e| format!("configs/{name}.dts: {e}"))?;
     let plan = plan(&config).map_err(|e| {
         e.iter()
             .map(|e| format!("configs/{name}.dts: {e}"))
@@ -809,6 +885,57 @@ mod tests {
 \t};
 };
 ";
+
+    fn guest_bootargs(s: &Source) -> Vec<String> {
+        let chosen = s.root.child("chosen").unwrap();
+        chosen
+            .children
+            .iter()
+            .filter_map(|d| d.child("kernel"))
+            .map(|k| k.strings("bootargs").first().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn guest_args_replace_a_key_where_it_is_and_append_one_nobody_has() {
+        let text = CONFIG
+            .replace(
+                "xtask,file = \"linux\";\n\t\t\t\tbootargs",
+                "xtask,file = \"guest:hostile\";\n\t\t\t\tbootargs",
+            )
+            .replace("oxen.name=domU1", "hostile.seed=1 hostile.mode=attack")
+            .replace(
+                "xtask,file = \"linux\";\n\t\t\t};",
+                "xtask,file = \"guest:abi\";\n\t\t\t\tbootargs = \"test.xen=on\";\n\t\t\t};",
+            );
+        let mut s = src(&text);
+        set_guest_args(&mut s.root, &["hostile.seed=0x2a hostile.count=5".into()]).unwrap();
+        assert_eq!(
+            guest_bootargs(&s),
+            [
+                "console=ttyAMA0 hostile.seed=0x2a hostile.mode=attack hostile.count=5",
+                "test.xen=on hostile.count=5"
+            ]
+        );
+    }
+
+    #[test]
+    fn guest_args_that_are_not_key_value_words_or_have_no_guest_are_refused() {
+        let text = CONFIG.replace(
+            "xtask,file = \"linux\";\n\t\t\t\tbootargs",
+            "xtask,file = \"guest:abi\";\n\t\t\t\tbootargs",
+        );
+        let mut s = src(&text);
+        let e = set_guest_args(&mut s.root, &["seed".into()]).unwrap_err();
+        assert!(e.contains("\"seed\" is not a key=value word"), "{e}");
+        let e = set_guest_args(&mut s.root, &["a=\"b".into()]).unwrap_err();
+        assert!(e.contains("is not a key=value word"), "{e}");
+        let mut linux = src(CONFIG);
+        let e = set_guest_args(&mut linux.root, &["a=b".into()]).unwrap_err();
+        assert!(e.contains("loads no test guest"), "{e}");
+        // No words: nothing to do, even without a guest.
+        assert!(set_guest_args(&mut linux.root, &[]).is_ok());
+    }
 
     #[test]
     fn every_config_states_its_outcome_in_an_expect_that_parses() {

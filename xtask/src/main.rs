@@ -9,7 +9,9 @@
 //!   and checked against the config's expectations. `--image FILE` boots
 //!   that arm64 Image instead of building Oxen or fetching Xen. `--uboot`
 //!   boots through Debian's U-Boot with a boot script that loads every
-//!   file from a disk, as on a real board.
+//!   file from a disk, as on a real board. `--guest-args "KEY=VALUE …"`
+//!   sets those words in the test guests' bootargs (e.g. the hostile
+//!   guest's `hostile.seed` and `hostile.count`).
 //! - `cargo xtask guests [--refresh]` fetches (or, with `--refresh`,
 //!   updates) the guests' Debian packages and prints what it has.
 //! - `cargo xtask test` runs every check: rustfmt, clippy (host and
@@ -193,7 +195,7 @@ fn parse_build_args(args: &mut Vec<String>) -> Result<BuildSpec, String> {
 const USAGE: &str = "usage: cargo xtask <build|run|guests|test|bench|check> [options]
   build  [--board B] [--features F | --no-default-features] [--release|--debug]
   run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check] [--uboot]
-         [--image FILE]
+         [--image FILE] [--guest-args \"KEY=VALUE ...\"]
   guests [--refresh]
   test   [--no-qemu] [--peer oxen|xen]
   fuzz   [--seconds N] [--smoke] [TARGET...]   (hostdt, config, evtchn, gnttab, xenstore; docs/testing.md)
@@ -210,6 +212,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
     let mut check = false;
     let mut image = None;
     let mut boot = configs::Boot::Direct;
+    let mut guest_args = Vec::new();
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -225,6 +228,9 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
             "--peer" => peer = expect::Peer::parse(&it.next().ok_or("--peer needs a name")?)?,
             "--check" => check = true,
             "--uboot" => boot = configs::Boot::UBoot,
+            "--guest-args" => {
+                guest_args.push(it.next().ok_or("--guest-args needs key=value words")?)
+            }
             "--image" => image = Some(PathBuf::from(it.next().ok_or("--image needs a file")?)),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -239,7 +245,7 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
         }
         return qemu::run_interactive(&qemu::Machine::new(&img, smp.unwrap_or(2)));
     }
-    let p = configs::prepare_with(&config, peer, &img, smp, boot)?;
+    let p = configs::prepare_with(&config, peer, &img, smp, boot, &guest_args)?;
     eprintln!(
         "xtask: {} on {}: {}",
         p.name,

@@ -497,7 +497,7 @@ fn boot_config(
         tally.skipped += 1;
         return Ok(());
     }
-    let prepared = configs::prepare_with(name, peer, image, None, boot)?;
+    let prepared = configs::prepare_with(name, peer, image, None, boot, &[])?;
     let out = configs::run(&prepared)?;
     let problems = configs::check(&prepared, &out);
     let cases = cases_passed(&prepared.want, &out);

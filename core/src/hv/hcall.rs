@@ -65,6 +65,7 @@ pub fn write_guest(dom: &Domain, gva: u64, data: &[u8]) -> Option<()> {
 pub struct CurrentVcpu<'a> {
     v: &'a VcpuRef,
     after: After,
+    again: Option<[u64; 5]>,
 }
 
 impl<'a> CurrentVcpu<'a> {
@@ -72,12 +73,19 @@ impl<'a> CurrentVcpu<'a> {
         Self {
             v,
             after: After::Continue,
+            again: None,
         }
     }
 
     /// What the scheduler should do once the hypercall returns.
     pub fn after(&self) -> After {
         self.after
+    }
+
+    /// The arguments to issue the hypercall again with, if it asked for a
+    /// continuation.
+    pub fn again(&self) -> Option<[u64; 5]> {
+        self.again
     }
 }
 
@@ -124,6 +132,10 @@ impl Caller for CurrentVcpu<'_> {
         match r {
             Request::Yield => self.after = After::Yield,
             Request::Block => self.after = After::Block,
+            Request::Continue(args) => {
+                self.again = Some(args);
+                self.after = After::Yield;
+            }
             Request::Shutdown(reason) => {
                 let why = match reason {
                     ShutdownReason::Poweroff => Shutdown::Poweroff,

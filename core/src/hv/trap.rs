@@ -332,6 +332,14 @@ fn hypercall(v: &VcpuRef, frame: &mut GuestFrame) -> After {
         Some(None) => dispatch(&[], &mut caller, nr, args),
         None => dispatch(&HYPERCALLS, &mut caller, nr, args),
     };
-    frame.x[0] = ret as u64;
+    match caller.again() {
+        // Back to the HVC, with what is left to do: the guest issues the
+        // call again when it next runs (x16 still holds the number).
+        Some(a) => {
+            frame.x[..5].copy_from_slice(&a);
+            frame.pc -= 4;
+        }
+        None => frame.x[0] = ret as u64,
+    }
     caller.after()
 }

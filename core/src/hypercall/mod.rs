@@ -36,6 +36,11 @@ pub enum Request {
     Block,
     /// Stop the domain (`SCHEDOP_shutdown` reason).
     Shutdown(ShutdownReason),
+    /// Xen's hypercall continuation: the call did part of its work and
+    /// must be issued again with these arguments (x0–x4) once other vCPUs
+    /// had their turn, so that no guest keeps a pCPU inside one call for
+    /// as long as it likes. The handler's return value is then dropped.
+    Continue([u64; 5]),
 }
 
 /// `SCHEDOP_shutdown` reasons.

@@ -5,7 +5,7 @@
 use alloc::vec;
 
 use linkme::distributed_slice;
-use oxen_core::hypercall::{Caller, HYPERCALLS, Hypercall, PHYSMAP_SPACES, PhysmapSpace};
+use oxen_core::hypercall::{Caller, HYPERCALLS, Hypercall, PHYSMAP_SPACES, PhysmapSpace, Request};
 use oxen_core::services::services;
 use oxen_core::shared::SharedPage;
 use oxen_core::subsystem::{DomainSetup, Interface};
@@ -106,73 +106,80 @@ impl Env for HvEnv<'_> {
 const SMALL_ARGS: usize = 64;
 
 /// `grant_table_op(cmd, uop, count)`: the argument array is copied in,
-/// processed, and copied back, in batches.
+/// processed, and copied back, one batch of at most `MAX_BATCH` elements
+/// per entry into the hypervisor; the rest is a continuation
+/// (`Request::Continue`), as in Xen.
 fn grant_table_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
-    let (cmd, mut uop, mut count) = (a[0], a[1], a[2]);
+    let (cmd, uop, mut count) = (a[0], a[1], a[2]);
     let size = arg_size((cmd as u32) & crate::abi::cmd::MASK).unwrap_or(0) as u64;
     let mut stack = [0u8; SMALL_ARGS];
     let mut heap = alloc::vec::Vec::new();
-    loop {
-        // Single-element calls (query_size, set_version, …) fit on the
-        // stack: no allocation on their path.
-        let len = arg_bytes(cmd, count);
-        // (The handler only sees bytes a successful read wrote.)
-        let mut buf: &mut [u8] = match stack.get_mut(..len) {
-            Some(small) => small,
-            None => {
-                heap.clear();
-                heap.resize(len, 0);
-                &mut heap
-            }
-        };
-        // Like Xen, which copies element by element: the elements before
-        // the first unreadable one are still done, then -EFAULT.
-        let mut fault = None;
-        if let Err(e) = c.read(uop, buf) {
-            let whole = (buf.len() as u64).checked_div(size).unwrap_or(0);
-            let readable = (0..whole)
-                .take_while(|k| {
-                    c.read(uop + k * size, &mut vec![0u8; size as usize])
-                        .is_ok()
-                })
-                .count() as u64;
-            if readable == 0 {
-                return e.ret();
-            }
-            fault = Some(e);
-            count = readable;
-            let whole_buf = core::mem::take(&mut buf);
-            // `readable * size` ≤ `whole * size` ≤ the buffer's length.
-            buf = whole_buf
-                .get_mut(..(readable * size) as usize)
-                .unwrap_or(&mut []);
-            let _ = c.read(uop, buf);
+    // Single-element calls (query_size, set_version, …) fit on the
+    // stack: no allocation on their path.
+    let len = arg_bytes(cmd, count);
+    // (The handler only sees bytes a successful read wrote.)
+    let mut buf: &mut [u8] = match stack.get_mut(..len) {
+        Some(small) => small,
+        None => {
+            heap.clear();
+            heap.resize(len, 0);
+            &mut heap
         }
-        let domid = c.domid();
-        let r = TABLES.lock().grant_table_op(
-            &mut HvEnv {
-                caller: Some(&mut *c),
-            },
-            domid,
-            cmd,
-            count,
-            buf,
-        );
-        if let Err(e) = c.write(uop, buf) {
+    };
+    // Like Xen, which copies element by element: the elements before
+    // the first unreadable one are still done, then -EFAULT.
+    let mut fault = None;
+    if let Err(e) = c.read(uop, buf) {
+        let whole = (buf.len() as u64).checked_div(size).unwrap_or(0);
+        let readable = (0..whole)
+            .take_while(|k| {
+                c.read(uop + k * size, &mut vec![0u8; size as usize])
+                    .is_ok()
+            })
+            .count() as u64;
+        if readable == 0 {
             return e.ret();
         }
-        if let Some(e) = fault {
-            return if r < 0 { r } else { e.ret() };
+        fault = Some(e);
+        count = readable;
+        let whole_buf = core::mem::take(&mut buf);
+        // `readable * size` ≤ `whole * size` ≤ the buffer's length.
+        buf = whole_buf
+            .get_mut(..(readable * size) as usize)
+            .unwrap_or(&mut []);
+        let _ = c.read(uop, buf);
+    }
+    let domid = c.domid();
+    let r = TABLES.lock().grant_table_op(
+        &mut HvEnv {
+            caller: Some(&mut *c),
+        },
+        domid,
+        cmd,
+        count,
+        buf,
+    );
+    if let Err(e) = c.write(uop, buf) {
+        return e.ret();
+    }
+    if let Some(e) = fault {
+        return if r < 0 { r } else { e.ret() };
+    }
+    match u64::try_from(r) {
+        // Part of the batch was done: the rest in a continuation, so
+        // that a count of 2^31 does not keep the pCPU for seconds.
+        Ok(done) if done > 0 && done < count && size > 0 => {
+            c.request(Request::Continue([
+                cmd,
+                uop.wrapping_add(done * size),
+                count - done,
+                a[3],
+                a[4],
+            ]));
+            0
         }
-        match u64::try_from(r) {
-            // Part of the batch was done: carry on with the rest.
-            Ok(done) if done > 0 && done < count && size > 0 => {
-                uop = uop.wrapping_add(done * size);
-                count -= done;
-            }
-            Ok(done) if done > 0 => return 0,
-            _ => return r,
-        }
+        Ok(done) if done > 0 => 0,
+        _ => r,
     }
 }
 
