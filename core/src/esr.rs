@@ -183,6 +183,26 @@ impl SysRegAccess {
     pub fn is_icc_sgi1r(&self) -> bool {
         (self.op0, self.op1, self.crn, self.crm, self.op2) == (3, 0, 12, 11, 5)
     }
+
+    /// A debug register (`op0` = 2: breakpoints, watchpoints, MDSCR_EL1,
+    /// the OS lock, the debug communication channel), trapped by
+    /// MDCR_EL2.TDA, TDOSA and TDRA.
+    pub fn is_debug(&self) -> bool {
+        self.op0 == 2
+    }
+
+    /// A performance-monitor register, trapped by MDCR_EL2.TPM: PMCR_EL0
+    /// and the rest of `S3_3_C9_C12`–`C14`, PMINTENSET/CLR_EL1 and PMMIR_EL1
+    /// (`S3_0_C9_C14`), the event counters and their types (`S3_3_C14_C8`–
+    /// `C15`).
+    pub fn is_pmu(&self) -> bool {
+        match (self.op0, self.op1, self.crn, self.crm) {
+            (3, 3, 9, 12..=14) => true,
+            (3, 0, 9, 14) => true,
+            (3, 3, 14, 8..=15) => true,
+            _ => false,
+        }
+    }
 }
 
 impl Esr {
@@ -269,5 +289,49 @@ mod tests {
     #[test]
     fn unlisted_class_is_reported_with_its_number() {
         assert_eq!(Esr(0x3f << 26).class(), ExceptionClass::Other(0x3f));
+    }
+
+    fn sysreg(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> SysRegAccess {
+        SysRegAccess {
+            op0,
+            op1,
+            crn,
+            crm,
+            op2,
+            reg: 0,
+            read: true,
+        }
+    }
+
+    #[test]
+    fn debug_and_pmu_registers_are_told_apart_from_the_rest() {
+        // DBGBVR0_EL1, MDSCR_EL1, OSLAR_EL1: op0 = 2.
+        for r in [
+            sysreg(2, 0, 0, 0, 4),
+            sysreg(2, 0, 0, 2, 2),
+            sysreg(2, 0, 1, 0, 4),
+        ] {
+            assert!(r.is_debug() && !r.is_pmu(), "{r:?}");
+        }
+        // PMCR_EL0, PMCCNTR_EL0, PMUSERENR_EL0, PMINTENSET_EL1,
+        // PMEVCNTR0_EL0, PMCCFILTR_EL0.
+        for r in [
+            sysreg(3, 3, 9, 12, 0),
+            sysreg(3, 3, 9, 13, 0),
+            sysreg(3, 3, 9, 14, 0),
+            sysreg(3, 0, 9, 14, 1),
+            sysreg(3, 3, 14, 8, 0),
+            sysreg(3, 3, 14, 15, 7),
+        ] {
+            assert!(r.is_pmu() && !r.is_debug(), "{r:?}");
+        }
+        // ICC_SGI1R_EL1, CNTV_CTL_EL0, SCTLR_EL1 are neither.
+        for r in [
+            sysreg(3, 0, 12, 11, 5),
+            sysreg(3, 3, 14, 3, 1),
+            sysreg(3, 0, 1, 0, 0),
+        ] {
+            assert!(!r.is_pmu() && !r.is_debug(), "{r:?}");
+        }
     }
 }

@@ -90,7 +90,12 @@ pub fn init_cpu(stack_top: usize) {
     reg::set_vpidr(hv.midr);
     // CPTR_EL2: RES1 bits, nothing trapped (FP/SIMD is saved on every exit).
     reg::set_cptr(0x33ff);
-    reg::set_mdcr(0);
+    // Trap the debug registers (TDA, TDOSA, TDRA) and the PMU (TPM,
+    // TPMCR): they are the pCPU's, shared by every vCPU that runs on it, and
+    // the trap handler closes them (read-as-zero, writes ignored). HPMN keeps
+    // its reset value.
+    const MDCR_TRAPS: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
+    reg::set_mdcr((reg::mdcr() & 0x1f) | MDCR_TRAPS);
     reg::set_hstr(0);
     // The physical counter is readable from EL1; the physical timer is not.
     reg::set_cnthctl(1);

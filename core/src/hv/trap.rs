@@ -121,6 +121,14 @@ fn sync_trap(v: &VcpuRef, frame: &mut GuestFrame) -> After {
                 let kicks = v.dom.vgic.lock().write_sgi1r(v.idx, value);
                 sched::notify_mask(&v.dom, kicks.0);
                 frame.pc += 4;
+            } else if acc.is_debug() || acc.is_pmu() {
+                // The pCPU's own debug and PMU registers, which no vCPU
+                // switch saves: closed as read-as-zero, writes ignored (as
+                // on Xen), so no domain sees or sets another's.
+                if acc.read {
+                    set_reg(frame, acc.reg, 0);
+                }
+                frame.pc += 4;
             } else {
                 inject(frame, Kind::Undefined);
             }

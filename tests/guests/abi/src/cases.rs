@@ -72,6 +72,7 @@ pub fn run(ctx: &Ctx) {
     psci_cases(ctx);
     hypercall_cases();
     case("fp.survives_exits", fp_survives_exits);
+    case("isolation.pmu_and_debug_closed", pmu_and_debug_closed);
     case("fault.unmapped_load_aborts", unmapped_load_aborts);
     gic_cases(ctx);
     if ctx.vcpus > 1 {
@@ -690,6 +691,42 @@ fn fp_survives_exits() -> Verdict {
         "FPCR was {fpcr_in:#x} before {FP_ROUNDS} hypercall pairs and {fpcr_out:#x} after"
     );
     Ok(Msg::new())
+}
+
+// ---- registers every domain on a pCPU would share ----
+
+/// The PMU's cycle counter and a breakpoint register are the pCPU's, not
+/// the vCPU's (neither hypervisor switches them): a guest must not be able
+/// to set one and read it back (read-as-zero and writes ignored, or an
+/// undefined-instruction exception, both close them).
+fn pmu_and_debug_closed() -> Verdict {
+    const PATTERN: u64 = 0x0000_1234_5678_0000;
+    let probes: [(&str, fn(u64) -> Option<trap::Fault>, fn() -> Result<u64, trap::Fault>); 2] = [
+        ("PMCCNTR_EL0", trap::write_pmccntr, trap::read_pmccntr),
+        ("DBGBVR0_EL1", trap::write_dbgbvr0, trap::read_dbgbvr0),
+    ];
+    let mut how = Msg::new();
+    for (name, write, read) in probes {
+        let wrote = write(PATTERN);
+        match (wrote, read()) {
+            (_, Ok(v)) if v == PATTERN => {
+                return Err(msg!("{name} kept {PATTERN:#x}: the guest programs the pCPU's own register"))
+            }
+            (Some(f), _) if f.class() != 0 => {
+                return Err(msg!("writing {name} took exception class {:#x}, expected none or 0", f.class()))
+            }
+            (_, Err(f)) if f.class() != 0 => {
+                return Err(msg!("reading {name} took exception class {:#x}, expected none or 0", f.class()))
+            }
+            (_, Err(_)) => {
+                let _ = core::fmt::Write::write_fmt(&mut how, format_args!("{name}=undef "));
+            }
+            (_, Ok(_)) => {
+                let _ = core::fmt::Write::write_fmt(&mut how, format_args!("{name}=raz "));
+            }
+        }
+    }
+    Ok(how)
 }
 
 // ---- a stage-2 fault ----

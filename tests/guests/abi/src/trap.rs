@@ -227,3 +227,59 @@ pub fn probe_load(addr: usize) -> Result<u32, Fault> {
         None => Ok(v),
     }
 }
+
+macro_rules! probe_sysreg {
+    ($write:ident, $read:ident, $reg:literal) => {
+        #[doc = concat!("Writes `v` to ", $reg, "; the exception it took, if any.")]
+        pub fn $write(v: u64) -> Option<Fault> {
+            TAKEN.store(false, Ordering::Release);
+            // SAFETY: the MSR's own address is armed before it executes, so
+            // an exception returns right after it; the register is one the
+            // guest owns or the hypervisor emulates.
+            unsafe {
+                asm!(
+                    "adr x9, 2f",
+                    "str x9, [x10]",
+                    "str x9, [x11]",
+                    concat!("2: msr ", $reg, ", x12"),
+                    "isb",
+                    out("x9") _,
+                    in("x10") ARMED.as_ptr(),
+                    in("x11") LAST_AT.as_ptr(),
+                    in("x12") v,
+                    options(nostack)
+                )
+            };
+            disarm()
+        }
+
+        #[doc = concat!("Reads ", $reg, ", or the exception the read took.")]
+        pub fn $read() -> Result<u64, Fault> {
+            TAKEN.store(false, Ordering::Release);
+            let v: u64;
+            // SAFETY: as for the write: the MRS is armed, and reading the
+            // register changes nothing.
+            unsafe {
+                asm!(
+                    "mov x12, xzr",
+                    "adr x9, 2f",
+                    "str x9, [x10]",
+                    "str x9, [x11]",
+                    concat!("2: mrs x12, ", $reg),
+                    out("x9") _,
+                    in("x10") ARMED.as_ptr(),
+                    in("x11") LAST_AT.as_ptr(),
+                    out("x12") v,
+                    options(nostack)
+                )
+            };
+            match disarm() {
+                Some(f) => Err(f),
+                None => Ok(v),
+            }
+        }
+    };
+}
+
+probe_sysreg!(write_pmccntr, read_pmccntr, "pmccntr_el0");
+probe_sysreg!(write_dbgbvr0, read_dbgbvr0, "dbgbvr0_el1");
