@@ -196,12 +196,10 @@ impl SysRegAccess {
     /// (`S3_0_C9_C14`), the event counters and their types (`S3_3_C14_C8`–
     /// `C15`).
     pub fn is_pmu(&self) -> bool {
-        match (self.op0, self.op1, self.crn, self.crm) {
-            (3, 3, 9, 12..=14) => true,
-            (3, 0, 9, 14) => true,
-            (3, 3, 14, 8..=15) => true,
-            _ => false,
-        }
+        matches!(
+            (self.op0, self.op1, self.crn, self.crm),
+            (3, 3, 9, 12..=14) | (3, 0, 9, 14) | (3, 3, 14, 8..=15)
+        )
     }
 }
 
