@@ -81,7 +81,8 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     };
     let dtb_range = Range::with_size(dtb as u64, blob.len() as u64).unwrap_or_default();
     let work = match heap::place(blob, &banks.ranges[..banks.len], dtb_range) {
-        Ok(w) => w,
+        Ok(Some(w)) => w,
+        Ok(None) => early_stop(format_args!("the work area was placed twice")),
         Err(e) => early_stop(format_args!("{e}")),
     };
     let tables = match mmu::enable_boot(&banks.ranges[..banks.len], dtb_range) {

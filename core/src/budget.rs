@@ -9,6 +9,18 @@
 use crate::config::DomainConfig;
 use crate::subsystem::{BudgetInput, Interface, Registry};
 
+/// Bytes of the fixed heap (`arch::heap`).
+pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
+/// Bytes of stack each CPU gets.
+pub const STACK_SIZE: usize = 64 * 1024;
+/// CPUs Oxen can bring up.
+pub const MAX_CPUS: usize = 8;
+/// Bytes the secondary CPUs' stacks take.
+pub const STACKS_SIZE: usize = STACK_SIZE * MAX_CPUS;
+/// The work area the boot takes from free RAM before the MMU is on: the
+/// fixed heap, then the secondary CPUs' stacks.
+pub const WORK_AREA_SIZE: u64 = (HEAP_SIZE + STACKS_SIZE) as u64;
+
 /// Per vCPU: its context, run-state, vGIC private interrupts and list
 /// registers, with room to spare.
 pub const VCPU_BYTES: u64 = 64 * 1024;

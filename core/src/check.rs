@@ -77,6 +77,15 @@ pub fn early_stop(dtb: u64, e: &EarlyError<'_>) -> Stop {
     }
 }
 
+/// The boot's stop when it finds no RAM for its heap and stacks
+/// ([`crate::hostdt::early::work_area`]), before the heap exists.
+pub fn work_area_stop(e: &crate::hostdt::early::NoWorkArea) -> Stop {
+    Stop {
+        lines: vec![format!("{e}")],
+        reason: FIX_THE_TREE.into(),
+    }
+}
+
 /// The host tree's typed facts, or every error in them.
 pub fn read_platform(fdt: &Fdt<'_>) -> Result<Platform, Stop> {
     Platform::read(fdt).map_err(|e| Stop::errors("host device tree", &e, FIX_THE_TREE))

@@ -16,13 +16,7 @@
 
 use core::arch::global_asm;
 
-/// Bytes of stack each CPU gets.
-pub const STACK_SIZE: usize = 64 * 1024;
-/// CPUs Oxen can bring up (secondaries get `STACKS[index]`).
-pub const MAX_CPUS: usize = 8;
-
-/// Bytes of RAM the secondary CPUs' stacks take.
-pub const STACKS_SIZE: usize = STACK_SIZE * MAX_CPUS;
+pub use crate::budget::{MAX_CPUS, STACK_SIZE, STACKS_SIZE};
 
 #[repr(C, align(16))]
 pub struct BootStack(pub [u8; STACK_SIZE]);

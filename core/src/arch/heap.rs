@@ -13,11 +13,7 @@ use super::{entry, mmu};
 use crate::hostdt::early;
 use crate::memmap::Range;
 
-/// Bytes of heap.
-pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
-
-/// Bytes of the work area: the heap, then the secondary CPUs' stacks.
-pub const WORK_AREA_SIZE: u64 = (HEAP_SIZE + entry::STACKS_SIZE) as u64;
+pub use crate::budget::{HEAP_SIZE, WORK_AREA_SIZE};
 
 #[global_allocator]
 static ALLOCATOR: Tracked = Tracked {
@@ -85,63 +81,20 @@ unsafe impl GlobalAlloc for Tracked {
 /// Where [`place`] put the work area.
 static WORK_AREA: BootCell<Range> = BootCell::new();
 
-/// Why no work area was found (shown before the heap exists, so no
-/// `String`).
-pub enum NoWorkArea {
-    Blob(crate::hostdt::FdtError),
-    TooManyRanges,
-    NoRoom,
-    Twice,
-}
+pub use crate::hostdt::early::NoWorkArea;
 
-impl core::fmt::Display for NoWorkArea {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Blob(e) => write!(f, "the device tree {e}"),
-            Self::TooManyRanges => write!(
-                f,
-                "/chosen and /reserved-memory place more than {} ranges in memory; Oxen cannot \
-                 tell where its heap may go",
-                early::MAX_OCCUPIED
-            ),
-            Self::NoRoom => write!(
-                f,
-                "no free {} MiB of RAM for the hypervisor's heap and stacks: the image, the \
-                 device tree, the boot modules and the reservations leave none",
-                WORK_AREA_SIZE >> 20
-            ),
-            Self::Twice => f.write_str("the work area was placed twice"),
-        }
-    }
-}
-
-/// Finds RAM for the heap and the stacks that holds nothing the device
-/// tree or the loader put there — the highest 2 MiB-aligned fit in `ram`,
-/// away from the image, the tree `blob` (at `dtb`) and everything the tree
-/// says is occupied (boot modules, reservations), which is where loaders
-/// put the least — and gives the secondary CPUs their stacks there. Once,
-/// on the boot CPU, with the MMU off.
-pub fn place(blob: &[u8], ram: &[Range], dtb: Range) -> Result<Range, NoWorkArea> {
-    let occupied = early::occupied(blob).map_err(NoWorkArea::Blob)?;
-    if occupied.overflow {
-        return Err(NoWorkArea::TooManyRanges);
-    }
-    let mut taken = [Range::default(); early::MAX_OCCUPIED + 2];
-    taken[0] = mmu::image_range();
-    taken[1] = dtb;
-    for (t, r) in taken[2..].iter_mut().zip(occupied.iter()) {
-        *t = *r;
-    }
-    let taken = &taken[..2 + occupied.len];
-    let area = crate::memmap::highest_fit(ram, taken, WORK_AREA_SIZE, 2 << 20)
-        .ok_or(NoWorkArea::NoRoom)?;
+/// Finds RAM for the heap and the stacks (`early::work_area`) and gives
+/// the secondary CPUs their stacks there. Once, on the boot CPU, with the
+/// MMU off; `None` for a second call.
+pub fn place(blob: &[u8], ram: &[Range], dtb: Range) -> Result<Option<Range>, NoWorkArea> {
+    let area = early::work_area(blob, ram, mmu::image_range(), dtb, WORK_AREA_SIZE)?;
     if !WORK_AREA.set(area) {
-        return Err(NoWorkArea::Twice);
+        return Ok(None);
     }
     // SAFETY: boot CPU, MMU off, no secondary started yet; the stacks are
     // the end of the work area, RAM that nothing else uses.
     unsafe { entry::set_stacks_base(area.start + HEAP_SIZE as u64) };
-    Ok(area)
+    Ok(Some(area))
 }
 
 /// The work area [`place`] chose (empty before).

@@ -372,6 +372,60 @@ pub fn occupied(blob: &[u8]) -> Result<Occupied, FdtError> {
     Ok(out)
 }
 
+/// Why no work area was found (shown before the heap exists, so no
+/// `String`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoWorkArea {
+    Blob(FdtError),
+    TooManyRanges,
+    NoRoom(u64),
+}
+
+impl fmt::Display for NoWorkArea {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Blob(e) => write!(f, "the device tree {e}"),
+            Self::TooManyRanges => write!(
+                f,
+                "/chosen and /reserved-memory place more than {MAX_OCCUPIED} ranges in memory; \
+                 Oxen cannot tell where its heap may go"
+            ),
+            Self::NoRoom(size) => write!(
+                f,
+                "no free {} MiB of RAM for the hypervisor's heap and stacks: the image, the \
+                 device tree, the boot modules and the reservations leave none",
+                size >> 20
+            ),
+        }
+    }
+}
+
+/// Where the boot puts its heap and stacks (`size` bytes): the highest
+/// 2 MiB-aligned fit in `ram`, clear of the image, the tree (at `dtb`) and
+/// everything the tree says is occupied (boot modules, reservations),
+/// which is where loaders put the least. Allocation-free: the boot runs it
+/// with the MMU off; `oxen-check` runs it on the host.
+pub fn work_area(
+    blob: &[u8],
+    ram: &[Range],
+    image: Range,
+    dtb: Range,
+    size: u64,
+) -> Result<Range, NoWorkArea> {
+    let occupied = occupied(blob).map_err(NoWorkArea::Blob)?;
+    if occupied.overflow {
+        return Err(NoWorkArea::TooManyRanges);
+    }
+    let mut taken = [Range::default(); MAX_OCCUPIED + 2];
+    taken[0] = image;
+    taken[1] = dtb;
+    for (t, r) in taken[2..].iter_mut().zip(occupied.iter()) {
+        *t = *r;
+    }
+    let taken = &taken[..2 + occupied.len];
+    crate::memmap::highest_fit(ram, taken, size, 2 << 20).ok_or(NoWorkArea::NoRoom(size))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::blob::FdtError;
@@ -562,5 +616,28 @@ mod tests {
             ]
         );
         assert!(!o.overflow);
+    }
+
+    #[test]
+    fn the_work_area_goes_below_a_module_at_the_top_of_ram() {
+        use crate::config::testdts::{BASE, dtb};
+        // RAM is 0x40000000-0x80000000; a module takes its last 4 MiB.
+        let dts = BASE.replace("@RESERVED@", "").replace(
+            "@CHOSEN@",
+            "domU1 { compatible = \"xen,domain\"; #address-cells = <1>; #size-cells = <1>; \
+             module@7fc00000 { compatible = \"multiboot,kernel\", \"multiboot,module\"; \
+             reg = <0x7fc00000 0x400000>; }; };",
+        );
+        let blob = dtb(&dts);
+        let ram = [Range::with_size(0x4000_0000, 0x4000_0000).unwrap()];
+        let image = Range::with_size(0x4020_0000, 0x10_0000).unwrap();
+        let dt = Range::with_size(0x4800_0000, 0x1000).unwrap();
+        let mib = 1 << 20;
+        let area = work_area(blob.bytes(), &ram, image, dt, 9 * mib).unwrap();
+        assert_eq!(area, Range::with_size(0x7f20_0000, 9 * mib).unwrap());
+        assert_eq!(
+            work_area(blob.bytes(), &ram, image, dt, 2048 * mib),
+            Err(NoWorkArea::NoRoom(2048 * mib))
+        );
     }
 }

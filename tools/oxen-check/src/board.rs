@@ -12,7 +12,7 @@ pub struct Board {
     pub image_addr: u64,
     pub image_size: u64,
     /// The heap and the CPU stacks, which the boot takes from free RAM
-    /// (`heap::HEAP_SIZE` + `entry::STACKS_SIZE`).
+    /// (`oxen_core::budget::WORK_AREA_SIZE`).
     pub work_area_size: u64,
     /// Where the boot loader puts the device tree.
     pub dtb_addr: u64,
@@ -20,7 +20,7 @@ pub struct Board {
     pub gic_spis: u32,
     /// The CPU's physical-address size (`ID_AA64MMFR0_EL1.PARange`).
     pub pa_bits: u32,
-    /// CPUs the image supports (`arch::entry::MAX_CPUS`).
+    /// CPUs the image supports (`oxen_core::budget::MAX_CPUS`).
     pub max_cpus: u32,
     /// The CPU the boot starts on (its MPIDR).
     pub boot_mpidr: u64,
@@ -36,11 +36,11 @@ pub const QEMU_VIRT: Board = Board {
     ram_base: 0x4000_0000,
     image_addr: 0x4020_0000,
     image_size: 0x10_0000,
-    work_area_size: (8 << 20) + 8 * (64 << 10),
+    work_area_size: oxen_core::budget::WORK_AREA_SIZE,
     dtb_addr: 0x4800_0000,
     gic_spis: 224,
     pa_bits: 44,
-    max_cpus: 8,
+    max_cpus: oxen_core::budget::MAX_CPUS as u32,
     boot_mpidr: 0,
     tree_origin: "QEMU 7.2's tree for -M virt,virtualization=on,gic-version=3 -cpu cortex-a57",
     tree: include_str!("boards/qemu-virt.dts"),

@@ -191,17 +191,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     layout.modules = platform.modules.iter().map(|m| m.range).collect();
     // The heap and the stacks: the highest fit in RAM clear of the image,
     // the tree and whatever the tree says is occupied.
-    let mut taken = vec![image, dtb];
-    if let Ok(o) = early::occupied(blob) {
-        taken.extend(o.iter().copied());
-    }
-    let work = oxen_core::memmap::highest_fit(&ram, &taken, board.work_area_size, 2 << 20);
-    let Some(work) = work else {
-        return Ok(stopped(
-            rep,
-            Stop::reason("no free RAM for the heap and the CPU stacks"),
-            &layout,
-        ));
+    let work = match early::work_area(blob, &ram, image, dtb, board.work_area_size) {
+        Ok(w) => w,
+        Err(e) => return Ok(stopped(rep, check::work_area_stop(&e), &layout)),
     };
     rep.assumed.push(format!(
         "the heap and CPU stacks at {work} ({} KiB, placed as the boot places them)",

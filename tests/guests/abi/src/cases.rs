@@ -701,7 +701,9 @@ fn fp_survives_exits() -> Verdict {
 /// undefined-instruction exception, both close them).
 fn pmu_and_debug_closed() -> Verdict {
     const PATTERN: u64 = 0x0000_1234_5678_0000;
-    let probes: [(&str, fn(u64) -> Option<trap::Fault>, fn() -> Result<u64, trap::Fault>); 2] = [
+    type Write = fn(u64) -> Option<trap::Fault>;
+    type Read = fn() -> Result<u64, trap::Fault>;
+    let probes: [(&str, Write, Read); 2] = [
         ("PMCCNTR_EL0", trap::write_pmccntr, trap::read_pmccntr),
         ("DBGBVR0_EL1", trap::write_dbgbvr0, trap::read_dbgbvr0),
     ];
@@ -710,13 +712,21 @@ fn pmu_and_debug_closed() -> Verdict {
         let wrote = write(PATTERN);
         match (wrote, read()) {
             (_, Ok(v)) if v == PATTERN => {
-                return Err(msg!("{name} kept {PATTERN:#x}: the guest programs the pCPU's own register"))
+                return Err(msg!(
+                    "{name} kept {PATTERN:#x}: the guest programs the pCPU's own register"
+                ));
             }
             (Some(f), _) if f.class() != 0 => {
-                return Err(msg!("writing {name} took exception class {:#x}, expected none or 0", f.class()))
+                return Err(msg!(
+                    "writing {name} took exception class {:#x}, expected none or 0",
+                    f.class()
+                ));
             }
             (_, Err(f)) if f.class() != 0 => {
-                return Err(msg!("reading {name} took exception class {:#x}, expected none or 0", f.class()))
+                return Err(msg!(
+                    "reading {name} took exception class {:#x}, expected none or 0",
+                    f.class()
+                ));
             }
             (_, Err(_)) => {
                 let _ = core::fmt::Write::write_fmt(&mut how, format_args!("{name}=undef "));
