@@ -323,6 +323,11 @@ fn run_domains(
     }
     RUN.store(true, Ordering::Release);
     cpu::sev();
+    for (i, &mpidr) in hv.pcpu_mpidr.iter().enumerate() {
+        if i != boot_idx && ONLINE.load(Ordering::Acquire) & (1 << i) != 0 {
+            gic::send_sgi(hv::sched::KICK_SGI, mpidr);
+        }
+    }
     enter_scheduler(boot_idx, entry::boot_stack_top())
 }
 
@@ -465,8 +470,15 @@ pub fn secondary_main(idx: usize) -> ! {
     gic::init_cpu(idx);
     println!("CPU{idx} online (MPIDR {:#x})", cpu::mpidr());
     ONLINE.fetch_or(1 << idx, Ordering::AcqRel);
+    // Wait in WFI for the boot CPU's kick once the domains are built (IRQs
+    // stay masked: the kick only wakes this CPU, and is taken as a
+    // harmless kick once the scheduler unmasks them). Not WFE: QEMU's
+    // multi-threaded TCG treats WFE as a no-op, so a WFE loop spins a host
+    // thread flat out against the boot CPU building the domains.
+    gic::enable_private(idx, hv::sched::KICK_SGI);
+    gic::unmask_priorities();
     while !RUN.load(Ordering::Acquire) {
-        cpu::wfe();
+        cpu::wfi();
     }
     // SAFETY: only the address of this CPU's stack is taken.
     enter_scheduler(idx, entry::stack_top(idx))

@@ -71,6 +71,13 @@ pub fn counter() -> u64 {
 }
 
 /// Waits for an event (another CPU's SEV, an interrupt, …).
+/// Waits for an interrupt to become pending (with IRQs masked, it stays
+/// pending: the CPU only wakes).
+pub fn wfi() {
+    // SAFETY: WFI only pauses this CPU.
+    unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
+}
+
 pub fn wfe() {
     // SAFETY: WFE only pauses this CPU.
     unsafe { asm!("wfe", options(nomem, nostack, preserves_flags)) };
