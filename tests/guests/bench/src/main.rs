@@ -11,7 +11,11 @@
 //!   static channel on `bench.port` (default 10), with the ABI
 //!   `bench.evtchn=2l|fifo`, `bench.n` round trips;
 //! - `xenstore`: `bench.n` xenstore READ and WRITE round trips over the
-//!   domain's ring (`xen,enhanced = "enabled"`).
+//!   domain's ring (`xen,enhanced = "enabled"`);
+//! - `timer`: `bench.n` virtual-timer interrupts, from the due time to the
+//!   guest's handler (`irq.rs`);
+//! - `sgi`: `bench.n` SGIs from vCPU 0 to vCPU 1, from the sending to
+//!   vCPU 1's handler (the domain needs 2 vCPUs).
 //!
 //! Results are lines `BENCH <name> n=<count> ticks=<total> hz=<counter
 //! frequency>`, then `bench: done`. With no hypervisor (entered at EL2 by
@@ -19,7 +23,7 @@
 //!
 //! Boot: an arm64 Image loaded at guest RAM + `text_offset`, entered with
 //! the MMU off and x0 = the device tree; it keeps the MMU off and runs on
-//! vCPU 0 only.
+//! vCPU 0 only (`sgi` starts vCPU 1 too).
 
 #![no_std]
 #![no_main]
@@ -30,6 +34,7 @@
 
 mod arch;
 mod evtchn;
+mod irq;
 mod psci;
 mod xen;
 mod xenstore;
@@ -46,18 +51,52 @@ use oxen_guest_common::{console, msg, println};
 global_asm!(
     r#"
     /*
-     * Every exception is unexpected: report it and stop, from the top of
-     * the boot stack again. The guest never unmasks interrupts, so only
-     * synchronous exceptions and SErrors come.
+     * The IRQ vector (current EL with SP_ELx, the guest's only mode) reads
+     * the counter first, for the latency benches, and calls `guest_irq`
+     * with every register the C ABI lets it clobber saved. Every other
+     * exception is unexpected: report it and stop, from the top of the
+     * boot stack again.
      */
     .section .text.vectors, "ax"
     .balign 2048
     .global guest_vectors
 guest_vectors:
-    .rept   16
+    .rept   5
     .balign 128
     b       guest_exception_entry
     .endr
+    .balign 128
+    b       guest_irq_entry
+    .rept   10
+    .balign 128
+    b       guest_exception_entry
+    .endr
+guest_irq_entry:
+    sub     sp, sp, #160
+    stp     x0, x1, [sp, #0]
+    mrs     x0, cntvct_el0
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x30, [sp, #144]
+    bl      guest_irq
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x30, [sp, #144]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #160
+    eret
 guest_exception_entry:
     ldr     x1, =GUEST_BOOT_STACK
     add     x1, x1, #{stack_size}
@@ -66,6 +105,12 @@ guest_exception_entry:
 "#,
     stack_size = const STACK_SIZE,
 );
+
+/// An IRQ, `now` being the virtual counter at the vector.
+#[unsafe(no_mangle)]
+extern "C" fn guest_irq(now: u64) {
+    irq::handle(now);
+}
 
 /// What the bootargs ask for.
 struct Args<'a> {
@@ -112,7 +157,7 @@ extern "C" fn guest_main(dtb: usize) -> ! {
     };
     console::init(uart);
     let bootargs = dt.bootargs();
-    match Args::parse(bootargs).and_then(|a| run(&a)) {
+    match Args::parse(bootargs).and_then(|a| run(&a, &dt)) {
         Ok(()) => println!("bench: done"),
         Err(why) => fail(why),
     }
@@ -124,7 +169,7 @@ fn fail(why: Msg) -> ! {
     psci::system_off()
 }
 
-fn run(a: &Args) -> Result<(), Msg> {
+fn run(a: &Args, dt: &Dt) -> Result<(), Msg> {
     match a.mode {
         "hello" => {
             println!("bench: first line");
@@ -145,8 +190,10 @@ fn run(a: &Args) -> Result<(), Msg> {
             Ok(())
         }
         "xenstore" => xenstore_round_trips(a.n),
+        "timer" => irq::timer(dt, a.n, |name, n, ticks| report(&msg!("{name}"), n, ticks)),
+        "sgi" => irq::sgi(dt, a.n, |name, n, ticks| report(&msg!("{name}"), n, ticks)),
         other => Err(msg!(
-            "bench={other} is not hello, hypercalls, ping, pong or xenstore"
+            "bench={other} is not hello, hypercalls, ping, pong, xenstore, timer or sgi"
         )),
     }
 }
