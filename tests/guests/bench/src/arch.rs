@@ -15,6 +15,17 @@ pub fn current_el() -> u64 {
     (v >> 2) & 3
 }
 
+/// The physical counter: time since the machine started (both hypervisors
+/// let EL1 read it; only the virtual one is offset per domain).
+pub fn physical_ticks() -> u64 {
+    let v: u64;
+    // SAFETY: reading the counter has no side effects.
+    unsafe {
+        asm!("isb", "mrs {}, cntpct_el0", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
 /// A `yield` hint. The hypervisors do not trap it, but QEMU without
 /// multi-threaded TCG (as under `-icount`) moves on to its next CPU, so a
 /// vCPU that polls shared memory lets the CPU that will write it run.
