@@ -57,6 +57,18 @@ enum Probe {
     Lines(Vec<String>),
     /// Nanoseconds per operation from the guest's `BENCH <name>` line.
     Bench(String),
+    /// Wall-clock seconds from QEMU's start until this line appeared this
+    /// many times (several domains printing the same line: the last one
+    /// counts).
+    Nth(String, usize),
+    /// The largest figure of the first this many `BENCH <name>` lines, in
+    /// millions of nanoseconds per operation (several domains each
+    /// reporting once: the last of them counts).
+    LastBench(String, usize),
+    /// The timestamp Linux's printk put on this line (`[   4.304126]
+    /// Run /init as init process`), in milliseconds of its clock: under
+    /// `-icount shift=0`, millions of instructions.
+    Printk(String),
 }
 
 /// One row: a config booted on the hypervisors, and how the native
@@ -205,7 +217,99 @@ fn rows() -> Vec<Row> {
             native: None,
         },
     );
+    // Interrupt latency: the bench guest's timer (one vCPU) and SGI
+    // (two vCPUs, on two pCPUs) rows.
+    for icount in [false, true] {
+        let unit = if icount { "insns" } else { "us" };
+        let clock = if icount { ", icount" } else { "" };
+        let suffix = if icount { ".icount" } else { "" };
+        for (op, what) in [
+            ("irq.timer", "vtimer IRQ latency, spin"),
+            ("irq.timer_wfi", "vtimer IRQ latency, WFI"),
+        ] {
+            v.push(Row {
+                key: format!("{op}{suffix}"),
+                label: format!("{what} ({unit}{clock})"),
+                config: "bench-irq",
+                probe: Probe::Bench(op.into()),
+                icount,
+                smp: icount.then_some(1),
+                on_xen: true,
+                native: None,
+            });
+        }
+        for (op, what) in [
+            ("irq.sgi", "SGI vCPU0 to 1 latency, spin"),
+            ("irq.sgi_wfi", "SGI vCPU0 to 1 latency, WFI"),
+        ] {
+            v.push(Row {
+                key: format!("{op}{suffix}"),
+                label: format!("{what} ({unit}{clock})"),
+                config: "bench-sgi",
+                probe: Probe::Bench(op.into()),
+                icount,
+                smp: Some(2),
+                // Two pCPUs: Xen 4.20 does not boot under -icount so.
+                on_xen: !icount,
+                native: None,
+            });
+        }
+    }
+    // Linux's boot as an exact count: one pCPU under -icount, on which
+    // Xen 4.20 boots too.
+    v.push(Row {
+        key: "boot.icount.linux1".into(),
+        label: "Linux boot to /init, printk (M insns, icount)".into(),
+        config: "bench-linux-1",
+        probe: Probe::Printk("Run /init as init process".into()),
+        icount: true,
+        smp: Some(1),
+        on_xen: true,
+        native: Some(Native::Linux),
+    });
+    // How the cost of starting domains grows: N bench guests saying hello,
+    // exactly on one pCPU under -icount (the machine's counter when each
+    // says it), and in wall time on 2 and 4 pCPUs.
+    for n in SCALE_GUESTS {
+        v.push(Row {
+            key: format!("scale.icount.smp1.n{n}"),
+            label: format!("last of {n} first lines, 1 pCPU (M insns, icount)"),
+            config: scale_config(n),
+            probe: Probe::LastBench("hello.at".into(), n),
+            icount: true,
+            smp: Some(1),
+            on_xen: true,
+            native: None,
+        });
+    }
+    for smp in [2, 4] {
+        for n in SCALE_GUESTS {
+            v.push(Row {
+                key: format!("scale.smp{smp}.n{n}"),
+                label: format!("last of {n} first lines, {smp} pCPUs (s)"),
+                config: scale_config(n),
+                probe: Probe::Nth("bench: first line".into(), n),
+                icount: false,
+                smp: Some(smp),
+                on_xen: true,
+                native: None,
+            });
+        }
+    }
     v
+}
+
+/// The domain counts of the `scale.*` rows.
+const SCALE_GUESTS: [usize; 4] = [1, 2, 4, 8];
+
+/// The config with `n` bench guests saying hello.
+fn scale_config(n: usize) -> &'static str {
+    match n {
+        1 => "bench-scale-1",
+        2 => "bench-scale-2",
+        4 => "bench-scale-4",
+        _ => "bench-scale-8",
+    }
 }
 
 /// A console line and when it arrived, from QEMU's start.
@@ -219,6 +323,20 @@ struct Line {
 /// appeared (then QEMU is stopped), QEMU exits, or [`LIMIT`] passes; every
 /// console line with its arrival time.
 fn run_timed(args: &[String], until: &[&str]) -> Result<Vec<Line>, String> {
+    run_until(args, &format!("{until:?}"), |lines| {
+        until
+            .iter()
+            .all(|u| lines.iter().any(|l| l.text.contains(u)))
+    })
+}
+
+/// As [`run_timed`], until `done` says the lines so far are enough
+/// (`awaiting` names what it waits for, for the error).
+fn run_until(
+    args: &[String],
+    awaiting: &str,
+    done: impl Fn(&[Line]) -> bool,
+) -> Result<Vec<Line>, String> {
     let mut cmd = Command::new("qemu-system-aarch64");
     cmd.args(args)
         .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
@@ -253,10 +371,7 @@ fn run_timed(args: &[String], until: &[&str]) -> Result<Vec<Line>, String> {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
                 lines.push(line);
-                if until
-                    .iter()
-                    .all(|u| lines.iter().any(|l| l.text.contains(u)))
-                {
+                if done(&lines) {
                     break Ok(());
                 }
             }
@@ -283,7 +398,7 @@ fn run_timed(args: &[String], until: &[&str]) -> Result<Vec<Line>, String> {
                 .collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             Err(format!(
-                "{e} (awaiting {until:?}); the console ended:\n{}",
+                "{e} (awaiting {awaiting}); the console ended:\n{}",
                 tail.join("\n")
             ))
         }
@@ -327,6 +442,18 @@ pub fn parse_bench(line: &str, name: &str) -> Option<BenchLine> {
         hz: field("hz")?,
     };
     (b.n > 0 && b.hz > 0).then_some(b)
+}
+
+/// Linux's printk timestamp (`[    4.304126] …`, whatever comes before
+/// it) in microseconds.
+pub fn printk_micros(line: &str) -> Option<u64> {
+    let rest = &line[line.find('[')? + 1..];
+    let stamp = rest[..rest.find(']')?].trim();
+    let (secs, frac) = stamp.split_once('.')?;
+    if frac.len() != 6 {
+        return None;
+    }
+    Some(secs.parse::<u64>().ok()? * 1_000_000 + frac.parse::<u64>().ok()?)
 }
 
 /// One measurement: the figure, and for a guest's line its raw ticks, so
@@ -407,6 +534,10 @@ fn measure(row: &Row, args: &[String]) -> Result<Sample, String> {
     let mut args = args.to_vec();
     if row.icount {
         args.extend(ICOUNT.iter().map(|s| s.to_string()));
+        // The tree QEMU makes itself (the native column's) carries random
+        // `kaslr-seed` and `rng-seed`; a fixed seed keeps them, and so the
+        // count, the same every run.
+        args.extend(["-seed".to_string(), "1".to_string()]);
     }
     match &row.probe {
         Probe::Lines(wanted) => {
@@ -421,6 +552,57 @@ fn measure(row: &Row, args: &[String]) -> Result<Sample, String> {
             Ok(Sample {
                 value: last.as_secs_f64(),
                 ticks: None,
+            })
+        }
+        Probe::Nth(wanted, n) => {
+            let count = |lines: &[Line]| {
+                lines
+                    .iter()
+                    .filter(|l| l.text.contains(wanted.as_str()))
+                    .count()
+            };
+            let lines = run_until(&args, &format!("{n} x {wanted:?}"), |l| count(l) >= *n)?;
+            let at = lines
+                .iter()
+                .filter(|l| l.text.contains(wanted.as_str()))
+                .nth(n - 1)
+                .map(|l| l.at)
+                .unwrap_or_default();
+            Ok(Sample {
+                value: at.as_secs_f64(),
+                ticks: None,
+            })
+        }
+        Probe::LastBench(name, n) => {
+            let found = |lines: &[Line]| {
+                lines
+                    .iter()
+                    .filter_map(|l| parse_bench(&l.text, name))
+                    .take(*n)
+                    .collect::<Vec<_>>()
+            };
+            let lines = run_until(&args, &format!("{n} x BENCH {name}"), |l| {
+                found(l).len() >= *n
+            })?;
+            let last = found(&lines)
+                .into_iter()
+                .max_by_key(|b| b.ticks)
+                .ok_or_else(|| format!("no well-formed `BENCH {name}` line"))?;
+            Ok(Sample {
+                value: last.ns_per_op() / 1e6,
+                ticks: Some(last.ticks),
+            })
+        }
+        Probe::Printk(wanted) => {
+            let lines = run_timed(&args, &[wanted.as_str()])?;
+            let us = lines
+                .iter()
+                .filter(|l| l.text.contains(wanted.as_str()))
+                .find_map(|l| printk_micros(&l.text))
+                .ok_or_else(|| format!("no printk timestamp on the {wanted:?} line"))?;
+            Ok(Sample {
+                value: us as f64 / 1000.0,
+                ticks: Some(us),
             })
         }
         Probe::Bench(name) => {
@@ -610,11 +792,18 @@ fn table(r: &Results, sizes: Option<&Sizes>, reps: usize) -> String {
                 fmt_value(x),
                 if icount { mark(Column::Xen) } else { "" }
             ),
-            fmt_value(n),
+            format!(
+                "{}{}",
+                fmt_value(n),
+                if icount { mark(Column::Native) } else { "" }
+            ),
             ratio,
             over(o),
             over(x),
         );
+    }
+    for line in slopes(r) {
+        let _ = writeln!(out, "{line}");
     }
     if let Some(s) = sizes {
         let all = s.sets.last().map(|(_, b)| *b).unwrap_or(0);
@@ -636,6 +825,55 @@ fn table(r: &Results, sizes: Option<&Sizes>, reps: usize) -> String {
                 *d as f64 * 100.0 / all.max(1) as f64
             );
         }
+    }
+    out
+}
+
+/// The scale rows' slopes: per group (one pCPU count, one clock), what
+/// the last first line costs per guest added from the fewest to the most
+/// guests measured, as table lines.
+fn slopes(r: &Results) -> Vec<String> {
+    let med = |key: &str, c: Column| {
+        let i = r.rows.iter().position(|row| row.key == key)?;
+        let (_, s) = r.samples[i].iter().find(|(k, _)| *k == c)?;
+        median(&s.iter().map(|s| s.value).collect::<Vec<_>>())
+    };
+    let mut out = Vec::new();
+    // Key prefix, what it is, and the factor from the rows' unit.
+    for (group, what, factor) in [
+        ("scale.icount.smp1", "1 pCPU (M insns, icount)", 1.0),
+        ("scale.smp2", "2 pCPUs (ms)", 1000.0),
+        ("scale.smp4", "4 pCPUs (ms)", 1000.0),
+    ] {
+        let have: Vec<usize> = SCALE_GUESTS
+            .iter()
+            .copied()
+            .filter(|n| med(&format!("{group}.n{n}"), Column::Oxen).is_some())
+            .collect();
+        let (Some(&lo), Some(&hi)) = (have.first(), have.last()) else {
+            continue;
+        };
+        if lo == hi {
+            continue;
+        }
+        let slope = |c: Column| {
+            let a = med(&format!("{group}.n{lo}"), c)?;
+            let b = med(&format!("{group}.n{hi}"), c)?;
+            Some((b - a) * factor / (hi - lo) as f64)
+        };
+        let (o, x) = (slope(Column::Oxen), slope(Column::Xen));
+        let ratio = match (o, x) {
+            (Some(o), Some(x)) if x > 0.0 => format!("{:.2}", o / x),
+            _ => "-".into(),
+        };
+        out.push(format!(
+            "{:<44} {:>10} {:>10} {:>10} {:>9}",
+            format!("per added guest, {lo} to {hi}, {what}"),
+            fmt_value(o),
+            fmt_value(x),
+            "-",
+            ratio
+        ));
     }
     out
 }
@@ -692,7 +930,10 @@ fn json(r: &Results, sizes: Option<&Sizes>, reps: usize) -> String {
             ));
         }
         let unit = match (&row.probe, row.icount) {
-            (Probe::Lines(_), _) => "s",
+            (Probe::Lines(_) | Probe::Nth(..), _) => "s",
+            (Probe::Printk(_) | Probe::LastBench(..), true) => "million instructions",
+            (Probe::LastBench(..), false) => "ms",
+            (Probe::Printk(_), false) => "ms",
             (Probe::Bench(_), false) => "us",
             (Probe::Bench(_), true) => "instructions",
         };
@@ -984,6 +1225,33 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_printk_timestamp_reads_behind_either_hypervisors_prefix() {
+        assert_eq!(
+            printk_micros("(d1) [    4.304126] Run /init as init process"),
+            Some(4_304_126)
+        );
+        assert_eq!(
+            printk_micros("(XEN) DOM1: [   12.000001] Run /init as init process"),
+            Some(12_000_001)
+        );
+        assert_eq!(printk_micros("Run /init as init process"), None);
+        assert_eq!(printk_micros("[ 4.3] Run /init"), None);
+    }
+
+    #[test]
+    fn every_scale_row_has_a_config_with_that_many_domains() {
+        for n in SCALE_GUESTS {
+            let text = std::fs::read_to_string(
+                root()
+                    .join("configs")
+                    .join(format!("{}.dts", scale_config(n))),
+            )
+            .unwrap();
+            assert_eq!(text.matches("\"xen,domain\"").count(), n, "{n}");
+        }
     }
 
     #[test]
