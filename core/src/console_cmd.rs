@@ -113,16 +113,15 @@ fn help(_: &str) {
     }
 }
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[linkme::distributed_slice(CONSOLE_COMMANDS)]
-static HELP: ConsoleCommand = ConsoleCommand {
-    name: "help",
-    usage: "",
-    help: "list the console commands",
-    run: help,
-};
+crate::arch::register! {
+    CONSOLE_COMMANDS,
+    static HELP: ConsoleCommand = ConsoleCommand {
+        name: "help",
+        usage: "",
+        help: "list the console commands",
+        run: help,
+    };
+}
 
 #[cfg(test)]
 mod tests {

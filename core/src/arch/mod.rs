@@ -72,6 +72,22 @@ macro_rules! restore_gprs_asm {
 pub mod cell;
 pub mod shared;
 
+/// Registers a static in one of core's own `linkme` slices:
+/// `crate::arch::register! { SLICE, static NAME: Type = value; }`. linkme
+/// places the entry with `#[link_section]`, which core's crate-wide
+/// `unsafe_code` lint counts (in crates that register into core's slices
+/// from outside, the macro is external and the lint stays quiet); the
+/// allowance lives here, once.
+macro_rules! register {
+    ($slice:path, $(#[$meta:meta])* $vis:vis static $name:ident: $ty:ty = $value:expr;) => {
+        $(#[$meta])*
+        #[allow(unsafe_code)]
+        #[linkme::distributed_slice($slice)]
+        $vis static $name: $ty = $value;
+    };
+}
+pub(crate) use register;
+
 cfg_if::cfg_if! {
     if #[cfg(all(target_arch = "aarch64", target_os = "none"))] {
         pub mod cpu;

@@ -2,7 +2,6 @@
 //! typed while the domain has the console focus.
 
 use alloc::vec;
-use linkme::distributed_slice;
 
 use super::{Caller, HYPERCALLS, Hypercall, Request};
 use crate::xen::errno::ENOSYS;
@@ -60,16 +59,15 @@ pub fn console_io(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[distributed_slice(HYPERCALLS)]
-static CONSOLE_IO: Hypercall = Hypercall {
-    nr: nr::CONSOLE_IO,
-    name: "console_io",
-    interface: None,
-    handler: console_io,
-};
+crate::arch::register! {
+    HYPERCALLS,
+    static CONSOLE_IO: Hypercall = Hypercall {
+        nr: nr::CONSOLE_IO,
+        name: "console_io",
+        interface: None,
+        handler: console_io,
+    };
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,6 @@
 //! `hvm_op` (34): the HVM parameters a domU may read (xenstore and
 //! console locations, the callback IRQ) and may not set.
 
-use linkme::distributed_slice;
-
 use super::{Caller, HYPERCALLS, Hypercall, field};
 use crate::xen::errno::{EINVAL, ENOSYS, EPERM, ESRCH};
 use crate::xen::{DOMID_SELF, nr};
@@ -62,16 +60,15 @@ pub fn hvm_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[distributed_slice(HYPERCALLS)]
-static HVM_OP: Hypercall = Hypercall {
-    nr: nr::HVM_OP,
-    name: "hvm_op",
-    interface: None,
-    handler: hvm_op,
-};
+crate::arch::register! {
+    HYPERCALLS,
+    static HVM_OP: Hypercall = Hypercall {
+        nr: nr::HVM_OP,
+        name: "hvm_op",
+        interface: None,
+        handler: hvm_op,
+    };
+}
 
 #[cfg(test)]
 mod tests {

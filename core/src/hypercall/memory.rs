@@ -2,8 +2,6 @@
 //! subsystem that owns it (shared_info → event channels, grant_table →
 //! grant tables).
 
-use linkme::distributed_slice;
-
 use super::{Caller, HYPERCALLS, Hypercall, PHYSMAP_SPACES, PhysmapSpace, field};
 use crate::xen::errno::{ENOSYS, EPERM, ESRCH};
 use crate::xen::{DOMID_SELF, nr};
@@ -45,16 +43,15 @@ fn memory_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     memory_op_with(&PHYSMAP_SPACES, c, a)
 }
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[distributed_slice(HYPERCALLS)]
-static MEMORY_OP: Hypercall = Hypercall {
-    nr: nr::MEMORY_OP,
-    name: "memory_op",
-    interface: None,
-    handler: memory_op,
-};
+crate::arch::register! {
+    HYPERCALLS,
+    static MEMORY_OP: Hypercall = Hypercall {
+        nr: nr::MEMORY_OP,
+        name: "memory_op",
+        interface: None,
+        handler: memory_op,
+    };
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,5 @@
 //! `sched_op` (29): yield, block, poll and shutdown (with its reasons).
 
-use linkme::distributed_slice;
-
 use super::{Caller, HYPERCALLS, Hypercall, Request, ShutdownReason, field};
 use crate::xen::errno::{EINVAL, ENOSYS, EOPNOTSUPP, EPERM};
 use crate::xen::nr;
@@ -67,16 +65,15 @@ pub fn sched_op(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[distributed_slice(HYPERCALLS)]
-static SCHED_OP: Hypercall = Hypercall {
-    nr: nr::SCHED_OP,
-    name: "sched_op",
-    interface: None,
-    handler: sched_op,
-};
+crate::arch::register! {
+    HYPERCALLS,
+    static SCHED_OP: Hypercall = Hypercall {
+        nr: nr::SCHED_OP,
+        name: "sched_op",
+        interface: None,
+        handler: sched_op,
+    };
+}
 
 #[cfg(test)]
 mod tests {

@@ -2,8 +2,6 @@
 //! `register_vcpu_info` (served by the event-channel subsystem) and
 //! `register_runstate_memory_area` (served here).
 
-use linkme::distributed_slice;
-
 use super::{Caller, HYPERCALLS, Hypercall, VCPU_OPS, VcpuOp};
 use crate::xen::errno::{EINVAL, ENOENT, ENOSYS};
 use crate::xen::nr;
@@ -52,27 +50,25 @@ pub fn vm_assist(_c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[distributed_slice(HYPERCALLS)]
-static VCPU_OP: Hypercall = Hypercall {
-    nr: nr::VCPU_OP,
-    name: "vcpu_op",
-    interface: None,
-    handler: vcpu_op,
-};
+crate::arch::register! {
+    HYPERCALLS,
+    static VCPU_OP: Hypercall = Hypercall {
+        nr: nr::VCPU_OP,
+        name: "vcpu_op",
+        interface: None,
+        handler: vcpu_op,
+    };
+}
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[distributed_slice(HYPERCALLS)]
-static VM_ASSIST: Hypercall = Hypercall {
-    nr: nr::VM_ASSIST,
-    name: "vm_assist",
-    interface: None,
-    handler: vm_assist,
-};
+crate::arch::register! {
+    HYPERCALLS,
+    static VM_ASSIST: Hypercall = Hypercall {
+        nr: nr::VM_ASSIST,
+        name: "vm_assist",
+        interface: None,
+        handler: vm_assist,
+    };
+}
 
 #[cfg(test)]
 mod tests {

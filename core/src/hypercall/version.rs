@@ -1,8 +1,6 @@
 //! `xen_version` (17): the Xen version Oxen presents, its features and
 //! identification strings.
 
-use linkme::distributed_slice;
-
 use super::{Caller, HYPERCALLS, Hypercall, field};
 use crate::xen::errno::{EINVAL, ENOSYS, EPERM};
 use crate::xen::nr;
@@ -88,16 +86,15 @@ pub fn xen_version(c: &mut dyn Caller, a: [u64; 5]) -> i64 {
     }
 }
 
-// linkme places the entry with #[link_section], which the crate-wide
-// unsafe_code lint counts.
-#[allow(unsafe_code)]
-#[distributed_slice(HYPERCALLS)]
-static XEN_VERSION: Hypercall = Hypercall {
-    nr: nr::XEN_VERSION,
-    name: "xen_version",
-    interface: None,
-    handler: xen_version,
-};
+crate::arch::register! {
+    HYPERCALLS,
+    static XEN_VERSION: Hypercall = Hypercall {
+        nr: nr::XEN_VERSION,
+        name: "xen_version",
+        interface: None,
+        handler: xen_version,
+    };
+}
 
 #[cfg(test)]
 mod tests {
