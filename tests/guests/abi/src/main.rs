@@ -31,6 +31,8 @@ use core::arch::global_asm;
 use oxen_guest_common::boot::{STACK_SIZE, Stack};
 use oxen_guest_common::dt::Dt;
 use oxen_guest_common::{console, msg, println};
+// `crate::ensure` for the cases: the macro is the common report's.
+pub(crate) use oxen_guest_common::ensure;
 
 use smp::MAX_VCPUS;
 

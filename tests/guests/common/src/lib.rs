@@ -1,8 +1,8 @@
 //! What the bare-metal test guests under `tests/guests/` share: the entry
 //! code behind the arm64 Image header, the device-tree reader, the console,
 //! fixed-buffer messages, the instructions they need, and the PSCI and Xen
-//! numbers. Each guest keeps what only it does: its vectors, its cases or
-//! measurements, how it reports and how it powers off.
+//! numbers, and the `TEST … PASS|FAIL` report. Each guest keeps what only
+//! it does: its vectors, its cases or measurements, and how it powers off.
 //!
 //! A guest that links this crate must define `guest_main` and
 //! `guest_vectors` (see [`boot`]).
@@ -19,4 +19,5 @@ pub mod console;
 pub mod dt;
 pub mod msg;
 pub mod psci;
+pub mod report;
 pub mod xen;

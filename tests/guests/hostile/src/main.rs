@@ -41,6 +41,8 @@ mod xen;
 
 use oxen_guest_common::dt::{self, Dt};
 use oxen_guest_common::{console, msg, println};
+// `crate::ensure` for the checks: the macro is the common report's.
+pub(crate) use oxen_guest_common::ensure;
 
 /// The seed of `cargo xtask test`'s run unless the bootargs name one.
 pub const DEFAULT_SEED: u64 = 0xdd_ba11_5eed;
