@@ -570,40 +570,17 @@ fn prepare_in(
         ));
     }
 
-    let mut files = Files {
-        guests: None,
-        built: Vec::new(),
-    };
-    let mut sized = Vec::new();
-    for m in &plan.modules {
-        let path = files.resolve(&m.file, &m.path)?;
-        let size = std::fs::metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .len();
-        sized.push((m.clone(), path, size));
-    }
-    let copy = copies(&plan.modules);
-    let loaded: Vec<usize> = (0..sized.len()).filter(|&i| copy[i] == i).collect();
-    let sizes: Vec<u64> = loaded.iter().map(|&i| sized[i].2).collect();
     let module_base = match boot {
         Boot::Direct => MODULE_BASE,
         Boot::UBoot => crate::uboot::MODULES_AT,
     };
-    let unbounded = place(&sizes, module_base, MODULE_ALIGN, u64::MAX)?;
-    let modules_end = unbounded
-        .iter()
-        .zip(&sizes)
-        .map(|(a, s)| a + s)
-        .max()
-        .unwrap_or(module_base);
-    let memory = memory_mib(&plan, modules_end);
-    let loaded_at = place(&sizes, module_base, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
-    let addr_of = |i: usize| loaded_at[loaded.iter().position(|&l| l == copy[i]).unwrap_or(0)];
-    let placed: Vec<(ModuleRef, u64, u64)> = sized
-        .iter()
-        .enumerate()
-        .map(|(i, (m, _, size))| (m.clone(), addr_of(i), *size))
-        .collect();
+    let Placement {
+        paths,
+        copy,
+        loaded,
+        placed,
+        memory,
+    } = placement(&plan, module_base)?;
     apply(&mut config, &placed)?;
     // For U-Boot the script adds the module nodes, so the DTB on the disk
     // has none.
@@ -645,11 +622,7 @@ fn prepare_in(
     match boot {
         Boot::Direct => {
             machine.dtb = Some(final_dtb);
-            machine.loaders = loaded
-                .iter()
-                .zip(&loaded_at)
-                .map(|(&i, a)| (sized[i].1.clone(), *a))
-                .collect();
+            machine.loaders = loaded.iter().map(|&(i, a)| (paths[i].clone(), a)).collect();
         }
         Boot::UBoot => {
             let disk = out_dir.join(format!("uboot-{}", peer.name()));
@@ -658,9 +631,7 @@ fn prepare_in(
             crate::uboot::place_file(image, &disk, "hypervisor")?;
             crate::uboot::place_file(&final_dtb, &disk, "host.dtb")?;
             let mut modules = Vec::new();
-            for ((path, node), (i, (_, file, _))) in
-                script_modules.iter().zip(sized.iter().enumerate())
-            {
+            for ((path, node), (i, file)) in script_modules.iter().zip(paths.iter().enumerate()) {
                 let name = format!("m{i}");
                 let first = copy[i] == i;
                 if first {
@@ -669,7 +640,7 @@ fn prepare_in(
                 modules.push(crate::uboot::Module {
                     // A shared module is loaded once, by its first node.
                     file: format!("m{}", copy[i]),
-                    addr: addr_of(i),
+                    addr: placed[i].1,
                     path: path.clone(),
                     props: node
                         .props
@@ -702,6 +673,66 @@ fn prepare_in(
     })
 }
 
+/// Where a config's modules go in RAM.
+struct Placement {
+    /// Each module's file.
+    paths: Vec<PathBuf>,
+    /// For each module, the module whose copy it uses (itself unless it
+    /// shares another's, `xtask,share`).
+    copy: Vec<usize>,
+    /// The modules that are loaded (their own copy), with their addresses.
+    loaded: Vec<(usize, u64)>,
+    /// Every module with its address and size, for [`apply`].
+    placed: Vec<(ModuleRef, u64, u64)>,
+    /// The machine's RAM, in MiB ([`memory_mib`]).
+    memory: u64,
+}
+
+/// Finds each module's file (built or fetched) and places the loaded ones
+/// from `base`, 2 MiB-aligned, within the RAM the machine gets.
+fn placement(plan: &Plan, base: u64) -> Result<Placement, String> {
+    let mut files = Files {
+        guests: None,
+        built: Vec::new(),
+    };
+    let mut paths = Vec::new();
+    let mut sizes = Vec::new();
+    for m in &plan.modules {
+        let path = files.resolve(&m.file, &m.path)?;
+        let size = std::fs::metadata(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .len();
+        paths.push(path);
+        sizes.push(size);
+    }
+    let copy = copies(&plan.modules);
+    let loaded: Vec<usize> = (0..sizes.len()).filter(|&i| copy[i] == i).collect();
+    let loaded_sizes: Vec<u64> = loaded.iter().map(|&i| sizes[i]).collect();
+    let unbounded = place(&loaded_sizes, base, MODULE_ALIGN, u64::MAX)?;
+    let modules_end = unbounded
+        .iter()
+        .zip(&loaded_sizes)
+        .map(|(a, s)| a + s)
+        .max()
+        .unwrap_or(base);
+    let memory = memory_mib(plan, modules_end);
+    let at = place(&loaded_sizes, base, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
+    let addr_of = |i: usize| at[loaded.iter().position(|&l| l == copy[i]).unwrap_or(0)];
+    let placed = plan
+        .modules
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.clone(), addr_of(i), sizes[i]))
+        .collect();
+    Ok(Placement {
+        paths,
+        copy,
+        loaded: loaded.iter().copied().zip(at.iter().copied()).collect(),
+        placed,
+        memory,
+    })
+}
+
 /// Config `name` as the fragment a direct boot merges onto QEMU's tree,
 /// made without QEMU: its modules placed from their real files (built or
 /// fetched as for a boot) with `reg`s written, and the machine's memory and
@@ -722,42 +753,7 @@ pub fn placed_fragment(name: &str) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let mut files = Files {
-        guests: None,
-        built: Vec::new(),
-    };
-    let mut sizes = Vec::new();
-    for m in &plan.modules {
-        let path = files.resolve(&m.file, &m.path)?;
-        let size = std::fs::metadata(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .len();
-        sizes.push(size);
-    }
-    let copy = copies(&plan.modules);
-    let loaded: Vec<usize> = (0..sizes.len()).filter(|&i| copy[i] == i).collect();
-    let loaded_sizes: Vec<u64> = loaded.iter().map(|&i| sizes[i]).collect();
-    let unbounded = place(&loaded_sizes, MODULE_BASE, MODULE_ALIGN, u64::MAX)?;
-    let modules_end = unbounded
-        .iter()
-        .zip(&loaded_sizes)
-        .map(|(a, s)| a + s)
-        .max()
-        .unwrap_or(MODULE_BASE);
-    let memory = memory_mib(&plan, modules_end);
-    let at = place(
-        &loaded_sizes,
-        MODULE_BASE,
-        MODULE_ALIGN,
-        RAM_BASE + (memory << 20),
-    )?;
-    let addr_of = |i: usize| at[loaded.iter().position(|&l| l == copy[i]).unwrap_or(0)];
-    let placed: Vec<(ModuleRef, u64, u64)> = plan
-        .modules
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.clone(), addr_of(i), sizes[i]))
-        .collect();
+    let Placement { placed, memory, .. } = placement(&plan, MODULE_BASE)?;
     apply(&mut config, &placed)?;
     let cpus = plan.cpus.unwrap_or(DEFAULT_CPUS);
     config.root.set(MEMORY_PROP, Some(format!("\"{memory}M\"")));
