@@ -26,7 +26,15 @@ pub struct Board {
     pub name: &'static str,
     /// A UART usable before the device tree is read, for messages about a
     /// missing or broken device tree. `None` keeps those silent.
-    pub early_uart: Option<usize>,
+    pub early_uart: Option<EarlyUart>,
+}
+
+/// The board's early UART: the kind (a `compatible` one of the linked UART
+/// drivers accepts, such as `"arm,pl011"` or `"cdns,uart-r1p12"`) and the
+/// address of its registers.
+pub struct EarlyUart {
+    pub compatible: &'static str,
+    pub base: usize,
 }
 
 /// Bit `i` set once CPU `i` (its index in `/cpus`) is up.
@@ -53,7 +61,7 @@ fn stop_with(s: &check::Stop) -> ! {
 
 /// The boot CPU's path, called from the entry code with the MMU off.
 pub fn primary_main(dtb: usize, board: &Board) -> ! {
-    if let Some(base) = board.early_uart {
+    if let Some(EarlyUart { base, .. }) = board.early_uart {
         pl011::start_early(base);
     }
     println!(
@@ -115,7 +123,7 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     mem::register(&ram, &[mmu::image_range(), work, dtb_range], &modules);
     if let Some(uart) = &platform.console {
         match pl011::console(uart) {
-            Some(uart) if board.early_uart != Some(uart.base()) => {
+            Some(uart) if board.early_uart.as_ref().map(|e| e.base) != Some(uart.base()) => {
                 if let Some(early) = pl011::early() {
                     early.flush();
                 }

@@ -20,12 +20,15 @@ use oxen_gnttab as _;
 #[cfg(feature = "xenstore")]
 use oxen_xenstore as _;
 
-use oxen_core::boot::Board;
+use oxen_core::boot::{Board, EarlyUart};
 
 /// QEMU virt: PL011 at 0x0900_0000 is the console QEMU wires to stdio.
 static BOARD: Board = Board {
     name: "qemu-virt",
-    early_uart: Some(0x0900_0000),
+    early_uart: Some(EarlyUart {
+        compatible: "arm,pl011",
+        base: 0x0900_0000,
+    }),
 };
 
 oxen_core::board!(BOARD);
