@@ -12,7 +12,7 @@ use crate::check;
 use crate::config;
 use crate::console;
 use crate::console_mux::ConsoleMux;
-use crate::drivers::{gic, pl011};
+use crate::drivers::{self, chip};
 use crate::frames::FrameAllocator;
 use crate::hostdt::{Fdt, Platform, early};
 use crate::hv;
@@ -61,9 +61,10 @@ fn stop_with(s: &check::Stop) -> ! {
 
 /// The boot CPU's path, called from the entry code with the MMU off.
 pub fn primary_main(dtb: usize, board: &Board) -> ! {
-    if let Some(EarlyUart { base, .. }) = board.early_uart {
-        pl011::start_early(base);
-    }
+    let early_uart = board
+        .early_uart
+        .as_ref()
+        .and_then(|e| drivers::start_early(e.compatible, e.base));
     println!(
         "Oxen {} on {} — a dom0less hypervisor speaking Xen {}.{}",
         crate::OXEN_VERSION,
@@ -121,22 +122,22 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     // What physical memory is, for the checks of every later access to it.
     let modules: Vec<Range> = platform.modules.iter().map(|m| m.range).collect();
     mem::register(&ram, &[mmu::image_range(), work, dtb_range], &modules);
-    if let Some(uart) = &platform.console {
-        match pl011::console(uart) {
-            Some(uart) if board.early_uart.as_ref().map(|e| e.base) != Some(uart.base()) => {
-                if let Some(early) = pl011::early() {
-                    early.flush();
+    let console_uart = match &platform.console {
+        Some(node) => match drivers::bind_console(node) {
+            Ok(uart) => {
+                if early_uart.map(|e| e.base()) != Some(uart.base()) {
+                    if let Some(early) = early_uart {
+                        early.flush();
+                    }
+                    console::set_sink(uart);
                 }
-                console::set_sink(uart);
+                Some(uart)
             }
-            Some(_) => {}
-            None => stop(&alloc::format!(
-                "{}: the console's registers at {:#x} are in RAM",
-                uart.path,
-                uart.base
-            )),
-        }
-    }
+            Err(e) => stop(&e),
+        },
+        None => None,
+    };
+    CONSOLE_UART.call_once(|| console_uart.or(early_uart));
 
     let args = BootArgs::parse(&platform.bootargs);
     let registry = match Registry::linked() {
@@ -161,21 +162,20 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         stop_with(&s);
     }
 
-    let Some(summary) = gic::init(&platform.gic, platform.cpus.len(), boot_idx) else {
-        stop("the GIC's registers are in RAM, or it has no redistributor")
-    };
-    GIC_SPIS.store(summary.spis, Ordering::Relaxed);
+    let mpidrs: Vec<u64> = platform.cpus.iter().map(|c| c.mpidr).collect();
+    match drivers::bind_irqchip(&platform.gic, &mpidrs, boot_idx) {
+        Ok(_) => {}
+        Err(e) => stop(&e),
+    }
+    GIC_SPIS.store(chip().spis(), Ordering::Relaxed);
+    println!("{}", chip().describe());
     println!(
-        "GICv3: distributor at {:#x}, {} redistributor region(s) from {:#x}, {} SPIs{}",
-        platform.gic.distributor.start,
-        platform.gic.redistributors.len(),
-        platform.gic.redistributors[0].start,
-        summary.spis,
-        platform
-            .gic
-            .maintenance_intid
-            .map(|i| alloc::format!(", maintenance interrupt {i}"))
-            .unwrap_or_default()
+        "drivers: {} for {}, {} for {} (linked: {})",
+        chip().name(),
+        platform.gic.path,
+        console_uart.map_or("none", |u| u.name()),
+        platform.console.as_ref().map_or("no console", |c| c.path.as_str()),
+        drivers::linked_names()
     );
     ONLINE.fetch_or(1 << boot_idx, Ordering::AcqRel);
     start_secondaries(&platform, boot_idx);
@@ -212,7 +212,7 @@ fn run_domains(
         oxen: &[image, work],
         dtb,
         limits: config::Limits {
-            max_vcpus: entry::MAX_CPUS as u32,
+            max_vcpus: (entry::MAX_CPUS as u32).min(chip().max_guest_vcpus()),
             host_spis: gic_spis(),
         },
     };
@@ -262,15 +262,12 @@ fn run_domains(
     let pa_bits = cpu::pa_bits();
     let ipa_bits = pa_bits.min(40);
     // The early UART stays the console when it is the one the tree names.
-    let console = platform
-        .console
-        .as_ref()
-        .and_then(|u| pl011::console(u).or(pl011::early()));
+    let console = CONSOLE_UART.get().copied().flatten();
     let domids: Vec<u16> = system.domains.iter().map(|d| d.domid).collect();
     let mut mux = ConsoleMux::new(&domids);
     mux.switch();
     let hv = hv::install(hv::Hv {
-        nr_pcpus: platform.cpus.len().min(entry::MAX_CPUS),
+        nr_pcpus: platform.cpus.len().min(heap::stack_count()),
         pcpu_mpidr: platform.cpus.iter().map(|c| c.mpidr).collect(),
         ipa_bits,
         pa_bits,
@@ -321,7 +318,7 @@ fn run_domains(
         hv.platform.console.as_ref().and_then(|c| c.intid),
     ) {
         uart.enable_rx_interrupt();
-        gic::enable_spi(intid, hv.pcpu_mpidr[boot_idx]);
+        chip().enable_spi(intid, boot_idx, hv.pcpu_mpidr[boot_idx]);
     }
     if let crate::console_mux::Target::Domain(id) = hv.mux.lock().focus() {
         println!("*** Serial input to DOM{id} (type 'CTRL-a' three times to switch input)");
@@ -333,7 +330,7 @@ fn run_domains(
     cpu::sev();
     for (i, &mpidr) in hv.pcpu_mpidr.iter().enumerate() {
         if i != boot_idx && ONLINE.load(Ordering::Acquire) & (1 << i) != 0 {
-            gic::send_sgi(hv::sched::KICK_SGI, mpidr);
+            chip().send_sgi(hv::sched::KICK_SGI, i, mpidr);
         }
     }
     enter_scheduler(boot_idx, entry::boot_stack_top())
@@ -342,13 +339,14 @@ fn run_domains(
 /// Enables this CPU's interrupts for guests and starts scheduling.
 fn enter_scheduler(idx: usize, stack_top: usize) -> ! {
     let timer = &hv::hv().platform.timer;
-    gic::enable_private(idx, hv::sched::KICK_SGI);
-    gic::enable_private(idx, timer.hyp_phys);
-    gic::enable_private(idx, timer.virt);
+    let gic = chip();
+    gic.enable_private(idx, hv::sched::KICK_SGI);
+    gic.enable_private(idx, timer.hyp_phys);
+    gic.enable_private(idx, timer.virt);
     if let Some(m) = hv::hv().platform.gic.maintenance_intid {
-        gic::enable_private(idx, m);
+        gic.enable_private(idx, m);
     }
-    gic::unmask_priorities();
+    gic.unmask_priorities();
     hv::sched::init_cpu(stack_top);
     hv::sched::run()
 }
@@ -358,6 +356,15 @@ fn gic_spis() -> u32 {
 }
 
 static GIC_SPIS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The console UART (the tree's, else the board's early one), once bound.
+static CONSOLE_UART: spin::Once<Option<&'static dyn drivers::Uart>> = spin::Once::new();
+
+/// What [`drivers::chip`] does if asked before an interrupt controller is
+/// bound: a bug in the boot order, stated, then the machine powers off.
+pub fn unbound_irqchip() -> ! {
+    stop("the interrupt controller was used before its driver was bound")
+}
 
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
@@ -423,7 +430,8 @@ fn report_platform(p: &Platform, ram: &[Range], dtb: Range) {
     );
     match &p.console {
         Some(u) => println!(
-            "console: PL011 {} at {:#x}{}",
+            "console: {} {} at {:#x}{}",
+            u.compatible.first().map_or("?", |c| c.as_str()),
             u.path,
             u.base,
             u.intid
@@ -442,11 +450,11 @@ fn start_secondaries(p: &Platform, boot_idx: usize) {
         if i == boot_idx {
             continue;
         }
-        if i >= entry::MAX_CPUS {
+        if i >= heap::stack_count() {
             println!(
-                "{} not started: Oxen supports {} CPUs",
+                "{} not started: Oxen brings up at most {} CPUs",
                 c.path,
-                entry::MAX_CPUS
+                heap::stack_count()
             );
             continue;
         }
@@ -475,7 +483,7 @@ fn start_secondaries(p: &Platform, boot_idx: usize) {
 /// A secondary CPU's first Rust code, MMU already on.
 pub fn secondary_main(idx: usize) -> ! {
     cpu::set_index(idx);
-    gic::init_cpu(idx);
+    chip().init_cpu(idx);
     println!("CPU{idx} online (MPIDR {:#x})", cpu::mpidr());
     ONLINE.fetch_or(1 << idx, Ordering::AcqRel);
     // Wait in WFI for the boot CPU's kick once the domains are built (IRQs
@@ -483,8 +491,8 @@ pub fn secondary_main(idx: usize) -> ! {
     // harmless kick once the scheduler unmasks them). Not WFE: QEMU's
     // multi-threaded TCG treats WFE as a no-op, so a WFE loop spins a host
     // thread flat out against the boot CPU building the domains.
-    gic::enable_private(idx, hv::sched::KICK_SGI);
-    gic::unmask_priorities();
+    chip().enable_private(idx, hv::sched::KICK_SGI);
+    chip().unmask_priorities();
     while !RUN.load(Ordering::Acquire) {
         cpu::wfi();
     }

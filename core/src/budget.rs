@@ -13,13 +13,17 @@ use crate::subsystem::{BudgetInput, Interface, Registry};
 pub const HEAP_SIZE: usize = 8 * 1024 * 1024;
 /// Bytes of stack each CPU gets.
 pub const STACK_SIZE: usize = 64 * 1024;
-/// CPUs Oxen can bring up.
-pub const MAX_CPUS: usize = 8;
-/// Bytes the secondary CPUs' stacks take.
-pub const STACKS_SIZE: usize = STACK_SIZE * MAX_CPUS;
-/// The work area the boot takes from free RAM before the MMU is on: the
-/// fixed heap, then the secondary CPUs' stacks.
-pub const WORK_AREA_SIZE: u64 = (HEAP_SIZE + STACKS_SIZE) as u64;
+/// Most CPUs Oxen brings up: the width of its per-CPU bitmaps. How many a
+/// machine has is its tree's fact (`/cpus`); the work area holds a stack
+/// for each of those.
+pub const MAX_CPUS: usize = 64;
+
+/// The work area the boot takes from free RAM before the MMU is on, for a
+/// machine with `cpus` CPUs: the fixed heap, then one stack per CPU.
+pub const fn work_area_size(cpus: usize) -> u64 {
+    let cpus = if cpus > MAX_CPUS { MAX_CPUS } else { cpus };
+    (HEAP_SIZE + STACK_SIZE * cpus) as u64
+}
 
 /// Per vCPU: its context, run-state, vGIC private interrupts and list
 /// registers, with room to spare.

@@ -16,7 +16,7 @@
 
 use core::arch::global_asm;
 
-pub use crate::budget::{MAX_CPUS, STACK_SIZE, STACKS_SIZE};
+pub use crate::budget::{MAX_CPUS, STACK_SIZE};
 
 #[repr(C, align(16))]
 pub struct BootStack(pub [u8; STACK_SIZE]);
@@ -44,7 +44,7 @@ pub static mut OXEN_MMU_CONFIG: [u64; 4] = [0; 4];
 /// # Safety
 ///
 /// Boot CPU, MMU off (so the value reaches memory), before any secondary
-/// starts; `base` is the start of `STACKS_SIZE` bytes of RAM used for
+/// starts; `base` is the start of a stack per CPU, RAM used for
 /// nothing else.
 pub(super) unsafe fn set_stacks_base(base: u64) {
     // SAFETY: one CPU runs, so nothing reads the static concurrently.
@@ -96,8 +96,9 @@ fn stacks_base() -> usize {
 pub fn stack_bounds() -> impl Iterator<Item = (usize, usize)> {
     let boot = core::ptr::addr_of!(OXEN_BOOT_STACK) as usize;
     let stacks = stacks_base();
+    let cpus = super::heap::stack_count();
     core::iter::once((boot, boot + STACK_SIZE))
-        .chain((0..MAX_CPUS).map(move |i| (stacks + i * STACK_SIZE, stacks + (i + 1) * STACK_SIZE)))
+        .chain((0..cpus).map(move |i| (stacks + i * STACK_SIZE, stacks + (i + 1) * STACK_SIZE)))
 }
 
 global_asm!(

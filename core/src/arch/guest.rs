@@ -1,6 +1,6 @@
 //! Running guests at EL1: the register frame saved on every exit from a
 //! guest (general, FP/SIMD), entering a guest, and the EL2 system registers
-//! that hold a vCPU's EL1 context, its timer, its virtual GIC interface and
+//! that hold a vCPU's EL1 context, its timer and
 //! the stage-2 configuration.
 
 use core::arch::{asm, global_asm};
@@ -196,69 +196,12 @@ pub mod reg {
     sysreg_rw!(cntv_cval, set_cntv_cval, "cntv_cval_el0");
     sysreg_rw!(cnthp_ctl, set_cnthp_ctl, "S3_4_C14_C2_1");
     sysreg_rw!(cnthp_cval, set_cnthp_cval, "S3_4_C14_C2_2");
-    sysreg_rw!(ich_hcr, set_ich_hcr, "S3_4_C12_C11_0");
-    sysreg_rw!(ich_vtr, set_ich_vtr_unused, "S3_4_C12_C11_1");
-    sysreg_rw!(ich_misr, set_ich_misr_unused, "S3_4_C12_C11_2");
-    sysreg_rw!(ich_vmcr, set_ich_vmcr, "S3_4_C12_C11_7");
-    sysreg_rw!(ich_ap0r0, set_ich_ap0r0, "S3_4_C12_C8_0");
-    sysreg_rw!(ich_ap1r0, set_ich_ap1r0, "S3_4_C12_C9_0");
     sysreg_rw!(esr_el1, set_esr_el1, "esr_el1");
     sysreg_rw!(far_el1, set_far_el1, "far_el1");
     sysreg_rw!(elr_el1, set_elr_el1, "elr_el1");
     sysreg_rw!(spsr_el1, set_spsr_el1, "spsr_el1");
     sysreg_rw!(vbar_el1, set_vbar_el1, "vbar_el1");
     sysreg_rw!(par_el1, set_par_el1, "par_el1");
-    sysreg_rw!(icc_sre_el2, set_icc_sre_el2, "S3_4_C12_C9_5");
-}
-
-/// Number of list registers this CPU implements.
-pub fn nr_lrs() -> usize {
-    (reg::ich_vtr() & 0x1f) as usize + 1
-}
-
-macro_rules! lr_access {
-    ($n:expr, $($i:literal => $reg:literal),*) => {
-        match $n {
-            $($i => {
-                let v: u64;
-                // SAFETY: reading a list register has no side effects.
-                unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack, preserves_flags)) };
-                v
-            })*
-            _ => 0,
-        }
-    };
-}
-
-macro_rules! lr_write {
-    ($n:expr, $v:expr, $($i:literal => $reg:literal),*) => {
-        match $n {
-            $($i => {
-                // SAFETY: list registers belong to EL2; the value comes from
-                // the vGIC model for the vCPU about to run.
-                unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) $v, options(nomem, nostack, preserves_flags)) };
-            })*
-            _ => {}
-        }
-    };
-}
-
-/// Reads ICH_LR<n>_EL2.
-pub fn read_lr(n: usize) -> u64 {
-    lr_access!(n,
-        0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
-        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
-        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
-        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
-}
-
-/// Writes ICH_LR<n>_EL2.
-pub fn write_lr(n: usize, v: u64) {
-    lr_write!(n, v,
-        0 => "S3_4_C12_C12_0", 1 => "S3_4_C12_C12_1", 2 => "S3_4_C12_C12_2", 3 => "S3_4_C12_C12_3",
-        4 => "S3_4_C12_C12_4", 5 => "S3_4_C12_C12_5", 6 => "S3_4_C12_C12_6", 7 => "S3_4_C12_C12_7",
-        8 => "S3_4_C12_C13_0", 9 => "S3_4_C12_C13_1", 10 => "S3_4_C12_C13_2", 11 => "S3_4_C12_C13_3",
-        12 => "S3_4_C12_C13_4", 13 => "S3_4_C12_C13_5", 14 => "S3_4_C12_C13_6", 15 => "S3_4_C12_C13_7")
 }
 
 /// A vCPU's EL1 (and EL0 thread) system registers.
@@ -290,9 +233,6 @@ pub struct El1Regs {
     pub mdscr: u64,
     pub cntv_ctl: u64,
     pub cntv_cval: u64,
-    pub vmcr: u64,
-    pub ap0r0: u64,
-    pub ap1r0: u64,
 }
 
 macro_rules! save_restore {
@@ -344,9 +284,6 @@ save_restore! {
     mdscr => "mdscr_el1",
     cntv_ctl => "cntv_ctl_el0",
     cntv_cval => "cntv_cval_el0",
-    vmcr => "S3_4_C12_C11_7",
-    ap0r0 => "S3_4_C12_C8_0",
-    ap1r0 => "S3_4_C12_C9_0",
 }
 
 /// Translates a guest virtual address through the running vCPU's stage 1

@@ -13,7 +13,7 @@ use super::{entry, mmu};
 use crate::hostdt::early;
 use crate::memmap::Range;
 
-pub use crate::budget::{HEAP_SIZE, WORK_AREA_SIZE};
+pub use crate::budget::HEAP_SIZE;
 
 #[global_allocator]
 static ALLOCATOR: Tracked = Tracked {
@@ -87,14 +87,28 @@ pub use crate::hostdt::early::NoWorkArea;
 /// the secondary CPUs their stacks there. Once, on the boot CPU, with the
 /// MMU off; `None` for a second call.
 pub fn place(blob: &[u8], ram: &[Range], dtb: Range) -> Result<Option<Range>, NoWorkArea> {
-    let area = early::work_area(blob, ram, mmu::image_range(), dtb, WORK_AREA_SIZE)?;
+    let cpus = early::cpu_count(blob)
+        .map_err(NoWorkArea::Blob)?
+        .min(crate::budget::MAX_CPUS);
+    let size = crate::budget::work_area_size(cpus);
+    let area = early::work_area(blob, ram, mmu::image_range(), dtb, size)?;
     if !WORK_AREA.set(area) {
         return Ok(None);
     }
+    STACKS.store(cpus, Ordering::Relaxed);
     // SAFETY: boot CPU, MMU off, no secondary started yet; the stacks are
     // the end of the work area, RAM that nothing else uses.
     unsafe { entry::set_stacks_base(area.start + HEAP_SIZE as u64) };
     Ok(Some(area))
+}
+
+/// Stacks in the work area: one per CPU of `/cpus`.
+static STACKS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// How many CPU stacks the work area holds (CPUs with a higher index are
+/// not started).
+pub fn stack_count() -> usize {
+    STACKS.load(Ordering::Relaxed)
 }
 
 /// The work area [`place`] chose (empty before).

@@ -4,8 +4,9 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use crate::arch::cell::BootCell;
+use super::Uart;
 use crate::console::Sink;
-use crate::hostdt::Uart;
+use crate::hostdt::Uart as UartNode;
 
 const DR: usize = 0x00;
 const FR: usize = 0x18;
@@ -19,7 +20,7 @@ const INT_RT: u32 = 1 << 6;
 
 /// A PL011 at a fixed, identity-mapped MMIO address.
 #[derive(Clone, Copy)]
-pub struct Pl011 {
+struct Pl011 {
     base: usize,
 }
 
@@ -28,33 +29,37 @@ static EARLY: BootCell<Pl011> = BootCell::new();
 /// The UART the device tree names as the console.
 static CONSOLE: spin::Once<Pl011> = spin::Once::new();
 
+super::register! {
+    super::UARTS,
+    PL011: super::UartDriver = super::UartDriver {
+        name: "PL011",
+        compatible: &["arm,pl011", "arm,sbsa-uart"],
+        early,
+        console,
+    };
+}
+
 /// Starts the board's early UART, the PL011 at `base` (a board fact, from
-/// its `Board`), as the console; with the MMU off. Only the first call
-/// counts.
-pub fn start_early(base: usize) {
+/// its `Board`); with the MMU off. Only the first call counts.
+fn early(base: usize) -> Option<&'static dyn Uart> {
     // SAFETY: the board declares a PL011 at `base`, and with the MMU off
     // (and then through the identity map's Device mapping of everything
     // that is not RAM) its registers are reachable there; nothing else
     // drives it.
-    if EARLY.set(unsafe { Pl011::new(base) })
-        && let Some(uart) = EARLY.get_ref()
-    {
-        crate::console::set_early_sink(uart);
-    }
-}
-
-/// The early UART, if the board has one.
-pub fn early() -> Option<&'static Pl011> {
-    EARLY.get_ref()
+    EARLY.set(unsafe { Pl011::new(base) });
+    EARLY.get_ref().map(|u| u as &dyn Uart)
 }
 
 /// The console UART the (validated) device tree names: its registers are
-/// where the tree's `"arm,pl011"` node says, which the hypervisor's
-/// identity map maps as Device memory (they are not RAM: checked).
-/// `None` if the address is RAM. The first call decides.
-pub fn console(uart: &Uart) -> Option<&'static Pl011> {
+/// where the tree's node says, which the hypervisor's identity map maps as
+/// Device memory (they are not RAM: checked). `None` if the address is RAM.
+/// The first call decides; the early UART is reused when it is the same.
+fn console(uart: &UartNode) -> Option<&'static dyn Uart> {
     if crate::arch::mem::is_ram(uart.base) {
         return None;
+    }
+    if let Some(e) = EARLY.get_ref().filter(|e| e.base as u64 == uart.base) {
+        return Some(e);
     }
     // SAFETY: a PL011's register block per the device tree, outside RAM
     // (checked), mapped as Device memory; only this driver touches it.
@@ -66,12 +71,8 @@ impl Pl011 {
     ///
     /// `base` must be the address of a PL011's registers, mapped as Device
     /// memory (or with the MMU off), and not driven by anything else.
-    pub const unsafe fn new(base: usize) -> Self {
+    const unsafe fn new(base: usize) -> Self {
         Self { base }
-    }
-
-    pub fn base(&self) -> usize {
-        self.base
     }
 
     fn read(&self, off: usize) -> u32 {
@@ -84,15 +85,24 @@ impl Pl011 {
         unsafe { write_volatile((self.base + off) as *mut u32, v) }
     }
 
-    pub fn put(&self, b: u8) {
+    fn put(&self, b: u8) {
         while self.read(FR) & FR_TXFF != 0 {
             core::hint::spin_loop();
         }
         self.write(DR, u32::from(b));
     }
+}
 
-    /// A received byte, if one is waiting.
-    pub fn try_get(&self) -> Option<u8> {
+impl Uart for Pl011 {
+    fn name(&self) -> &'static str {
+        "PL011"
+    }
+
+    fn base(&self) -> usize {
+        self.base
+    }
+
+    fn try_get(&self) -> Option<u8> {
         if self.read(FR) & FR_RXFE != 0 {
             self.write(ICR, INT_RX | INT_RT);
             return None;
@@ -100,14 +110,12 @@ impl Pl011 {
         Some(self.read(DR) as u8)
     }
 
-    /// Raises the UART's interrupt when input arrives.
-    pub fn enable_rx_interrupt(&self) {
+    fn enable_rx_interrupt(&self) {
         self.write(ICR, INT_RX | INT_RT);
         self.write(IMSC, self.read(IMSC) | INT_RX | INT_RT);
     }
 
-    /// Waits until every byte has left the transmitter.
-    pub fn flush(&self) {
+    fn flush(&self) {
         while self.read(FR) & FR_BUSY != 0 {
             core::hint::spin_loop();
         }

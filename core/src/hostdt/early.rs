@@ -405,6 +405,38 @@ impl fmt::Display for NoWorkArea {
 /// everything the tree says is occupied (boot modules, reservations),
 /// which is where loaders put the least. Allocation-free: the boot runs it
 /// with the MMU off; `oxen-check` runs it on the host.
+/// How many CPUs `/cpus` lists (its children with `device_type = "cpu"`):
+/// how many stacks the work area holds. At least 1.
+pub fn cpu_count(blob: &[u8]) -> Result<usize, FdtError> {
+    let blob = Blob::new(blob)?;
+    let mut depth = 0usize;
+    let (mut in_cpus, mut is_cpu, mut count) = (false, false, 0usize);
+    for tok in blob.tokens() {
+        match tok? {
+            Token::Begin(name) => {
+                depth += 1;
+                if depth == 2 {
+                    in_cpus = name == "cpus";
+                } else if depth == 3 {
+                    is_cpu = false;
+                }
+            }
+            Token::Prop(name, value) => {
+                if depth == 3 && in_cpus && name == "device_type" && value == b"cpu\0" {
+                    is_cpu = true;
+                }
+            }
+            Token::End => {
+                if depth == 3 && in_cpus && is_cpu {
+                    count += 1;
+                }
+                depth = depth.saturating_sub(1);
+            }
+        }
+    }
+    Ok(count.max(1))
+}
+
 pub fn work_area(
     blob: &[u8],
     ram: &[Range],
@@ -432,6 +464,17 @@ mod tests {
     use super::*;
     use crate::hostdt::testdt::Virt;
     use alloc::string::String;
+
+    #[test]
+    fn cpus_are_counted_by_device_type() {
+        for n in [1, 2, 12] {
+            let v = Virt {
+                cpus: n,
+                ..Virt::default()
+            };
+            assert_eq!(cpu_count(v.build().bytes()).unwrap(), n as usize);
+        }
+    }
 
     #[test]
     fn finds_every_bank_without_allocating() {

@@ -19,14 +19,29 @@ pub struct Cpu {
     pub compatible: Option<String>,
 }
 
-/// The GICv3 distributor and redistributor regions.
+/// The interrupt controller that the root's `interrupt-parent` names: what
+/// its node says, for the driver that binds it by `compatible` (each
+/// driver reads its own binding's regions from `regs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gic {
     pub path: String,
-    pub distributor: Range,
-    pub redistributors: Vec<Range>,
+    pub node: NodeId,
+    /// Every string of `compatible`, most specific first.
+    pub compatible: Vec<String>,
+    /// `reg`, in order.
+    pub regs: Vec<Range>,
+    /// `#redistributor-regions`, if present.
+    pub redistributor_regions: Option<u32>,
     /// INTID of the virtual-interface maintenance interrupt, if described.
     pub maintenance_intid: Option<u32>,
+}
+
+impl Gic {
+    /// `compatible`, as the boot log and errors show it.
+    pub fn compatible_list(&self) -> String {
+        let quoted: Vec<String> = self.compatible.iter().map(|c| format!("\"{c}\"")).collect();
+        quoted.join(", ")
+    }
 }
 
 /// The architected timer's interrupts, as INTIDs.
@@ -40,10 +55,13 @@ pub struct Timer {
     pub clock_frequency: Option<u32>,
 }
 
-/// The console UART.
+/// The console UART (bound by `compatible` to one of the linked UART
+/// drivers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uart {
     pub path: String,
+    /// Every string of `compatible`, most specific first.
+    pub compatible: Vec<String>,
     pub base: u64,
     pub size: u64,
     pub intid: Option<u32>,
@@ -283,50 +301,72 @@ fn find_compatible(fdt: &Fdt<'_>, compat: &[&str]) -> Option<NodeId> {
         .find(|&id| fdt.is_enabled(id) && compat.iter().any(|c| fdt.is_compatible(id, c)))
 }
 
+/// The interrupt controller: the node the root's `interrupt-parent` names
+/// (every interrupt in the tree is routed through it), or, in a tree
+/// without one, the first enabled interrupt controller with three-cell
+/// specifiers that has no parent of its own.
 fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
-    let Some(id) = find_compatible(fdt, &["arm,gic-v3"]) else {
-        let older = find_compatible(
-            fdt,
-            &[
-                "arm,gic-400",
-                "arm,cortex-a15-gic",
-                "arm,gic-v2",
-                "arm,cortex-a9-gic",
-            ],
-        );
-        errors.push(match older {
-            Some(id) => DtError::prop(
-                fdt.path(id),
-                "compatible",
-                "is a GICv2; Oxen needs a GICv3 (\"arm,gic-v3\")",
-            ),
-            None => DtError::node(
-                "/",
-                "has no interrupt controller compatible with \"arm,gic-v3\"",
-            ),
-        });
-        return None;
+    let root = fdt.root();
+    let id = match fdt.prop_u32(root, "interrupt-parent") {
+        Some(ph) => match fdt.by_phandle(ph) {
+            Some(id) => id,
+            None => {
+                errors.push(DtError::prop(
+                    "/",
+                    "interrupt-parent",
+                    format!("= <{ph:#x}> names no node (expected the interrupt controller's phandle)"),
+                ));
+                return None;
+            }
+        },
+        None => {
+            let found = fdt.ids().find(|&id| {
+                fdt.is_enabled(id)
+                    && fdt.prop(id, "interrupt-controller").is_some()
+                    && fdt.prop_u32(id, "#interrupt-cells") == Some(3)
+                    && fdt.prop(id, "interrupt-parent").is_none()
+            });
+            match found {
+                Some(id) => id,
+                None => {
+                    errors.push(DtError::node(
+                        "/",
+                        "has no interrupt controller (no interrupt-parent, and no node with \
+                         interrupt-controller and #interrupt-cells = <3>)",
+                    ));
+                    return None;
+                }
+            }
+        }
     };
     let path = fdt.path(id);
+    if fdt.prop_u32(id, "#interrupt-cells") != Some(3) {
+        errors.push(DtError::prop(
+            &path,
+            "#interrupt-cells",
+            "is not <3>: Oxen reads GIC interrupt specifiers (type, number, flags)",
+        ));
+        return None;
+    }
+    let compatible: Vec<String> = fdt
+        .prop(id, "compatible")
+        .map(|p| p.strings().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    if compatible.is_empty() {
+        errors.push(DtError::prop(&path, "compatible", "is missing"));
+        return None;
+    }
     let regs = match fdt.reg(id) {
-        Ok(r) => r,
+        Ok(r) if !r.is_empty() => r,
+        Ok(_) => {
+            errors.push(DtError::prop(&path, "reg", "is empty (the GIC's registers are needed)"));
+            return None;
+        }
         Err(e) => {
             errors.push(e);
             return None;
         }
     };
-    let nr_redist = fdt.prop_u32(id, "#redistributor-regions").unwrap_or(1) as usize;
-    if regs.len() < 1 + nr_redist {
-        errors.push(DtError::prop(
-            &path,
-            "reg",
-            format!(
-                "has {} region(s); a distributor and {nr_redist} redistributor region(s) are needed",
-                regs.len()
-            ),
-        ));
-        return None;
-    }
     let maintenance_intid = fdt.prop(id, "interrupts").and_then(|p| {
         (p.cells() == 3)
             .then(|| gic_intid(p.cell(0)?, p.cell(1)?))
@@ -334,8 +374,10 @@ fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
     });
     Some(Gic {
         path,
-        distributor: regs[0],
-        redistributors: regs[1..1 + nr_redist].to_vec(),
+        node: id,
+        compatible,
+        regs,
+        redistributor_regions: fdt.prop_u32(id, "#redistributor-regions"),
         maintenance_intid,
     })
 }
@@ -404,11 +446,15 @@ fn read_console(fdt: &Fdt<'_>, args: &BootArgs<'_>, errors: &mut Vec<DtError>) -
         return None;
     };
     let path = fdt.path(id);
-    if !fdt.is_compatible(id, "arm,pl011") {
+    let compatible: Vec<String> = fdt
+        .prop(id, "compatible")
+        .map(|p| p.strings().map(ToString::to_string).collect())
+        .unwrap_or_default();
+    if compatible.is_empty() {
         errors.push(DtError::prop(
             &path,
             "compatible",
-            "is not \"arm,pl011\", the only console UART Oxen drives",
+            "is missing (the console's driver is chosen by it)",
         ));
         return None;
     }
@@ -426,6 +472,7 @@ fn read_console(fdt: &Fdt<'_>, args: &BootArgs<'_>, errors: &mut Vec<DtError>) -
     });
     Some(Uart {
         path,
+        compatible,
         base: reg.start,
         size: reg.size(),
         intid,
@@ -655,20 +702,22 @@ mod tests {
         assert_eq!(p.cpus.len(), 2);
         assert_eq!(p.cpus[1].mpidr, 1);
         assert_eq!(p.cpus[0].compatible.as_deref(), Some("arm,cortex-a57"));
+        assert_eq!(p.gic.path, "/intc@8000000");
+        assert_eq!(p.gic.compatible, ["arm,gic-v3"]);
         assert_eq!(
-            p.gic.distributor,
-            Range {
-                start: 0x0800_0000,
-                end: 0x0801_0000
-            }
+            p.gic.regs,
+            [
+                Range {
+                    start: 0x0800_0000,
+                    end: 0x0801_0000
+                },
+                Range {
+                    start: 0x080a_0000,
+                    end: 0x0900_0000
+                }
+            ]
         );
-        assert_eq!(
-            p.gic.redistributors,
-            [Range {
-                start: 0x080a_0000,
-                end: 0x0900_0000
-            }]
-        );
+        assert_eq!(p.gic.redistributor_regions, Some(1));
         assert_eq!(p.gic.maintenance_intid, Some(25));
         assert_eq!(
             (
@@ -726,15 +775,23 @@ mod tests {
     }
 
     #[test]
-    fn non_pl011_console_is_refused() {
+    fn any_console_compatible_is_read_for_the_drivers_to_bind() {
         let v = Virt {
-            uart_compatible: "ns16550a".into(),
+            uart_compatible: "cdns,uart-r1p12".into(),
             ..Virt::default()
         };
-        assert_eq!(
-            read(&v).unwrap_err(),
-            ["/pl011@9000000: compatible is not \"arm,pl011\", the only console UART Oxen drives"]
-        );
+        assert_eq!(read(&v).unwrap().console.unwrap().compatible, ["cdns,uart-r1p12"]);
+    }
+
+    #[test]
+    fn gic_is_found_through_the_root_interrupt_parent_whatever_its_version() {
+        let v = Virt {
+            gic_compatible: "arm,cortex-a15-gic".into(),
+            ..Virt::default()
+        };
+        let p = read(&v).unwrap();
+        assert_eq!(p.gic.compatible, ["arm,cortex-a15-gic"]);
+        assert_eq!(p.gic.maintenance_intid, Some(25));
     }
 
     #[test]
@@ -752,14 +809,14 @@ mod tests {
     fn every_error_is_reported_not_just_the_first() {
         let v = Virt {
             psci_method: None,
-            gic_compatible: "arm,gic-400".into(),
+            stdout_path: Some("/nowhere".into()),
             memory: Vec::new(),
             ..Virt::default()
         };
         let errs = read(&v).unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:#?}");
         assert!(errs.iter().any(|e| e.contains("no memory node")));
-        assert!(errs.iter().any(|e| e.contains("is a GICv2")));
+        assert!(errs.iter().any(|e| e.contains("names no node")));
         assert!(errs.iter().any(|e| e.contains("no psci node")));
     }
 

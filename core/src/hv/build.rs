@@ -105,6 +105,14 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
             };
         }
     }
+    // A GICv2 guest's CPU interface is the hardware's virtual one (GICV),
+    // mapped where the guest's tree puts its GICC.
+    if let Some((gicv, size)) = crate::drivers::chip().guest_cpu_window() {
+        let g = Range::with_size(crate::guest_layout::GUEST_GICV2_GICC.start, size)
+            .ok_or_else(|| String::from("internal: GICC window"))?;
+        s2.map(&mut tables, g, gicv, S2Attrs::MMIO)
+            .map_err(|e| format!("stage-2 map of the GIC's virtual CPU interface {g}: {e:?}"))?;
+    }
     let vttbr = s2.vttbr(cfg.domid);
     let memory = DomainMem {
         stage2: Some(s2),

@@ -92,6 +92,8 @@ impl Runstate {
 pub struct VcpuCtx {
     pub frame: GuestFrame,
     pub el1: El1Regs,
+    /// The virtual GIC interface's own state (outside the list registers).
+    pub vif: crate::drivers::VifState,
 }
 
 pub struct Vcpu {
@@ -115,6 +117,7 @@ impl Vcpu {
             ctx: spin::Mutex::new(VcpuCtx {
                 frame: GuestFrame::default(),
                 el1: El1Regs::default(),
+                vif: crate::drivers::VifState::default(),
             }),
             runstate: spin::Mutex::new(Runstate {
                 state: 3,

@@ -4,9 +4,6 @@
 
 use alloc::vec::Vec;
 
-use arm_gic::InterruptGroup;
-use arm_gic::gicv3::GicCpuInterface;
-
 use super::sched;
 use crate::arch::guest::reg;
 use crate::console_mux::{Event, Target};
@@ -14,10 +11,10 @@ use crate::guest_layout::GUEST_VTIMER_PPI;
 
 /// Acknowledges and handles every pending physical interrupt.
 pub fn handle_all() {
-    while let Some(intid) = GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1) {
-        let id = u32::from(intid);
-        handle(id);
-        GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
+    let gic = crate::drivers::chip();
+    while let Some(acked) = gic.ack() {
+        handle(acked.intid);
+        gic.eoi(acked);
     }
 }
 

@@ -15,7 +15,6 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use crate::console_mux::ConsoleMux;
-use crate::drivers::pl011::Pl011;
 use crate::frames::FrameAllocator;
 use crate::hostdt::Platform;
 
@@ -32,7 +31,7 @@ pub struct Hv {
     pub platform: Platform,
     pub frames: spin::Mutex<FrameAllocator>,
     pub domains: spin::Mutex<Vec<Arc<Domain>>>,
-    pub console: Option<&'static Pl011>,
+    pub console: Option<&'static dyn crate::drivers::Uart>,
     pub mux: spin::Mutex<ConsoleMux>,
     /// The console command being typed while the input is on Oxen.
     pub line: spin::Mutex<crate::console_cmd::LineEditor>,

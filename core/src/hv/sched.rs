@@ -14,6 +14,7 @@ use crate::arch::entry::MAX_CPUS;
 use crate::arch::guest::{self, GuestFrame, reg};
 use crate::arch::{cpu, psci};
 use crate::println;
+use crate::drivers::chip;
 
 /// Time slice, in microseconds.
 const SLICE_US: u64 = 10_000;
@@ -101,12 +102,7 @@ pub fn init_cpu(stack_top: usize) {
     reg::set_cnthctl(1);
     reg::set_cntv_ctl(0);
     reg::set_cnthp_ctl(0);
-    // Let EL1 use the system-register GIC interface.
-    reg::set_icc_sre_el2(reg::icc_sre_el2() | 0b1001);
-    reg::set_ich_hcr(0);
-    for n in 0..guest::nr_lrs() {
-        guest::write_lr(n, 0);
-    }
+    chip().vif_init_cpu();
     guest::flush_all_guest_tlb_local();
 }
 
@@ -159,7 +155,7 @@ pub fn kick(pcpu: usize) {
     if pcpu == cpu::index() {
         return;
     }
-    crate::drivers::gic::send_sgi(KICK_SGI, hv().pcpu_mpidr[pcpu]);
+    chip().send_sgi(KICK_SGI, pcpu, hv().pcpu_mpidr[pcpu]);
 }
 
 fn ticks_per_us() -> u64 {
@@ -301,16 +297,18 @@ fn unload(v: &VcpuRef, frame: &GuestFrame, runstate: u32) {
         let mut ctx = v.vcpu().ctx.lock();
         ctx.frame = *frame;
         ctx.el1.save();
+        let gic = chip();
+        gic.save_vif(&mut ctx.vif);
         let n = me().live_lrs.swap(0, Ordering::Relaxed);
         let mut lrs = [0u64; 16];
         for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-            *lr = guest::read_lr(i);
-            guest::write_lr(i, 0);
+            *lr = gic.read_lr(i);
+            gic.write_lr(i, 0);
         }
         let kicks = v.dom.vgic.lock().sync_lrs(v.idx, &lrs[..n]);
         notify_mask(&v.dom, kicks.0);
     }
-    reg::set_ich_hcr(0);
+    chip().set_vif_control(false, false);
     reg::set_cntv_ctl(0);
     *me().current.lock() = None;
     if v.dom.active.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -328,6 +326,7 @@ fn load(v: &VcpuRef, frame: &mut GuestFrame) {
     {
         let ctx = v.vcpu().ctx.lock();
         ctx.el1.restore();
+        chip().restore_vif(&ctx.vif);
         *frame = ctx.frame;
     }
     flush_lrs(v);
@@ -350,9 +349,10 @@ fn sync_lrs(v: &VcpuRef) {
         // back: the common exit skips its lock.
         return;
     }
+    let gic = chip();
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = guest::read_lr(i);
+        *lr = gic.read_lr(i);
     }
     let kicks = v.dom.vgic.lock().sync_lrs(v.idx, &lrs[..n]);
     notify_mask(&v.dom, kicks.0);
@@ -360,16 +360,17 @@ fn sync_lrs(v: &VcpuRef) {
 
 /// Loads the vGIC's pending interrupts for `v` into the list registers.
 fn flush_lrs(v: &VcpuRef) {
-    let n = guest::nr_lrs();
+    let gic = chip();
+    let n = gic.nr_lrs();
     let mut lrs = [0u64; 16];
     let flush = v.dom.vgic.lock().flush_lrs(v.idx, n, &mut lrs[..n]);
     // Registers past both the new and the old contents are zero already.
     let live = me().live_lrs.swap(flush.count, Ordering::Relaxed);
     for (i, lr) in lrs.iter().enumerate().take(live.max(flush.count)) {
-        guest::write_lr(i, *lr);
+        gic.write_lr(i, *lr);
     }
-    // En, plus the underflow interrupt when more are pending than fit.
-    reg::set_ich_hcr(1 | if flush.underflow { 1 << 1 } else { 0 });
+    // Enabled, plus the underflow interrupt when more are pending than fit.
+    gic.set_vif_control(true, flush.underflow);
 }
 
 fn maybe_teardown(dom: &Arc<Domain>) {

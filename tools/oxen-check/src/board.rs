@@ -11,9 +11,6 @@ pub struct Board {
     /// its Image header, for when no Image or boot script is given.
     pub image_addr: u64,
     pub image_size: u64,
-    /// The heap and the CPU stacks, which the boot takes from free RAM
-    /// (`oxen_core::budget::WORK_AREA_SIZE`).
-    pub work_area_size: u64,
     /// Where the boot loader puts the device tree.
     pub dtb_addr: u64,
     /// SPIs of the host GIC (`GICD_TYPER`).
@@ -36,7 +33,6 @@ pub const QEMU_VIRT: Board = Board {
     ram_base: 0x4000_0000,
     image_addr: 0x4020_0000,
     image_size: 0x10_0000,
-    work_area_size: oxen_core::budget::WORK_AREA_SIZE,
     dtb_addr: 0x4800_0000,
     gic_spis: 224,
     pa_bits: 44,

@@ -53,11 +53,16 @@ const MODULE_HEAD: usize = 4096;
 /// an `Ok` report whose outcome says why the boot would stop.
 pub fn run(opts: &Options) -> Result<Report, String> {
     let board = board::QEMU_VIRT;
+    let linked = Registry::linked().map_err(|e| e.to_string())?.names();
     let features = match &opts.features {
         Some(f) => f.clone(),
-        None => board.default_features(),
+        // The board's default Xen interfaces (its drivers are features too).
+        None => board
+            .default_features()
+            .into_iter()
+            .filter(|f| linked.contains(&f.as_str()))
+            .collect(),
     };
-    let linked = Registry::linked().map_err(|e| e.to_string())?.names();
     if let Some(unknown) = features.iter().find(|f| !linked.contains(&f.as_str())) {
         return Err(format!(
             "no feature \"{unknown}\" (expected some of: {})",
@@ -191,7 +196,10 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     layout.modules = platform.modules.iter().map(|m| m.range).collect();
     // The heap and the stacks: the highest fit in RAM clear of the image,
     // the tree and whatever the tree says is occupied.
-    let work = match early::work_area(blob, &ram, image, dtb, board.work_area_size) {
+    // The heap and a stack per CPU of the tree, as the boot sizes them.
+    let cpus = early::cpu_count(blob).unwrap_or(1).min(oxen_core::budget::MAX_CPUS);
+    let work_size = oxen_core::budget::work_area_size(cpus);
+    let work = match early::work_area(blob, &ram, image, dtb, work_size) {
         Ok(w) => w,
         Err(e) => return Ok(stopped(rep, check::work_area_stop(&e), &layout)),
     };
