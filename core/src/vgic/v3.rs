@@ -1,25 +1,22 @@
-//! The distributor and redistributor registers: decoding a trapped guest
-//! access into a register and carrying it out on the vGIC's state.
+//! What only a vGICv3 has: the distributor's and redistributors' windows at
+//! Xen's GICv3 layout, IROUTER routing by affinity, and SGIs sent through
+//! `ICC_SGI1R_EL1`.
 //!
 //! Offsets and fields are the Arm GICv3 architecture's. With affinity
 //! routing always on, the distributor's registers for INTIDs 0-31 are
 //! RAZ/WI (the redistributors own them); so are the legacy and LPI
 //! registers, and every offset that is not a register here.
 
-use super::irq::PRIORITY_MASK;
-use super::{Access, IrqRef, Kicks, MmioError, Vgic};
+use alloc::vec::Vec;
+
+use super::regs::{
+    BIT_REGS, BYTE_OR_WORD, BitReg, GICD_CTLR, GICD_IIDR, GICD_TYPER, ICFGR, IPRIORITYR, Scope,
+    WORD, read_only, width,
+};
+use super::{Access, IrqRef, Kicks, MmioError, Vgic, VgicError};
 use crate::guest_layout::{GUEST_GICV3_GICD, GUEST_GICV3_GICR0};
 
-const GICD_CTLR: u64 = 0x0000;
-const GICD_TYPER: u64 = 0x0004;
-const GICD_IIDR: u64 = 0x0008;
 const GICD_TYPER2: u64 = 0x000c;
-/// IGROUPR, IS/ICENABLER, IS/ICPENDR and IS/ICACTIVER: seven blocks of
-/// 0x80 bytes from here, one bit per INTID; the redistributor's SGI frame
-/// uses the same offsets for its word 0.
-const BIT_REGS: core::ops::Range<u64> = 0x0080..0x0400;
-const IPRIORITYR: u64 = 0x0400;
-const ICFGR: u64 = 0x0c00;
 const GICD_IROUTER: u64 = 0x6000;
 const PIDR2: u64 = 0xffe8;
 
@@ -31,8 +28,6 @@ const GICR_WAKER: u64 = 0x0014;
 const REDIST_FRAME: u64 = 0x1_0000;
 const REDIST_STRIDE: u64 = 2 * REDIST_FRAME;
 
-const CTLR_ENABLE_GRP0: u32 = 1 << 0;
-const CTLR_ENABLE_GRP1: u32 = 1 << 1;
 const CTLR_ARE: u32 = 1 << 4;
 const CTLR_DS: u32 = 1 << 6;
 
@@ -49,7 +44,7 @@ const IIDR: u32 = 0x4f00_043b;
 /// redistributor.
 const PIDR2_GICV3: u32 = 0x3b;
 
-pub(super) const IROUTER_IRM: u64 = 1 << 31;
+const IROUTER_IRM: u64 = 1 << 31;
 /// Aff3 (39:32), IRM (31), Aff2, Aff1, Aff0 (23:0); the rest is RES0.
 const IROUTER_MASK: u64 = 0xff_8000_0000 | 0xff_ffff;
 
@@ -57,91 +52,68 @@ const GICR_TYPER_LAST: u64 = 1 << 4;
 const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 
-const WORD: &[u8] = &[4];
-const BYTE_OR_WORD: &[u8] = &[1, 4];
 const WORD_OR_DOUBLE: &[u8] = &[4, 8];
 
-/// The one-bit-per-INTID registers, in offset order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BitReg {
-    Group,
-    SetEnable,
-    ClearEnable,
-    SetPending,
-    ClearPending,
-    SetActive,
-    ClearActive,
+/// A GICv3 distributor reaches only SPIs.
+const DISTRIBUTOR: Scope = Scope {
+    private: None,
+    spis: true,
+};
+
+/// What a vGICv3 keeps beside the interrupts' state.
+#[derive(Default)]
+pub(super) struct V3State {
+    /// Each vCPU's packed affinity ([`affinity_of`] its MPIDR).
+    affinities: Vec<u32>,
+    /// Each SPI's GICD_IROUTER<n>, RES0 bits clear.
+    irouters: Vec<u64>,
+    /// Each vCPU's GICR_WAKER.ProcessorSleep (ChildrenAsleep follows it at
+    /// once).
+    asleep: Vec<bool>,
 }
 
-impl BitReg {
-    /// The register and word index at `offset` inside [`BIT_REGS`].
-    fn at(offset: u64) -> (BitReg, u32) {
-        let reg = match offset / 0x80 {
-            1 => BitReg::Group,
-            2 => BitReg::SetEnable,
-            3 => BitReg::ClearEnable,
-            4 => BitReg::SetPending,
-            5 => BitReg::ClearPending,
-            6 => BitReg::SetActive,
-            _ => BitReg::ClearActive,
-        };
-        (reg, ((offset % 0x80) / 4) as u32)
-    }
-
-    fn name(self, distributor: bool) -> &'static str {
-        match (self, distributor) {
-            (BitReg::Group, true) => "GICD_IGROUPR<n>",
-            (BitReg::SetEnable, true) => "GICD_ISENABLER<n>",
-            (BitReg::ClearEnable, true) => "GICD_ICENABLER<n>",
-            (BitReg::SetPending, true) => "GICD_ISPENDR<n>",
-            (BitReg::ClearPending, true) => "GICD_ICPENDR<n>",
-            (BitReg::SetActive, true) => "GICD_ISACTIVER<n>",
-            (BitReg::ClearActive, true) => "GICD_ICACTIVER<n>",
-            (BitReg::Group, false) => "GICR_IGROUPR0",
-            (BitReg::SetEnable, false) => "GICR_ISENABLER0",
-            (BitReg::ClearEnable, false) => "GICR_ICENABLER0",
-            (BitReg::SetPending, false) => "GICR_ISPENDR0",
-            (BitReg::ClearPending, false) => "GICR_ICPENDR0",
-            (BitReg::SetActive, false) => "GICR_ISACTIVER0",
-            (BitReg::ClearActive, false) => "GICR_ICACTIVER0",
+impl V3State {
+    /// The state for vCPUs with these MPIDRs (which IROUTER and ICC_SGI1R
+    /// name) and `nr_spis` SPIs routed to affinity 0.0.0.0, or why the
+    /// MPIDRs cannot be told apart by a GICv3.
+    pub fn new(vcpu_mpidrs: &[u64], nr_spis: u32) -> Result<Self, VgicError> {
+        let mut affinities: Vec<u32> = Vec::with_capacity(vcpu_mpidrs.len());
+        for (vcpu, &mpidr) in vcpu_mpidrs.iter().enumerate() {
+            let affinity = affinity_of(mpidr);
+            if affinity & 0xff > 15 {
+                return Err(VgicError::Aff0TooLarge { vcpu, mpidr });
+            }
+            if let Some(first) = affinities.iter().position(|&a| a == affinity) {
+                return Err(VgicError::DuplicateAffinity {
+                    first,
+                    second: vcpu,
+                    mpidr,
+                });
+            }
+            affinities.push(affinity);
         }
-    }
-}
-
-/// Which interrupts a register block reaches: the distributor only SPIs, a
-/// redistributor only its vCPU's SGIs and PPIs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scope {
-    Distributor,
-    Redistributor(usize),
-}
-
-/// The result of an access to a register that needs no state change:
-/// reads give `value`, writes are ignored.
-fn read_only(access: Access, value: u64) -> (u64, Kicks) {
-    match access {
-        Access::Read { .. } => (value, Kicks::NONE),
-        Access::Write { .. } => (0, Kicks::NONE),
-    }
-}
-
-fn width(
-    ipa: u64,
-    access: Access,
-    register: &'static str,
-    sizes: &'static [u8],
-) -> Result<(), MmioError> {
-    let size = access.size();
-    if sizes.contains(&size) {
-        Ok(())
-    } else {
-        Err(MmioError::BadWidth {
-            ipa,
-            size,
-            register,
-            sizes,
+        Ok(Self {
+            asleep: affinities.iter().map(|_| true).collect(),
+            affinities,
+            irouters: (0..nr_spis).map(|_| 0).collect(),
         })
     }
+
+    /// IROUTER's choice: vCPU 0 for "any" (IRM = 1), else the vCPU with
+    /// that affinity; an affinity no vCPU has holds the SPI pending.
+    pub fn route_target(&self, route: u64) -> Option<usize> {
+        if route & IROUTER_IRM != 0 {
+            return Some(0);
+        }
+        let affinity = affinity_of(route);
+        self.affinities.iter().position(|&a| a == affinity)
+    }
+}
+
+/// The affinity fields of an MPIDR or IROUTER value (the same positions),
+/// packed as GICR_TYPER reports them: Aff3.Aff2.Aff1.Aff0.
+fn affinity_of(value: u64) -> u32 {
+    (value & 0xff_ffff) as u32 | (((value >> 32) & 0xff) as u32) << 24
 }
 
 /// One 32-bit half of a 64-bit register, or all of it, as `access` asks
@@ -164,31 +136,17 @@ fn merge_half(old: u64, value: u64, size: u8, upper: bool) -> u64 {
 }
 
 impl Vgic {
-    /// A trapped guest access at `ipa`: `Ok((value read, kicks))` (0 for a
-    /// write), or `Err` when the address is outside both windows or the
-    /// access is misaligned or of a size the register does not take (the
-    /// caller injects an abort). Offsets inside the windows that are not
-    /// registers read as zero and ignore writes, whatever their size, as do
-    /// interrupts the domain does not have and redistributor frames past
-    /// the last vCPU.
-    ///
+    /// [`Vgic::mmio`] on a vGICv3, the access's size and alignment checked.
     /// The accessing vCPU does not matter: with affinity routing every
     /// redistributor has its own frame, and the distributor is not banked.
-    pub fn mmio(
+    pub(super) fn mmio_v3(
         &mut self,
         _vcpu: usize,
         ipa: u64,
         access: Access,
     ) -> Result<(u64, Kicks), MmioError> {
-        let size = access.size();
-        if !matches!(size, 1 | 2 | 4 | 8) {
-            return Err(MmioError::UnsupportedSize { ipa, size });
-        }
-        if !ipa.is_multiple_of(u64::from(size)) {
-            return Err(MmioError::Misaligned { ipa, size });
-        }
         if GUEST_GICV3_GICD.contains(ipa) {
-            return self.distributor(ipa, ipa - GUEST_GICV3_GICD.start, access);
+            return self.distributor_v3(ipa, ipa - GUEST_GICV3_GICD.start, access);
         }
         if GUEST_GICV3_GICR0.contains(ipa) {
             let offset = ipa - GUEST_GICV3_GICR0.start;
@@ -203,27 +161,80 @@ impl Vgic {
                 self.sgi_frame(vcpu, ipa, offset - REDIST_FRAME, access)
             };
         }
-        Err(MmioError::OutsideWindows { ipa })
+        Err(MmioError::OutsideWindows {
+            ipa,
+            version: self.version,
+        })
     }
 
-    fn distributor(
+    /// A trapped write of `value` to ICC_SGI1R_EL1 by `vcpu`: SGI INTID
+    /// (bits 27:24) to every other vCPU when IRM (bit 40) is set, else to
+    /// the vCPUs with Aff3.Aff2.Aff1 (bits 55:48, 39:32, 23:16) whose Aff0
+    /// is RS * 16 + n (RS bits 47:44) for each bit n of TargetList (15:0).
+    /// As with a single security state, an SGI configured as group 0 at a
+    /// target is not sent there. Ignored by a vGICv2, whose guests send
+    /// SGIs through GICD_SGIR.
+    pub fn write_sgi1r(&mut self, vcpu: usize, value: u64) -> Kicks {
+        if vcpu >= self.cpus.len() {
+            return Kicks::NONE;
+        }
+        let intid = ((value >> 24) & 0xf) as u32;
+        let broadcast = value & 1 << 40 != 0;
+        let upper = ((value >> 16) & 0xff
+            | ((value >> 32) & 0xff) << 8
+            | ((value >> 48) & 0xff) << 16) as u32;
+        let range = ((value >> 44) & 0xf) as u32;
+        let mut kicks = Kicks::NONE;
+        for target in 0..self.cpus.len() {
+            // Empty on a vGICv2: nothing is sent.
+            let Some(&affinity) = self.v3.affinities.get(target) else {
+                continue;
+            };
+            let named = if broadcast {
+                target != vcpu
+            } else {
+                let aff0 = affinity & 0xff;
+                affinity >> 8 == upper && aff0 / 16 == range && value & 1 << (aff0 % 16) != 0
+            };
+            let group1 = self
+                .cpus
+                .get(target)
+                .and_then(|c| c.private.get(intid as usize))
+                .is_some_and(|irq| irq.delivered_group);
+            if named && group1 {
+                let r = IrqRef::Private {
+                    vcpu: target,
+                    intid,
+                };
+                kicks |= self.update(r, |irq| irq.latch = true);
+            }
+        }
+        kicks
+    }
+
+    fn distributor_v3(
         &mut self,
         ipa: u64,
         offset: u64,
         access: Access,
     ) -> Result<(u64, Kicks), MmioError> {
-        let scope = Scope::Distributor;
+        let scope = DISTRIBUTOR;
         match offset {
+            // ARE and DS are fixed at one; only the group enables are
+            // stored.
             GICD_CTLR => {
                 width(ipa, access, "GICD_CTLR", WORD)?;
                 Ok(match access {
-                    Access::Read { .. } => (u64::from(self.ctlr()), Kicks::NONE),
-                    Access::Write { value, .. } => (0, self.write_ctlr(value as u32)),
+                    Access::Read { .. } => {
+                        let ctlr = CTLR_ARE | CTLR_DS | self.group_enable_bits();
+                        (u64::from(ctlr), Kicks::NONE)
+                    }
+                    Access::Write { value, .. } => (0, self.write_group_enables(value as u32)),
                 })
             }
             GICD_TYPER => {
                 width(ipa, access, "GICD_TYPER", WORD)?;
-                Ok(read_only(access, u64::from(self.typer())))
+                Ok(read_only(access, u64::from(self.typer_v3())))
             }
             GICD_IIDR => {
                 width(ipa, access, "GICD_IIDR", WORD)?;
@@ -289,12 +300,12 @@ impl Vgic {
                 width(ipa, access, "GICR_WAKER", WORD)?;
                 // `vcpu` was checked by the caller (the redistributor frame
                 // it names exists).
-                let Some(cpu) = self.cpus.get_mut(vcpu) else {
+                let Some(asleep) = self.v3.asleep.get_mut(vcpu) else {
                     return Ok(read_only(access, 0));
                 };
                 Ok(match access {
                     Access::Read { .. } => {
-                        let asleep = if cpu.asleep {
+                        let asleep = if *asleep {
                             WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
                         } else {
                             0
@@ -303,7 +314,7 @@ impl Vgic {
                     }
                     // Nothing to quiesce: the children follow at once.
                     Access::Write { value, .. } => {
-                        cpu.asleep = value as u32 & WAKER_PROCESSOR_SLEEP != 0;
+                        *asleep = value as u32 & WAKER_PROCESSOR_SLEEP != 0;
                         (0, Kicks::NONE)
                     }
                 })
@@ -323,7 +334,10 @@ impl Vgic {
         offset: u64,
         access: Access,
     ) -> Result<(u64, Kicks), MmioError> {
-        let scope = Scope::Redistributor(vcpu);
+        let scope = Scope {
+            private: Some(vcpu),
+            spis: false,
+        };
         match offset {
             // Only word 0 of each block exists without extended PPIs.
             o if BIT_REGS.contains(&o) && o % 0x80 == 0 => {
@@ -348,56 +362,18 @@ impl Vgic {
         }
     }
 
-    /// The interrupt `intid` in `scope`, if the domain has it.
-    fn scoped(&self, scope: Scope, intid: u32) -> Option<IrqRef> {
-        match scope {
-            Scope::Distributor if intid >= 32 => self.locate(0, intid),
-            Scope::Redistributor(vcpu) if intid < 32 => self.locate(vcpu, intid),
-            _ => None,
-        }
-    }
-
-    fn ctlr(&self) -> u32 {
-        let mut ctlr = CTLR_ARE | CTLR_DS;
-        if self.grp0_enabled {
-            ctlr |= CTLR_ENABLE_GRP0;
-        }
-        if self.grp1_enabled {
-            ctlr |= CTLR_ENABLE_GRP1;
-        }
-        ctlr
-    }
-
-    /// ARE and DS are fixed at one; only the group enables are stored.
-    /// EnableGrp0 is kept for the guest to read back and has no effect.
-    fn write_ctlr(&mut self, value: u32) -> Kicks {
-        let was = self.grp1_enabled;
-        self.grp0_enabled = value & CTLR_ENABLE_GRP0 != 0;
-        self.grp1_enabled = value & CTLR_ENABLE_GRP1 != 0;
-        if was || !self.grp1_enabled {
-            return Kicks::NONE;
-        }
-        let mut kicks = Kicks::NONE;
-        for vcpu in 0..self.cpus.len() {
-            if self.has_pending(vcpu) {
-                kicks |= Kicks::one(vcpu);
-            }
-        }
-        kicks
-    }
-
     /// ITLinesNumber covers the SPIs in blocks of 32; no LPIs, no MBIS, no
     /// security extension (one security state), CPUNumber 0 since affinity
     /// routing is always on, 1-of-N SPIs supported, Aff0 limited to 0-15
     /// for SGIs (RSS = 0).
-    fn typer(&self) -> u32 {
+    fn typer_v3(&self) -> u32 {
         self.nr_spis.div_ceil(32) | TYPER_IDBITS | TYPER_A3V
     }
 
     /// Affinity_Value from the vCPU's MPIDR, Processor_Number its index,
     /// Last on the final vCPU's redistributor; no LPI support bits.
     fn gicr_typer(&self, vcpu: usize) -> u64 {
-        let affinity = self.affinities.get(vcpu).copied().unwrap_or(0);
+        let affinity = self.v3.affinities.get(vcpu).copied().unwrap_or(0);
         let mut typer = u64::from(affinity) << 32 | (vcpu as u64) << 8;
         if vcpu + 1 == self.cpus.len() {
             typer |= GICR_TYPER_LAST;
@@ -405,124 +381,25 @@ impl Vgic {
         typer
     }
 
-    /// One 32-bit word of IGROUPR / IS/ICENABLER / IS/ICPENDR /
-    /// IS/ICACTIVER covering `first..first + 32`.
-    fn bit_reg(&mut self, scope: Scope, reg: BitReg, first: u32, access: Access) -> (u64, Kicks) {
-        match access {
-            Access::Read { .. } => {
-                let mut value = 0u64;
-                for bit in 0..32 {
-                    let Some(r) = self.scoped(scope, first + bit) else {
-                        continue;
-                    };
-                    let irq = self.get(r);
-                    let set = match reg {
-                        BitReg::Group => irq.group1,
-                        BitReg::SetEnable | BitReg::ClearEnable => irq.enabled,
-                        BitReg::SetPending | BitReg::ClearPending => irq.pending(),
-                        BitReg::SetActive | BitReg::ClearActive => irq.active,
-                    };
-                    value |= u64::from(set) << bit;
-                }
-                (value, Kicks::NONE)
-            }
-            Access::Write { value, .. } => {
-                let mut kicks = Kicks::NONE;
-                for bit in 0..32 {
-                    let one = value & 1 << bit != 0;
-                    // Set/clear registers ignore zeros; IGROUPR takes both.
-                    if !one && reg != BitReg::Group {
-                        continue;
-                    }
-                    let Some(r) = self.scoped(scope, first + bit) else {
-                        continue;
-                    };
-                    kicks |= self.update(r, |irq| match reg {
-                        BitReg::Group => irq.group1 = one,
-                        BitReg::SetEnable => irq.enabled = true,
-                        BitReg::ClearEnable => irq.enabled = false,
-                        BitReg::SetPending => irq.latch = true,
-                        // A list register that already holds it may still
-                        // deliver it; it is just not handed back at sync.
-                        BitReg::ClearPending => {
-                            irq.latch = false;
-                            irq.carried = false;
-                        }
-                        BitReg::SetActive => irq.active = true,
-                        BitReg::ClearActive => irq.active = false,
-                    });
-                }
-                (0, kicks)
-            }
-        }
-    }
-
-    /// IPRIORITYR bytes from INTID `first`, one per INTID.
-    fn priorities(&mut self, scope: Scope, first: u32, access: Access) -> (u64, Kicks) {
-        let size = u32::from(access.size());
-        match access {
-            Access::Read { .. } => {
-                let mut value = 0u64;
-                for i in 0..size {
-                    if let Some(r) = self.scoped(scope, first + i) {
-                        value |= u64::from(self.get(r).priority) << (8 * i);
-                    }
-                }
-                (value, Kicks::NONE)
-            }
-            Access::Write { value, .. } => {
-                for i in 0..size {
-                    if let Some(r) = self.scoped(scope, first + i) {
-                        self.get_mut(r).priority = (value >> (8 * i)) as u8 & PRIORITY_MASK;
-                    }
-                }
-                (0, Kicks::NONE)
-            }
-        }
-    }
-
-    /// ICFGR word covering INTIDs `first..first + 16`, two bits each: the
-    /// upper one set means edge-triggered. SGIs are always edge and their
-    /// fields ignore writes.
-    fn config(&mut self, scope: Scope, first: u32, access: Access) -> (u64, Kicks) {
-        match access {
-            Access::Read { .. } => {
-                let mut value = 0u64;
-                for i in 0..16 {
-                    if let Some(r) = self.scoped(scope, first + i) {
-                        value |= u64::from(self.get(r).edge) << (2 * i + 1);
-                    }
-                }
-                (value, Kicks::NONE)
-            }
-            Access::Write { value, .. } => {
-                let mut kicks = Kicks::NONE;
-                for i in 0..16 {
-                    let intid = first + i;
-                    if intid < 16 {
-                        continue;
-                    }
-                    if let Some(r) = self.scoped(scope, intid) {
-                        let edge = value & 1 << (2 * i + 1) != 0;
-                        kicks |= self.update(r, |irq| irq.edge = edge);
-                    }
-                }
-                (0, kicks)
-            }
-        }
-    }
-
-    /// GICD_IROUTER<intid>, whole or one half.
+    /// GICD_IROUTER<intid>, whole or one half. A write resolves the target
+    /// vCPU at once: the affinities never change.
     fn irouter(&mut self, intid: u32, upper: bool, access: Access) -> (u64, Kicks) {
-        let Some(r) = self.scoped(Scope::Distributor, intid) else {
+        let Some(r @ IrqRef::Spi(i)) = self.scoped(DISTRIBUTOR, intid) else {
             return read_only(access, 0);
+        };
+        let Some(&old) = self.v3.irouters.get(i) else {
+            return read_only(access, 0); // one IROUTER per SPI
         };
         let size = access.size();
         match access {
-            Access::Read { .. } => (half(self.get(r).route, size, upper), Kicks::NONE),
+            Access::Read { .. } => (half(old, size, upper), Kicks::NONE),
             Access::Write { value, .. } => {
-                let route = merge_half(self.get(r).route, value, size, upper) & IROUTER_MASK;
-                (0, self.update(r, |irq| irq.route = route))
+                let route = merge_half(old, value, size, upper) & IROUTER_MASK;
+                if let Some(slot) = self.v3.irouters.get_mut(i) {
+                    *slot = route;
+                }
+                let target = self.v3.route_target(route);
+                (0, self.update(r, |irq| irq.target = target))
             }
         }
     }
@@ -531,6 +408,7 @@ impl Vgic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vgic::GicVersion;
 
     const GICD: u64 = 0x0300_1000;
     const GICR: u64 = 0x0302_0000;
@@ -556,6 +434,11 @@ mod tests {
 
     fn rd(vcpu: u64) -> u64 {
         GICR + vcpu * 0x20000
+    }
+
+    #[test]
+    fn affinity_packs_aff3_above_aff2_aff1_aff0() {
+        assert_eq!(affinity_of(0x7_8012_0304), 0x0712_0304);
     }
 
     #[test]
@@ -873,13 +756,18 @@ mod tests {
 
         assert_eq!(
             v.mmio(0, GICD - 4, Access::Read { size: 4 }),
-            Err(MmioError::OutsideWindows { ipa: GICD - 4 })
-        );
-        assert_eq!(
-            v.mmio(0, GICR + 0x0100_0000, Access::Read { size: 4 }),
             Err(MmioError::OutsideWindows {
-                ipa: GICR + 0x0100_0000
+                ipa: GICD - 4,
+                version: GicVersion::V3
             })
+        );
+        let err = v
+            .mmio(0, GICR + 0x0100_0000, Access::Read { size: 4 })
+            .unwrap_err();
+        assert_eq!(
+            alloc::format!("{err}"),
+            "vGIC: 0x4020000 is outside the distributor (0x0003001000-0x0003011000) and \
+             redistributor (0x0003020000-0x0004020000) windows"
         );
     }
 
