@@ -12,6 +12,11 @@ const fn r(start: u64, size: u64) -> Range {
     }
 }
 
+/// The vGICv2 distributor, trapped and emulated.
+pub const GUEST_GICV2_GICD: Range = r(0x0300_1000, 0x1000);
+/// The vGICv2 CPU interface: the hardware's virtual CPU interface (GICV),
+/// mapped here in stage 2, never trapped.
+pub const GUEST_GICV2_GICC: Range = r(0x0300_2000, 0x2000);
 pub const GUEST_GICV3_GICD: Range = r(0x0300_1000, 0x1_0000);
 pub const GUEST_GICV3_GICR0: Range = r(0x0302_0000, 0x0100_0000);
 pub const GUEST_PL011: Range = r(0x2200_0000, 0x1000);

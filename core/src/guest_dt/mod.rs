@@ -6,8 +6,9 @@
 //! `prepare_dtb_domU`: root cells, `/chosen`, `/cpus`, `/memory@…`, the GIC,
 //! `/timer`, `/hypervisor` (only for enhanced domains), `/psci` and, with
 //! `vpl011`, `/sbsa-uart@22000000`. Only what a non-direct-mapped 64-bit
-//! domU on a GICv3 host gets is generated: no partial device tree, no
-//! `/reserved-memory`, no GICv2 node.
+//! domU gets is generated: no partial device tree, no `/reserved-memory`.
+//! The GIC node is a GICv3's or a GICv2's, as the host's GIC (and so the
+//! domain's vGIC) is.
 
 use alloc::format;
 use alloc::string::String;
@@ -17,10 +18,11 @@ use core::fmt;
 use vm_fdt::FdtWriter;
 
 use crate::guest_layout::{
-    GUEST_GICV3_GICD, GUEST_GICV3_GICR0, GUEST_PHANDLE_GIC, GUEST_PL011, GUEST_VPL011_SPI,
-    GUEST_VTIMER_PPI,
+    GUEST_GICV2_GICC, GUEST_GICV2_GICD, GUEST_GICV3_GICD, GUEST_GICV3_GICR0, GUEST_PHANDLE_GIC,
+    GUEST_PL011, GUEST_VPL011_SPI, GUEST_VTIMER_PPI,
 };
 use crate::memmap::Range;
+pub use crate::vgic::GicVersion;
 
 /// Most vCPUs a domU may have (Xen's `GUEST_MAX_VCPUS`).
 pub const GUEST_MAX_VCPUS: u32 = 128;
@@ -50,8 +52,10 @@ const PSCI_0_1_CPU_ON: u32 = 2;
 /// Everything about one domU that its device tree shows.
 #[derive(Debug, Clone, Copy)]
 pub struct GuestDtSpec<'a> {
-    /// Number of vCPUs, 1 to [`GUEST_MAX_VCPUS`].
+    /// Number of vCPUs, 1 to [`GUEST_MAX_VCPUS`] (8 with a GICv2).
     pub vcpus: u32,
+    /// The domain's vGIC, the host's GIC version.
+    pub gic: GicVersion,
     /// The first host `/cpus/cpu` node's `compatible`, copied verbatim: its
     /// value without the final NUL, so a list keeps its inner NULs
     /// (`"arm,cortex-a72\0arm,armv8"`). `None` leaves the property out.
@@ -90,8 +94,9 @@ pub struct HypervisorNode {
 /// guest node and property, the value and what would be accepted.
 #[derive(Debug, PartialEq, Eq)]
 pub enum GuestDtError {
-    /// The vCPU count is 0 or above [`GUEST_MAX_VCPUS`].
-    VcpuCount(u32),
+    /// The vCPU count is 0 or above `max`: [`GUEST_MAX_VCPUS`], or what a
+    /// GICv2 can target.
+    VcpuCount { vcpus: u32, max: u32 },
     /// No RAM bank was given.
     NoMemory,
     /// A RAM bank is empty or inverted.
@@ -117,9 +122,9 @@ pub enum GuestDtError {
 impl fmt::Display for GuestDtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::VcpuCount(n) => write!(
+            Self::VcpuCount { vcpus, max } => write!(
                 f,
-                "/cpus: {n} vCPUs is out of range (expected 1 to {GUEST_MAX_VCPUS})"
+                "/cpus: {vcpus} vCPUs is out of range (expected 1 to {max})"
             ),
             Self::NoMemory => write!(f, "/memory: reg has no bank (expected at least one)"),
             Self::EmptyMemoryBank { index, bank } => write!(
@@ -191,7 +196,7 @@ pub fn build(
         spec.cpu_clock_frequency,
     )?;
     memory(&mut fdt, spec.memory)?;
-    gic(&mut fdt)?;
+    gic(&mut fdt, spec.gic)?;
     timer(&mut fdt, spec.timer_clock_frequency)?;
     if let Some(node) = hypervisor {
         hypervisor_node(&mut fdt, node)?;
@@ -215,8 +220,15 @@ fn validate(
     spec: &GuestDtSpec<'_>,
     hypervisor: Option<&HypervisorNode>,
 ) -> Result<(), GuestDtError> {
-    if !(1..=GUEST_MAX_VCPUS).contains(&spec.vcpus) {
-        return Err(GuestDtError::VcpuCount(spec.vcpus));
+    let max = match spec.gic {
+        GicVersion::V2 => crate::vgic::GICV2_MAX_VCPUS as u32,
+        GicVersion::V3 => GUEST_MAX_VCPUS,
+    };
+    if !(1..=max).contains(&spec.vcpus) {
+        return Err(GuestDtError::VcpuCount {
+            vcpus: spec.vcpus,
+            max,
+        });
     }
     if spec.memory.is_empty() {
         return Err(GuestDtError::NoMemory);
@@ -351,19 +363,26 @@ fn memory(fdt: &mut FdtWriter, banks: &[Range]) -> Result<(), GuestDtError> {
     Ok(())
 }
 
-/// The virtual GICv3. The redistributor region is the whole window whatever
-/// the vCPU count, as Xen describes it.
-fn gic(fdt: &mut FdtWriter) -> Result<(), GuestDtError> {
-    let node = fdt.begin_node(&format!(
-        "interrupt-controller@{:x}",
-        GUEST_GICV3_GICD.start
-    ))?;
+/// The virtual GIC. A GICv3's redistributor region is the whole window
+/// whatever the vCPU count, as Xen describes it; a GICv2's `reg` is its
+/// distributor and its CPU interface (the mapped GICV).
+fn gic(fdt: &mut FdtWriter, version: GicVersion) -> Result<(), GuestDtError> {
+    let (distributor, second) = match version {
+        GicVersion::V2 => (GUEST_GICV2_GICD, GUEST_GICV2_GICC),
+        GicVersion::V3 => (GUEST_GICV3_GICD, GUEST_GICV3_GICR0),
+    };
+    let node = fdt.begin_node(&format!("interrupt-controller@{:x}", distributor.start))?;
     fdt.property_u32("#address-cells", 0)?;
     fdt.property_u32("#interrupt-cells", 3)?;
     fdt.property_null("interrupt-controller")?;
-    fdt.property_string("compatible", "arm,gic-v3")?;
-    fdt.property_u32("#redistributor-regions", 1)?;
-    fdt.property_array_u32("reg", &reg_cells(&[GUEST_GICV3_GICD, GUEST_GICV3_GICR0]))?;
+    match version {
+        GicVersion::V2 => fdt.property_string("compatible", "arm,gic-400")?,
+        GicVersion::V3 => {
+            fdt.property_string("compatible", "arm,gic-v3")?;
+            fdt.property_u32("#redistributor-regions", 1)?;
+        }
+    }
+    fdt.property_array_u32("reg", &reg_cells(&[distributor, second]))?;
     fdt.property_u32("linux,phandle", GUEST_PHANDLE_GIC)?;
     fdt.property_phandle(GUEST_PHANDLE_GIC)?;
     fdt.end_node(node)?;

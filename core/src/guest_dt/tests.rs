@@ -31,6 +31,7 @@ fn ram(bytes: u64) -> Vec<Range> {
 fn example_spec(memory: &[Range]) -> GuestDtSpec<'_> {
     GuestDtSpec {
         vcpus: 2,
+        gic: GicVersion::V3,
         cpu_compatible: Some("arm,cortex-a57"),
         cpu_clock_frequency: None,
         memory,
@@ -366,17 +367,16 @@ fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("oxen-guest-dt-{}-{name}", std::process::id()))
 }
 
-#[test]
-fn example_config_decompiles_with_dtc_to_the_spec_2_7_dts() {
-    let memory = ram(512 * MIB);
-    let ours = build(&example_spec(&memory), Some(&example_hypervisor())).unwrap();
+/// Asserts that `ours` and the dts text `dts` hold the same tree. `name`
+/// keeps concurrent tests' scratch files apart.
+fn assert_same_tree_as_dts(name: &str, ours: &[u8], dts: &str) {
     let (ours_dtb, spec_dts, spec_dtb) = (
-        scratch("ours.dtb"),
-        scratch("spec.dts"),
-        scratch("spec.dtb"),
+        scratch(&format!("{name}-ours.dtb")),
+        scratch(&format!("{name}-spec.dts")),
+        scratch(&format!("{name}-spec.dtb")),
     );
-    std::fs::write(&ours_dtb, &ours).unwrap();
-    std::fs::write(&spec_dts, SPEC_2_7_DTS).unwrap();
+    std::fs::write(&ours_dtb, ours).unwrap();
+    std::fs::write(&spec_dts, dts).unwrap();
 
     // Both go through dtc's dtb reader so formatting cannot differ, only
     // content: nodes, their order, properties, their order and values.
@@ -397,6 +397,44 @@ fn example_config_decompiles_with_dtc_to_the_spec_2_7_dts() {
     }
 
     assert_eq!(actual, expected);
+}
+
+#[test]
+fn example_config_decompiles_with_dtc_to_the_spec_2_7_dts() {
+    let memory = ram(512 * MIB);
+
+    let ours = build(&example_spec(&memory), Some(&example_hypervisor())).unwrap();
+
+    assert_same_tree_as_dts("v3", &ours, SPEC_2_7_DTS);
+}
+
+/// Spec §2.4 row 6's GICv2 node, in dts.
+const GICV2_NODE_DTS: &str = r#"    interrupt-controller@3001000 {
+        #address-cells = <0x0>;
+        #interrupt-cells = <0x3>;
+        interrupt-controller;
+        compatible = "arm,gic-400";
+        reg = <0x0 0x3001000 0x0 0x1000 0x0 0x3002000 0x0 0x2000>;
+        linux,phandle = <0xfde8>;
+        phandle = <0xfde8>;
+    };
+"#;
+
+#[test]
+fn example_config_on_a_gicv2_host_decompiles_to_spec_2_7_with_the_gicv2_node() {
+    let memory = ram(512 * MIB);
+    let spec = GuestDtSpec {
+        gic: GicVersion::V2,
+        ..example_spec(&memory)
+    };
+    let v3_node = &SPEC_2_7_DTS[SPEC_2_7_DTS.find("    interrupt-controller@").unwrap()
+        ..SPEC_2_7_DTS.find("    timer {").unwrap()];
+    let dts = SPEC_2_7_DTS.replace(v3_node, GICV2_NODE_DTS);
+    assert_ne!(dts, SPEC_2_7_DTS);
+
+    let ours = build(&spec, Some(&example_hypervisor())).unwrap();
+
+    assert_same_tree_as_dts("v2", &ours, &dts);
 }
 
 #[test]
@@ -756,6 +794,58 @@ fn gic_is_gicv3_at_xen_addresses_with_phandle_65000() {
     );
     assert_eq!(cells(&fdt, gic, "linux,phandle"), [65000]);
     assert_eq!(cells(&fdt, gic, "phandle"), [65000]);
+}
+
+#[test]
+fn gicv2_node_is_a_gic_400_with_distributor_and_cpu_interface_in_xen_order() {
+    let memory = ram(512 * MIB);
+    let spec = GuestDtSpec {
+        gic: GicVersion::V2,
+        ..example_spec(&memory)
+    };
+
+    let blob = build_blob(&spec, None);
+    let fdt = parse(&blob);
+
+    let gic = "/interrupt-controller@3001000";
+    assert_eq!(
+        prop_names(&fdt, gic),
+        [
+            "#address-cells",
+            "#interrupt-cells",
+            "interrupt-controller",
+            "compatible",
+            "reg",
+            "linux,phandle",
+            "phandle"
+        ]
+    );
+    assert_eq!(cells(&fdt, gic, "#address-cells"), [0]);
+    assert_eq!(cells(&fdt, gic, "#interrupt-cells"), [3]);
+    assert_eq!(strings(&fdt, gic, "compatible"), ["arm,gic-400"]);
+    assert_eq!(
+        cells(&fdt, gic, "reg"),
+        [0x0, 0x300_1000, 0x0, 0x1000, 0x0, 0x300_2000, 0x0, 0x2000]
+    );
+    assert_eq!(cells(&fdt, gic, "linux,phandle"), [65000]);
+    assert_eq!(cells(&fdt, gic, "phandle"), [65000]);
+}
+
+#[test]
+fn gicv2_domain_takes_at_most_8_vcpus() {
+    let memory = ram(512 * MIB);
+    let ok = GuestDtSpec {
+        vcpus: 8,
+        gic: GicVersion::V2,
+        ..example_spec(&memory)
+    };
+    let too_many = GuestDtSpec { vcpus: 9, ..ok };
+
+    assert!(build(&ok, None).is_ok());
+    assert_eq!(
+        error(&too_many, None),
+        "/cpus: 9 vCPUs is out of range (expected 1 to 8)"
+    );
 }
 
 #[test]

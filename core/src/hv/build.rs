@@ -21,7 +21,7 @@ use crate::memmap::Range;
 use crate::println;
 use crate::stage2::{Budgeted, S2Attrs, S2Mem, Stage2};
 use crate::subsystem::DomainSetup;
-use crate::vgic::Vgic;
+use crate::vgic::{GicVersion, Vgic};
 use crate::vpsci;
 
 /// SCTLR_EL1 a vCPU starts with: MMU and caches off, RES1 bits set.
@@ -148,8 +148,10 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
     let header = ImageHeader::parse(kernel).map_err(|e| format!("{}: {e}", cfg.kernel.path))?;
     let initrd_len = cfg.ramdisk.as_ref().map(|r| r.range.size());
     let host_cpu = hv.platform.cpus.first();
+    let gic = GicVersion::V3; // lead: host's version
     let spec = |initrd: Option<Range>| GuestDtSpec {
         vcpus: cfg.vcpus,
+        gic,
         cpu_compatible: host_cpu.and_then(|c| c.compatible.as_deref()),
         cpu_clock_frequency: None,
         memory: &banks,
@@ -210,7 +212,7 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
         ctx.el1.sctlr = SCTLR_EL1_RESET;
     }
     let mpidrs: Vec<u64> = vcpus.iter().map(|v| v.mpidr).collect();
-    let vgic = Vgic::new(cfg.vcpus as usize, cfg.nr_spis, &mpidrs);
+    let vgic = Vgic::with_version(gic, cfg.vcpus as usize, cfg.nr_spis, &mpidrs);
     let dom = Arc::new(Domain::new(
         cfg.clone(),
         vcpus,

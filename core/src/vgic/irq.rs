@@ -1,16 +1,14 @@
 //! The state of one virtual interrupt and the rules that decide whether it
 //! is offered to the guest.
 
-/// Priority bits a guest can set: the virtual CPU interface is only
-/// guaranteed to implement five, so the low three read as zero, as on a
-/// GIC that implements five.
-pub(super) const PRIORITY_MASK: u8 = 0xf8;
-
 /// One interrupt: an SGI or PPI of one vCPU, or an SPI.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Irq {
     pub enabled: bool,
-    pub group1: bool,
+    /// In the interrupt group the vGIC delivers: IGROUPR = 1 (group 1) on
+    /// a vGICv3; on a vGICv2 every interrupt is group 0 and delivered, so
+    /// this stays set.
+    pub delivered_group: bool,
     /// ICFGR: edge-triggered rather than level-sensitive.
     pub edge: bool,
     pub priority: u8,
@@ -29,10 +27,13 @@ pub(super) struct Irq {
     /// The physical INTID backing this occurrence (an HW = 1 list register).
     pub hw: Option<u32>,
     /// SPIs only: the vCPU whose list registers hold it or that has it
-    /// active; it stays there until it is inactive, whatever IROUTER says.
+    /// active; it stays there until it is inactive, whatever its routing
+    /// register says.
     pub owner: Option<usize>,
-    /// SPIs only: GICD_IROUTER<n>, RES0 bits clear.
-    pub route: u64,
+    /// SPIs only: the vCPU its routing register (IROUTER or ITARGETSR)
+    /// names, resolved when the guest writes it; `None` when it names no
+    /// vCPU, which holds the SPI pending.
+    pub target: Option<usize>,
 }
 
 /// What the list registers would show of an interrupt, reduced to what
@@ -54,12 +55,12 @@ impl Offer {
 }
 
 impl Irq {
-    /// The reset state: disabled, group 1, priority 0, SGIs edge-triggered
-    /// and everything else level-sensitive, routed to affinity 0.0.0.0.
+    /// The reset state: disabled, in the delivered group, priority 0, SGIs
+    /// edge-triggered and everything else level-sensitive, targeting vCPU 0.
     pub fn reset(intid: u32) -> Self {
         Self {
             enabled: false,
-            group1: true,
+            delivered_group: true,
             edge: intid < 16,
             priority: 0,
             latch: false,
@@ -69,13 +70,8 @@ impl Irq {
             carried: false,
             hw: None,
             owner: None,
-            route: 0,
+            target: Some(0),
         }
-    }
-
-    /// Pending as GICD_ISPENDR reads it.
-    pub fn pending(&self) -> bool {
-        self.latch || self.carried || self.level_high()
     }
 
     /// A level-sensitive interrupt whose line is asserted.
@@ -100,29 +96,30 @@ impl Irq {
         self.level_high() && self.hw.is_none()
     }
 
-    /// Enabled, group 1, distributor group 1 enabled.
-    pub fn deliverable(&self, grp1_enabled: bool) -> bool {
-        grp1_enabled && self.group1 && self.enabled
+    /// Enabled, in the delivered group, and that group enabled in the
+    /// distributor (`group_enabled`).
+    pub fn deliverable(&self, group_enabled: bool) -> bool {
+        group_enabled && self.delivered_group && self.enabled
     }
 
-    pub fn offer(&self, grp1_enabled: bool) -> Offer {
-        let pending = self.deliverable(grp1_enabled) && self.lr_pending();
+    pub fn offer(&self, group_enabled: bool) -> Offer {
+        let pending = self.deliverable(group_enabled) && self.lr_pending();
         Offer {
             pending,
-            eoi: self.group1 && self.needs_eoi_maintenance() && (pending || self.active),
+            eoi: self.delivered_group && self.needs_eoi_maintenance() && (pending || self.active),
         }
     }
 
     /// Whether flush should give it a list register: pending and
     /// deliverable, or active (the guest must be able to deactivate it even
     /// if it has since been disabled).
-    pub fn wants_lr(&self, grp1_enabled: bool) -> bool {
-        self.group1 && (self.active || self.offer(grp1_enabled).pending)
+    pub fn wants_lr(&self, group_enabled: bool) -> bool {
+        self.delivered_group && (self.active || self.offer(group_enabled).pending)
     }
 
-    /// [`wants_lr`](Self::wants_lr) with the distributor's group 1 enabled,
-    /// or still in a list register: what keeps an interrupt in its vCPU's
-    /// candidate set, so that enabling group 1 needs no rescan.
+    /// [`wants_lr`](Self::wants_lr) with the distributor's delivered group
+    /// enabled, or still in a list register: what keeps an interrupt in its
+    /// vCPU's candidate set, so that enabling the group needs no rescan.
     pub fn may_want_lr(&self) -> bool {
         self.wants_lr(true) || self.listed || self.carried
     }
@@ -185,9 +182,9 @@ mod tests {
     }
 
     #[test]
-    fn group0_interrupt_is_never_offered() {
+    fn interrupt_outside_the_delivered_group_is_never_offered() {
         let irq = Irq {
-            group1: false,
+            delivered_group: false,
             latch: true,
             ..enabled_spi()
         };

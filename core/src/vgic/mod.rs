@@ -1,20 +1,31 @@
-//! A model of one domain's virtual GICv3: the state of its interrupts, the
-//! distributor and redistributor registers the guest programs, and the
-//! list-register values that present interrupts to each vCPU.
+//! A model of one domain's virtual GIC, a GICv3 or a GICv2 as the host's
+//! is ([`GicVersion`]): the state of its interrupts, the distributor (and
+//! GICv3 redistributor) registers the guest programs, and the list-register
+//! values that present interrupts to each vCPU.
 //!
-//! The guest sees Xen's layout (distributor at `GUEST_GICV3_GICD`, one
+//! A vGICv3 guest sees Xen's layout (distributor at `GUEST_GICV3_GICD`, one
 //! 128 KiB redistributor per vCPU from `GUEST_GICV3_GICR0`) of a GICv3 with a
-//! single security state (`GICD_CTLR.DS` = 1) and affinity routing always on.
-//! Its CPU interface is the hardware's virtual one: the caller traps guest
-//! MMIO and `ICC_SGI1R_EL1` writes to [`Vgic::mmio`] and
-//! [`Vgic::write_sgi1r`], calls [`Vgic::flush_lrs`] before entering a vCPU
+//! single security state (`GICD_CTLR.DS` = 1) and affinity routing always on
+//! (`v3.rs`). A vGICv2 guest sees a GICv2 distributor without the Security
+//! Extensions at `GUEST_GICV2_GICD` and its CPU interface at
+//! `GUEST_GICV2_GICC` (`v2.rs`).
+//!
+//! Either way the CPU interface is the hardware's virtual one (the GICv3
+//! `ICV_*` system registers, or the GICv2 GICV frame mapped at
+//! `GUEST_GICV2_GICC`): the caller traps guest distributor MMIO (and
+//! `ICC_SGI1R_EL1` writes on a GICv3) to [`Vgic::mmio`] (and
+//! [`Vgic::write_sgi1r`]), calls [`Vgic::flush_lrs`] before entering a vCPU
 //! and [`Vgic::sync_lrs`] after leaving it, and IPIs or wakes the vCPUs in the
-//! [`Kicks`] each call returns.
+//! [`Kicks`] each call returns. List-register values are always in the GICv3
+//! `ICH_LR<n>_EL2` layout; a GICv2 host converts them with [`lr_to_v2`] and
+//! [`lr_from_v2`].
 //!
 //! The model is the authority on an interrupt's state except while a list
 //! register holds it; sync folds back what the guest did to it (acknowledged,
-//! EOIed, deactivated). Only group 1 is delivered: a guest that puts an
-//! interrupt in group 0 (a virtual FIQ) never receives it.
+//! EOIed, deactivated). One interrupt group is delivered: group 1 on a
+//! vGICv3, where a guest that puts an interrupt in group 0 (a virtual FIQ)
+//! never receives it; group 0 on a vGICv2, where every interrupt is group 0
+//! (see `v2.rs` for why).
 // Guest-facing: no unwrap, expect or unchecked index outside the tests
 // (issue 16; each remaining exception says why it cannot fail).
 #![cfg_attr(
@@ -24,25 +35,72 @@
 
 mod irq;
 mod lr;
+#[cfg(any(test, feature = "gicv2", feature = "gicv3"))]
 mod regs;
 mod set;
+#[cfg(any(test, feature = "gicv2"))]
+mod v2;
+#[cfg(any(test, feature = "gicv3"))]
+mod v3;
 
 pub use lr::ListRegister;
+#[cfg(any(test, feature = "gicv2"))]
+pub use lr::{lr_from_v2, lr_to_v2};
 
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{BitOr, BitOrAssign};
 
+use crate::guest_layout::{GUEST_GICV2_GICD, GUEST_GICV3_GICD, GUEST_GICV3_GICR0};
 use irq::Irq;
 use set::IrqSet;
 
 /// Most vCPUs one vGIC serves: one bit each in [`Kicks`]. (The 16 MiB
 /// redistributor window would hold 128, Xen's `GUEST_MAX_VCPUS`.)
 pub const MAX_VCPUS: usize = 64;
+/// Most vCPUs a vGICv2 serves: GICD_ITARGETSR and GICD_SGIR name CPUs by
+/// an 8-bit mask.
+pub const GICV2_MAX_VCPUS: usize = 8;
 /// Most SPIs: INTIDs 32..=1019.
 pub const MAX_SPIS: u32 = 1020 - 32;
 /// Most list registers a CPU interface has (`ICH_VTR_EL2.ListRegs` + 1).
 pub const MAX_LRS: usize = 16;
+
+/// The GIC architecture a vGIC presents. It is the host's: the guest's CPU
+/// interface is the hardware's virtual one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    V2,
+    V3,
+}
+
+impl GicVersion {
+    /// Whether this image carries the vGIC for this version: its board
+    /// enables the `gicv2` or `gicv3` feature (host tests carry both).
+    pub const fn is_built(self) -> bool {
+        match self {
+            GicVersion::V2 => cfg!(any(test, feature = "gicv2")),
+            GicVersion::V3 => cfg!(any(test, feature = "gicv3")),
+        }
+    }
+
+    /// Most vCPUs a vGIC of this version serves.
+    pub const fn max_vcpus(self) -> usize {
+        match self {
+            GicVersion::V2 => GICV2_MAX_VCPUS,
+            GicVersion::V3 => MAX_VCPUS,
+        }
+    }
+}
+
+impl fmt::Display for GicVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GicVersion::V2 => "GICv2",
+            GicVersion::V3 => "GICv3",
+        })
+    }
+}
 
 /// A set of vCPUs that gained something deliverable and must be woken from
 /// WFI, or interrupted if running, to reload their list registers. It may
@@ -107,9 +165,9 @@ impl Access {
 /// A guest access the vGIC refuses; the caller injects a data abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmioError {
-    /// The address is in neither the distributor nor the redistributor
-    /// window.
-    OutsideWindows { ipa: u64 },
+    /// The address is in none of the windows a vGIC of `version` emulates
+    /// (for a GICv2, only the distributor's).
+    OutsideWindows { ipa: u64, version: GicVersion },
     /// A size other than 1, 2, 4 or 8 bytes.
     UnsupportedSize { ipa: u64, size: u8 },
     /// The address is not a multiple of the size.
@@ -126,11 +184,20 @@ pub enum MmioError {
 impl fmt::Display for MmioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            MmioError::OutsideWindows { ipa } => write!(
+            MmioError::OutsideWindows {
+                ipa,
+                version: GicVersion::V2,
+            } => write!(
                 f,
-                "vGIC: {ipa:#x} is outside the distributor ({}) and redistributor ({}) windows",
-                crate::guest_layout::GUEST_GICV3_GICD,
-                crate::guest_layout::GUEST_GICV3_GICR0
+                "vGIC: {ipa:#x} is outside the GICv2 distributor window ({GUEST_GICV2_GICD})"
+            ),
+            MmioError::OutsideWindows {
+                ipa,
+                version: GicVersion::V3,
+            } => write!(
+                f,
+                "vGIC: {ipa:#x} is outside the distributor ({GUEST_GICV3_GICD}) and \
+                 redistributor ({GUEST_GICV3_GICR0}) windows"
             ),
             MmioError::UnsupportedSize { ipa, size } => write!(
                 f,
@@ -168,8 +235,15 @@ impl fmt::Display for MmioError {
 /// path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VgicError {
+    /// This image has no vGIC of that version (its board leaves the
+    /// driver's feature out).
+    NotBuilt {
+        version: GicVersion,
+    },
+    /// Outside 1 to `max` ([`GicVersion::max_vcpus`]).
     VcpuCount {
         nr_vcpus: usize,
+        max: usize,
     },
     SpiCount {
         nr_spis: u32,
@@ -193,9 +267,18 @@ pub enum VgicError {
 impl fmt::Display for VgicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            VgicError::VcpuCount { nr_vcpus } => write!(
+            VgicError::NotBuilt { version } => write!(
                 f,
-                "vGIC: {nr_vcpus} vCPUs is out of range (expected 1 to {MAX_VCPUS})"
+                "vGIC: this image has no {version} emulation (expected a board with the \
+                 {} feature)",
+                match version {
+                    GicVersion::V2 => "gicv2",
+                    GicVersion::V3 => "gicv3",
+                }
+            ),
+            VgicError::VcpuCount { nr_vcpus, max } => write!(
+                f,
+                "vGIC: {nr_vcpus} vCPUs is out of range (expected 1 to {max})"
             ),
             VgicError::SpiCount { nr_spis } => write!(
                 f,
@@ -235,15 +318,14 @@ pub struct LrFlush {
     pub underflow: bool,
 }
 
-/// One vCPU's redistributor and the list registers last given to it.
+/// One vCPU's private interrupts (its redistributor, on a GICv3) and the
+/// list registers last given to it.
 struct VcpuState {
     private: [Irq; 32],
-    /// GICR_WAKER.ProcessorSleep (ChildrenAsleep follows it at once).
-    asleep: bool,
     written: [u64; MAX_LRS],
     nr_written: usize,
-    /// Every interrupt this vCPU would list if the distributor's group 1
-    /// were enabled ([`Irq::may_want_lr`] with this vCPU its
+    /// Every interrupt this vCPU would list if the distributor's delivered
+    /// group were enabled ([`Irq::may_want_lr`] with this vCPU its
     /// destination), and perhaps some that no longer would: flush and
     /// `has_pending` look only at these, and flush drops the stale ones.
     candidates: IrqSet,
@@ -265,42 +347,74 @@ impl IrqRef {
     }
 }
 
-/// The affinity fields of an MPIDR or IROUTER value (the same positions),
-/// packed as GICR_TYPER reports them: Aff3.Aff2.Aff1.Aff0.
-fn affinity_of(value: u64) -> u32 {
-    (value & 0xff_ffff) as u32 | (((value >> 32) & 0xff) as u32) << 24
-}
-
-/// The virtual GICv3 of one domain.
+/// The virtual GIC of one domain.
 pub struct Vgic {
+    version: GicVersion,
     nr_spis: u32,
-    /// Each vCPU's packed affinity ([`affinity_of`] its MPIDR).
-    affinities: Vec<u32>,
     grp0_enabled: bool,
     grp1_enabled: bool,
     spis: Vec<Irq>,
     cpus: Vec<VcpuState>,
+    /// What only a vGICv3 keeps (affinities, IROUTERs, GICR_WAKER); empty
+    /// on a vGICv2.
+    #[cfg(any(test, feature = "gicv3"))]
+    v3: v3::V3State,
 }
 
 impl Vgic {
-    /// A vGIC in its reset state for `nr_vcpus` vCPUs with the MPIDRs they
-    /// see (which IROUTER and ICC_SGI1R name) and `nr_spis` SPIs.
+    /// A vGICv3 in its reset state for `nr_vcpus` vCPUs with the MPIDRs
+    /// they see (which IROUTER and ICC_SGI1R name) and `nr_spis` SPIs:
+    /// [`with_version`](Self::with_version) for [`GicVersion::V3`].
     ///
     /// # Panics
     ///
     /// When [`try_new`](Self::try_new) refuses the arguments; the domain's
     /// configuration is validated before any domain is built.
     pub fn new(nr_vcpus: usize, nr_spis: u32, vcpu_mpidrs: &[u64]) -> Self {
-        match Self::try_new(nr_vcpus, nr_spis, vcpu_mpidrs) {
+        Self::with_version(GicVersion::V3, nr_vcpus, nr_spis, vcpu_mpidrs)
+    }
+
+    /// [`new`](Self::new), or why these arguments cannot make a vGICv3.
+    pub fn try_new(nr_vcpus: usize, nr_spis: u32, vcpu_mpidrs: &[u64]) -> Result<Self, VgicError> {
+        Self::try_with_version(GicVersion::V3, nr_vcpus, nr_spis, vcpu_mpidrs)
+    }
+
+    /// A vGIC of `version` in its reset state for `nr_vcpus` vCPUs with the
+    /// MPIDRs they see and `nr_spis` SPIs. A vGICv2 routes by vCPU index
+    /// and uses the MPIDRs only to check there is one per vCPU.
+    ///
+    /// # Panics
+    ///
+    /// When [`try_with_version`](Self::try_with_version) refuses the
+    /// arguments.
+    pub fn with_version(
+        version: GicVersion,
+        nr_vcpus: usize,
+        nr_spis: u32,
+        vcpu_mpidrs: &[u64],
+    ) -> Self {
+        match Self::try_with_version(version, nr_vcpus, nr_spis, vcpu_mpidrs) {
             Ok(vgic) => vgic,
             Err(e) => panic!("{e}"),
         }
     }
 
-    /// [`new`](Self::new), or why these arguments cannot make a vGIC.
-    pub fn try_new(nr_vcpus: usize, nr_spis: u32, vcpu_mpidrs: &[u64]) -> Result<Self, VgicError> {
-        if nr_vcpus == 0 || nr_vcpus > MAX_VCPUS {
-            return Err(VgicError::VcpuCount { nr_vcpus });
+    /// [`with_version`](Self::with_version), or why these arguments cannot
+    /// make a vGIC: a version this image does not carry, a vCPU count
+    /// outside 1 to [`GicVersion::max_vcpus`], too many SPIs, not one MPIDR
+    /// per vCPU, or (GICv3) MPIDRs its SGIs cannot name apart.
+    pub fn try_with_version(
+        version: GicVersion,
+        nr_vcpus: usize,
+        nr_spis: u32,
+        vcpu_mpidrs: &[u64],
+    ) -> Result<Self, VgicError> {
+        if !version.is_built() {
+            return Err(VgicError::NotBuilt { version });
+        }
+        let max = version.max_vcpus();
+        if nr_vcpus == 0 || nr_vcpus > max {
+            return Err(VgicError::VcpuCount { nr_vcpus, max });
         }
         if nr_spis > MAX_SPIS {
             return Err(VgicError::SpiCount { nr_spis });
@@ -311,38 +425,57 @@ impl Vgic {
                 mpidrs: vcpu_mpidrs.len(),
             });
         }
-        let mut affinities: Vec<u32> = Vec::with_capacity(nr_vcpus);
-        for (vcpu, &mpidr) in vcpu_mpidrs.iter().enumerate() {
-            let affinity = affinity_of(mpidr);
-            if affinity & 0xff > 15 {
-                return Err(VgicError::Aff0TooLarge { vcpu, mpidr });
-            }
-            if let Some(first) = affinities.iter().position(|&a| a == affinity) {
-                return Err(VgicError::DuplicateAffinity {
-                    first,
-                    second: vcpu,
-                    mpidr,
-                });
-            }
-            affinities.push(affinity);
-        }
         let cpus = (0..nr_vcpus)
             .map(|_| VcpuState {
                 private: core::array::from_fn(|i| Irq::reset(i as u32)),
-                asleep: true,
                 written: [0; MAX_LRS],
                 nr_written: 0,
                 candidates: IrqSet::default(),
             })
             .collect();
+        // A vGICv2's SPIs target vCPU 0 (ITARGETSR), as on Xen.
+        let spi_target = Some(0);
+        #[cfg(any(test, feature = "gicv3"))]
+        let v3 = match version {
+            GicVersion::V3 => v3::V3State::new(vcpu_mpidrs, nr_spis)?,
+            GicVersion::V2 => v3::V3State::default(),
+        };
+        // A vGICv3's IROUTERs reset to affinity 0.0.0.0.
+        #[cfg(any(test, feature = "gicv3"))]
+        let spi_target = match version {
+            GicVersion::V3 => v3.route_target(0),
+            GicVersion::V2 => spi_target,
+        };
+        let spis = (0..nr_spis)
+            .map(|i| Irq {
+                target: spi_target,
+                ..Irq::reset(32 + i)
+            })
+            .collect();
         Ok(Self {
+            version,
             nr_spis,
-            affinities,
             grp0_enabled: false,
             grp1_enabled: false,
-            spis: (0..nr_spis).map(|i| Irq::reset(32 + i)).collect(),
+            spis,
             cpus,
+            #[cfg(any(test, feature = "gicv3"))]
+            v3,
         })
+    }
+
+    pub fn version(&self) -> GicVersion {
+        self.version
+    }
+
+    /// Whether `ipa` is in a window [`mmio`](Self::mmio) emulates: the
+    /// distributor (and, on a GICv3, the redistributors). A GICv2's CPU
+    /// interface window is not: it is mapped, not trapped.
+    pub fn covers(&self, ipa: u64) -> bool {
+        match self.version {
+            GicVersion::V2 => GUEST_GICV2_GICD.contains(ipa),
+            GicVersion::V3 => GUEST_GICV3_GICD.contains(ipa) || GUEST_GICV3_GICR0.contains(ipa),
+        }
     }
 
     pub fn nr_vcpus(&self) -> usize {
@@ -354,8 +487,9 @@ impl Vgic {
     }
 
     /// Makes an interrupt pending, as an edge would: an SGI or PPI of
-    /// `vcpu`, or an SPI (`vcpu` is then unused; IROUTER decides). INTIDs
-    /// the domain does not have, and unknown vCPUs, are ignored.
+    /// `vcpu`, or an SPI (`vcpu` is then unused; IROUTER or ITARGETSR
+    /// decides). INTIDs the domain does not have, and unknown vCPUs, are
+    /// ignored.
     pub fn inject(&mut self, vcpu: usize, intid: u32) -> Kicks {
         match self.locate(vcpu, intid) {
             Some(r) => self.update(r, |irq| irq.latch = true),
@@ -396,47 +530,43 @@ impl Vgic {
         }
     }
 
-    /// A trapped write of `value` to ICC_SGI1R_EL1 by `vcpu`: SGI INTID
-    /// (bits 27:24) to every other vCPU when IRM (bit 40) is set, else to
-    /// the vCPUs with Aff3.Aff2.Aff1 (bits 55:48, 39:32, 23:16) whose Aff0
-    /// is RS * 16 + n (RS bits 47:44) for each bit n of TargetList (15:0).
-    /// As with a single security state, an SGI configured as group 0 at a
-    /// target is not sent there.
-    pub fn write_sgi1r(&mut self, vcpu: usize, value: u64) -> Kicks {
-        if vcpu >= self.cpus.len() {
-            return Kicks::NONE;
+    /// A trapped guest access at `ipa` by `vcpu`: `Ok((value read,
+    /// kicks))` (0 for a write), or `Err` when the address is outside the
+    /// windows ([`covers`](Self::covers)) or the access is misaligned or of
+    /// a size the register does not take (the caller injects an abort).
+    /// Offsets inside the windows that are not registers read as zero and
+    /// ignore writes, whatever their size, as do interrupts the domain does
+    /// not have and (GICv3) redistributor frames past the last vCPU.
+    ///
+    /// `vcpu` matters on a GICv2 only, whose distributor banks the
+    /// registers of INTIDs 0-31 per accessing CPU.
+    #[cfg(any(test, feature = "gicv2", feature = "gicv3"))]
+    pub fn mmio(
+        &mut self,
+        vcpu: usize,
+        ipa: u64,
+        access: Access,
+    ) -> Result<(u64, Kicks), MmioError> {
+        let size = access.size();
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return Err(MmioError::UnsupportedSize { ipa, size });
         }
-        let intid = ((value >> 24) & 0xf) as u32;
-        let broadcast = value & 1 << 40 != 0;
-        let upper = ((value >> 16) & 0xff
-            | ((value >> 32) & 0xff) << 8
-            | ((value >> 48) & 0xff) << 16) as u32;
-        let range = ((value >> 44) & 0xf) as u32;
-        let mut kicks = Kicks::NONE;
-        for target in 0..self.cpus.len() {
-            let Some(&affinity) = self.affinities.get(target) else {
-                continue;
-            };
-            let named = if broadcast {
-                target != vcpu
-            } else {
-                let aff0 = affinity & 0xff;
-                affinity >> 8 == upper && aff0 / 16 == range && value & 1 << (aff0 % 16) != 0
-            };
-            let group1 = self
-                .cpus
-                .get(target)
-                .and_then(|c| c.private.get(intid as usize))
-                .is_some_and(|irq| irq.group1);
-            if named && group1 {
-                let r = IrqRef::Private {
-                    vcpu: target,
-                    intid,
-                };
-                kicks |= self.update(r, |irq| irq.latch = true);
-            }
+        if !ipa.is_multiple_of(u64::from(size)) {
+            return Err(MmioError::Misaligned { ipa, size });
         }
-        kicks
+        // `try_with_version` builds no vGIC of a version left out.
+        #[cfg(any(test, feature = "gicv2"))]
+        if self.version == GicVersion::V2 {
+            return self.mmio_v2(vcpu, ipa, access);
+        }
+        #[cfg(any(test, feature = "gicv3"))]
+        if self.version == GicVersion::V3 {
+            return self.mmio_v3(vcpu, ipa, access);
+        }
+        Err(MmioError::OutsideWindows {
+            ipa,
+            version: self.version,
+        })
     }
 
     /// Before entering `vcpu`: fills `out[..count]` with the list-register
@@ -459,7 +589,7 @@ impl Vgic {
             // The common exit: nothing pending or active here.
             _ => return LrFlush::default(),
         };
-        let g1 = self.grp1_enabled;
+        let enabled = self.group_enabled();
 
         // Keep the best `slots` candidates in order; count the rest. A key
         // packs (inactive, priority, INTID) so that it sorts as that tuple.
@@ -478,7 +608,7 @@ impl Vgic {
                 self.drop_candidate(vcpu, intid);
                 continue;
             }
-            if !irq.wants_lr(g1) {
+            if !irq.wants_lr(enabled) {
                 continue;
             }
             wanted += 1;
@@ -569,11 +699,11 @@ impl Vgic {
         let Some(cpu) = self.cpus.get(vcpu) else {
             return false;
         };
-        let g1 = self.grp1_enabled;
+        let enabled = self.group_enabled();
         let candidates = cpu.candidates.iter();
         candidates.filter_map(|i| self.locate(vcpu, i)).any(|r| {
             let irq = self.get(r);
-            irq.deliverable(g1)
+            irq.deliverable(enabled)
                 && (irq.lr_pending() || irq.carried)
                 && self.destination(r) == Some(vcpu)
         })
@@ -617,29 +747,28 @@ impl Vgic {
                 let irq = self.spis.get(i)?;
                 match irq.owner {
                     Some(owner) if irq.listed || irq.active => Some(owner),
-                    _ => self.route_target(irq.route),
+                    _ => irq.target,
                 }
             }
         }
     }
 
-    /// IROUTER's choice: vCPU 0 for "any" (IRM = 1), else the vCPU with
-    /// that affinity; an affinity no vCPU has holds the SPI pending.
-    fn route_target(&self, route: u64) -> Option<usize> {
-        if route & regs::IROUTER_IRM != 0 {
-            return Some(0);
+    /// Whether the distributor enables the interrupt group this vGIC
+    /// delivers: group 1 on a GICv3, group 0 on a GICv2.
+    fn group_enabled(&self) -> bool {
+        match self.version {
+            GicVersion::V2 => self.grp0_enabled,
+            GicVersion::V3 => self.grp1_enabled,
         }
-        let affinity = affinity_of(route);
-        self.affinities.iter().position(|&a| a == affinity)
     }
 
     /// Applies `change` to one interrupt and says which vCPU, if any, must
     /// reload its list registers to see the result.
     fn update(&mut self, r: IrqRef, change: impl FnOnce(&mut Irq)) -> Kicks {
-        let g1 = self.grp1_enabled;
-        let before = (self.get(r).offer(g1), self.destination(r));
+        let enabled = self.group_enabled();
+        let before = (self.get(r).offer(enabled), self.destination(r));
         change(self.get_mut(r));
-        let after = (self.get(r).offer(g1), self.destination(r));
+        let after = (self.get(r).offer(enabled), self.destination(r));
         self.mark(r, after.1);
         match after.1 {
             Some(dest)
@@ -672,14 +801,15 @@ impl Vgic {
     /// The list-register value for `r` on `vcpu`, recording that a list
     /// register now holds it.
     fn list(&mut self, vcpu: usize, r: IrqRef) -> u64 {
-        let g1 = self.grp1_enabled;
+        let enabled = self.group_enabled();
+        let group1 = self.version == GicVersion::V3;
         let intid = r.intid();
         let irq = self.get_mut(r);
-        let pending = irq.offer(g1).pending;
+        let pending = irq.offer(enabled).pending;
         let lr = ListRegister {
             vintid: intid,
             priority: irq.priority,
-            group1: true,
+            group1,
             pending,
             active: irq.active,
             pintid: irq.hw,
@@ -699,6 +829,8 @@ impl Vgic {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 #[cfg(test)]
 impl Vgic {
@@ -706,12 +838,12 @@ impl Vgic {
     /// (every interrupt of the domain scanned): the INTIDs it would list,
     /// in order, and how many want a list register. For synced vCPUs.
     fn choice_by_full_scan(&self, vcpu: usize, slots: usize) -> (Vec<u32>, usize) {
-        let g1 = self.grp1_enabled;
+        let enabled = self.group_enabled();
         let private = (0..32).map(|intid| IrqRef::Private { vcpu, intid });
         let spis = (0..self.spis.len()).map(IrqRef::Spi);
         let mut keys: Vec<(bool, u8, u32)> = private
             .chain(spis)
-            .filter(|&r| self.get(r).wants_lr(g1) && self.destination(r) == Some(vcpu))
+            .filter(|&r| self.get(r).wants_lr(enabled) && self.destination(r) == Some(vcpu))
             .map(|r| (!self.get(r).active, self.get(r).priority, r.intid()))
             .collect();
         keys.sort();
