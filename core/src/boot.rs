@@ -174,7 +174,10 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
         chip().name(),
         platform.gic.path,
         console_uart.map_or("none", |u| u.name()),
-        platform.console.as_ref().map_or("no console", |c| c.path.as_str()),
+        platform
+            .console
+            .as_ref()
+            .map_or("no console", |c| c.path.as_str()),
         drivers::linked_names()
     );
     ONLINE.fetch_or(1 << boot_idx, Ordering::AcqRel);

@@ -188,9 +188,7 @@ impl GicV2Chip {
     }
 
     fn mask_of(&self, cpu: usize) -> u8 {
-        self.masks
-            .get(cpu)
-            .map_or(0, |m| m.load(Ordering::Acquire))
+        self.masks.get(cpu).map_or(0, |m| m.load(Ordering::Acquire))
     }
 }
 

@@ -81,7 +81,9 @@ fn probe(node: &GicNode, mpidrs: &[u64], boot_cpu: usize) -> Result<&'static dyn
     let mut present = 0;
     let mut affinities = alloc::vec::Vec::new();
     while present < frames {
-        let Ok(t) = gic.gicr_typer(present) else { break };
+        let Ok(t) = gic.gicr_typer(present) else {
+            break;
+        };
         affinities.push(t.core_mpidr());
         present += 1;
         if t.last_redistributor() {
@@ -102,7 +104,8 @@ fn probe(node: &GicNode, mpidrs: &[u64], boot_cpu: usize) -> Result<&'static dyn
             }
         }
     }
-    drop(gic);
+    // The first handle ends here (it holds no resource beyond the pointer).
+    let _ = gic;
     // SAFETY: as above; the first handle is gone, and this one covers only
     // the redistributors that exist.
     let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, present) }
@@ -121,8 +124,8 @@ fn probe(node: &GicNode, mpidrs: &[u64], boot_cpu: usize) -> Result<&'static dyn
     Ok(chip)
 }
 
-macro_rules! sysreg {
-    ($get:ident, $set:ident, $reg:literal) => {
+macro_rules! read_sysreg {
+    ($get:ident, $reg:literal) => {
         fn $get() -> u64 {
             let v: u64;
             // SAFETY: reading an EL2 GIC virtualization register has no
@@ -130,6 +133,11 @@ macro_rules! sysreg {
             unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack, preserves_flags)) };
             v
         }
+    };
+}
+
+macro_rules! write_sysreg {
+    ($set:ident, $reg:literal) => {
         fn $set(v: u64) {
             // SAFETY: the virtual CPU interface belongs to EL2; the value
             // comes from the vGIC model of the vCPU that runs next.
@@ -138,12 +146,16 @@ macro_rules! sysreg {
     };
 }
 
-sysreg!(ich_hcr, set_ich_hcr, "S3_4_C12_C11_0");
-sysreg!(ich_vtr, _set_ich_vtr, "S3_4_C12_C11_1");
-sysreg!(ich_vmcr, set_ich_vmcr, "S3_4_C12_C11_7");
-sysreg!(ich_ap0r0, set_ich_ap0r0, "S3_4_C12_C8_0");
-sysreg!(ich_ap1r0, set_ich_ap1r0, "S3_4_C12_C9_0");
-sysreg!(icc_sre_el2, set_icc_sre_el2, "S3_4_C12_C9_5");
+write_sysreg!(set_ich_hcr, "S3_4_C12_C11_0");
+read_sysreg!(ich_vtr, "S3_4_C12_C11_1");
+read_sysreg!(ich_vmcr, "S3_4_C12_C11_7");
+write_sysreg!(set_ich_vmcr, "S3_4_C12_C11_7");
+read_sysreg!(ich_ap0r0, "S3_4_C12_C8_0");
+write_sysreg!(set_ich_ap0r0, "S3_4_C12_C8_0");
+read_sysreg!(ich_ap1r0, "S3_4_C12_C9_0");
+write_sysreg!(set_ich_ap1r0, "S3_4_C12_C9_0");
+read_sysreg!(icc_sre_el2, "S3_4_C12_C9_5");
+write_sysreg!(set_icc_sre_el2, "S3_4_C12_C9_5");
 
 macro_rules! lr_access {
     ($n:expr, $($i:literal => $reg:literal),*) => {

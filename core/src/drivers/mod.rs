@@ -116,6 +116,10 @@ pub trait IrqChip: Sync {
     fn restore_vif(&self, state: &VifState);
 }
 
+/// What an interrupt-controller driver's probe is.
+pub type IrqChipProbe =
+    fn(node: &Gic, mpidrs: &[u64], boot_cpu: usize) -> Result<&'static dyn IrqChip, String>;
+
 /// An interrupt-controller driver.
 pub struct IrqChipDriver {
     pub name: &'static str,
@@ -124,8 +128,7 @@ pub struct IrqChipDriver {
     /// Initialises the distributor and the boot CPU's interface from the
     /// host tree's node, for the CPUs with these MPIDRs (by CPU index); an
     /// error names the node and what is wrong with it.
-    pub probe:
-        fn(node: &Gic, mpidrs: &[u64], boot_cpu: usize) -> Result<&'static dyn IrqChip, String>,
+    pub probe: IrqChipProbe,
 }
 
 #[linkme::distributed_slice]
@@ -164,7 +167,10 @@ fn linked<'a>(drivers: impl Iterator<Item = (&'a str, &'a [&'a str])>) -> String
 /// whose `compatible` it matches, and initialises it. Returns the driver's
 /// name.
 pub fn bind_irqchip(node: &Gic, mpidrs: &[u64], boot_cpu: usize) -> Result<&'static str, String> {
-    let Some(driver) = IRQCHIPS.iter().find(|d| binds(d.compatible, &node.compatible)) else {
+    let Some(driver) = IRQCHIPS
+        .iter()
+        .find(|d| binds(d.compatible, &node.compatible))
+    else {
         return Err(format!(
             "{}: compatible = {} has no driver in this image (linked: {})",
             node.path,

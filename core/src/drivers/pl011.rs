@@ -3,8 +3,8 @@
 
 use core::ptr::{read_volatile, write_volatile};
 
-use crate::arch::cell::BootCell;
 use super::Uart;
+use crate::arch::cell::BootCell;
 use crate::console::Sink;
 use crate::hostdt::Uart as UartNode;
 

@@ -308,17 +308,19 @@ fn find_compatible(fdt: &Fdt<'_>, compat: &[&str]) -> Option<NodeId> {
 fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
     let root = fdt.root();
     let id = match fdt.prop_u32(root, "interrupt-parent") {
-        Some(ph) => match fdt.by_phandle(ph) {
-            Some(id) => id,
-            None => {
-                errors.push(DtError::prop(
+        Some(ph) => {
+            match fdt.by_phandle(ph) {
+                Some(id) => id,
+                None => {
+                    errors.push(DtError::prop(
                     "/",
                     "interrupt-parent",
                     format!("= <{ph:#x}> names no node (expected the interrupt controller's phandle)"),
                 ));
-                return None;
+                    return None;
+                }
             }
-        },
+        }
         None => {
             let found = fdt.ids().find(|&id| {
                 fdt.is_enabled(id)
@@ -359,7 +361,11 @@ fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
     let regs = match fdt.reg(id) {
         Ok(r) if !r.is_empty() => r,
         Ok(_) => {
-            errors.push(DtError::prop(&path, "reg", "is empty (the GIC's registers are needed)"));
+            errors.push(DtError::prop(
+                &path,
+                "reg",
+                "is empty (the GIC's registers are needed)",
+            ));
             return None;
         }
         Err(e) => {
@@ -780,7 +786,10 @@ mod tests {
             uart_compatible: "cdns,uart-r1p12".into(),
             ..Virt::default()
         };
-        assert_eq!(read(&v).unwrap().console.unwrap().compatible, ["cdns,uart-r1p12"]);
+        assert_eq!(
+            read(&v).unwrap().console.unwrap().compatible,
+            ["cdns,uart-r1p12"]
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::memmap::Range;
 use crate::println;
 use crate::stage2::{Budgeted, S2Attrs, S2Mem, Stage2};
 use crate::subsystem::DomainSetup;
-use crate::vgic::{GicVersion, Vgic};
+use crate::vgic::Vgic;
 use crate::vpsci;
 
 /// SCTLR_EL1 a vCPU starts with: MMU and caches off, RES1 bits set.
@@ -148,7 +148,8 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
     let header = ImageHeader::parse(kernel).map_err(|e| format!("{}: {e}", cfg.kernel.path))?;
     let initrd_len = cfg.ramdisk.as_ref().map(|r| r.range.size());
     let host_cpu = hv.platform.cpus.first();
-    let gic = GicVersion::V3; // lead: host's version
+    // The host's GIC version, as on Xen.
+    let gic = crate::drivers::chip().guest_version();
     let spec = |initrd: Option<Range>| GuestDtSpec {
         vcpus: cfg.vcpus,
         gic,

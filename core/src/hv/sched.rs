@@ -13,8 +13,8 @@ use super::{VcpuRef, hv};
 use crate::arch::entry::MAX_CPUS;
 use crate::arch::guest::{self, GuestFrame, reg};
 use crate::arch::{cpu, psci};
-use crate::println;
 use crate::drivers::chip;
+use crate::println;
 
 /// Time slice, in microseconds.
 const SLICE_US: u64 = 10_000;

@@ -15,9 +15,12 @@ use super::domain::{Domain, Shutdown, VcpuState};
 use super::sched::{self, After};
 use crate::arch::guest::{GuestFrame, reg};
 use crate::esr::{Esr, ExceptionClass};
-use crate::guest_layout::{GUEST_GICV3_GICD, GUEST_GICV3_GICR0, GUEST_PL011, GUEST_VPL011_SPI};
+use crate::guest_layout::{
+    GUEST_GICV2_GICD, GUEST_GICV3_GICD, GUEST_GICV3_GICR0, GUEST_PL011, GUEST_VPL011_SPI,
+};
 use crate::inject::{self, Kind, PSTATE_EL1H_MASKED};
 use crate::println;
+use crate::vgic::GicVersion;
 use crate::vpsci::{self, Call};
 
 use crate::hypercall::{HYPERCALLS, Hypercall, dispatch};
@@ -116,10 +119,13 @@ fn sync_trap(v: &VcpuRef, frame: &mut GuestFrame) -> After {
         }
         ExceptionClass::SysReg => {
             let acc = esr.sysreg();
-            if acc.is_icc_sgi1r() && !acc.read {
-                let value = get_reg(frame, acc.reg);
-                let kicks = v.dom.vgic.lock().write_sgi1r(v.idx, value);
-                sched::notify_mask(&v.dom, kicks.0);
+            if cfg!(feature = "gicv3") && acc.is_icc_sgi1r() && !acc.read {
+                #[cfg(feature = "gicv3")]
+                {
+                    let value = get_reg(frame, acc.reg);
+                    let kicks = v.dom.vgic.lock().write_sgi1r(v.idx, value);
+                    sched::notify_mask(&v.dom, kicks.0);
+                }
                 frame.pc += 4;
             } else if acc.is_debug() || acc.is_pmu() {
                 // The pCPU's own debug and PMU registers, which no vCPU
@@ -150,7 +156,12 @@ fn data_abort(v: &VcpuRef, frame: &mut GuestFrame, esr: Esr) -> After {
     let da = esr.data_abort();
     let far = reg::far();
     let ipa = ((reg::hpfar() >> 4) << 12) | (far & 0xfff);
-    let in_gic = GUEST_GICV3_GICD.contains(ipa) || GUEST_GICV3_GICR0.contains(ipa);
+    // The emulated distributor (and GICv3 redistributors); a GICv2 guest's
+    // CPU interface is the hardware's, mapped, never trapped.
+    let in_gic = match crate::drivers::chip().guest_version() {
+        GicVersion::V2 => GUEST_GICV2_GICD.contains(ipa),
+        GicVersion::V3 => GUEST_GICV3_GICD.contains(ipa) || GUEST_GICV3_GICR0.contains(ipa),
+    };
     let in_uart = v.dom.vpl011.is_some() && GUEST_PL011.contains(ipa);
     if !da.isv || da.s1ptw || !(in_gic || in_uart) {
         inject(frame, Kind::DataAbort { far });

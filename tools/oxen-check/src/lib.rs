@@ -197,7 +197,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     // The heap and the stacks: the highest fit in RAM clear of the image,
     // the tree and whatever the tree says is occupied.
     // The heap and a stack per CPU of the tree, as the boot sizes them.
-    let cpus = early::cpu_count(blob).unwrap_or(1).min(oxen_core::budget::MAX_CPUS);
+    let cpus = early::cpu_count(blob)
+        .unwrap_or(1)
+        .min(oxen_core::budget::MAX_CPUS);
     let work_size = oxen_core::budget::work_area_size(cpus);
     let work = match early::work_area(blob, &ram, image, dtb, work_size) {
         Ok(w) => w,
