@@ -2,7 +2,8 @@
 //! (`-M virt,virtualization=on,gic-version=3`).
 //!
 //! A board port is this file (board facts and which feature crates are
-//! linked), `link.ld` (where the image runs) and `build.rs`.
+//! linked) and its `Cargo.toml`; every board shares `boards/link.ld` and
+//! `boards/build.rs`.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
