@@ -676,11 +676,8 @@ struct Sizes {
 }
 
 fn sizes(xen: &Path) -> Result<Sizes, String> {
-    let board = BuildSpec::default().board;
-    let manifest = root().join("boards").join(&board).join("Cargo.toml");
-    let text =
-        std::fs::read_to_string(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let features = crate::test::parse_features(&text).all;
+    // The Xen interfaces' combinations, each with the board's drivers.
+    let features = crate::boards::manifest(crate::boards::HOME.image)?.interfaces;
     let mut sets = Vec::new();
     for set in crate::test::powerset(&features) {
         let img = crate::build(&BuildSpec {

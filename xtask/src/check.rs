@@ -80,11 +80,8 @@ pub fn disagreements(stop: Option<&[String]>, status: Option<i32>, output: &str)
 /// The step of `cargo xtask test`: every config, every representative
 /// image of the board the configs are written for.
 pub fn configs_step() -> Result<(), String> {
-    let board = crate::BuildSpec::default().board;
-    let manifest = root().join("boards").join(&board).join("Cargo.toml");
-    let text =
-        std::fs::read_to_string(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let sets = crate::test::representative_sets(&crate::test::parse_features(&text).all);
+    let feats = crate::boards::manifest(crate::boards::HOME.image)?;
+    let sets = crate::test::representative_sets(&feats.interfaces);
     let c = all_configs(&sets)?;
     println!(
         "oxen-check: {} cells (configs x images) agree with the boot, {} did not apply",

@@ -1,11 +1,15 @@
 //! Configs: a DTS fragment in Xen's dom0less bindings (`configs/*.dts`)
-//! plus its expectations (`configs/*.expect`), turned into a QEMU machine —
-//! QEMU's own device tree with the config merged in, each boot module
-//! placed in RAM with its exact size, and a loader for each — that boots on
-//! Oxen or on Xen alike. The format is in docs/configs.md.
+//! plus its expectations (`configs/*.expect`), turned into a QEMU machine
+//! of one of the boards (`boards::BOARDS`) — the board's host device tree
+//! with the config merged in, each boot module placed in its RAM with its
+//! exact size, and a loader for each — that boots on Oxen or on Xen alike.
+//! A config is written once, for `boards::HOME`; on another board its
+//! modules go where that board's RAM is and Xen's `dtuart=` names that
+//! board's console. The format is in docs/configs.md.
 
 use std::path::{Path, PathBuf};
 
+use crate::boards::{self, Board};
 use crate::debian::{self, Guests};
 use crate::dts::{self, Node, Source};
 use crate::expect::{self, End, Expect, Peer, Want};
@@ -13,15 +17,8 @@ use crate::guests_build;
 use crate::qemu::{self, Machine, Outcome};
 use crate::root;
 
-/// Modules are placed from here up: clear of the hypervisor image at RAM
-/// base + text offset and of the DTB QEMU puts 128 MiB above RAM base.
-pub const MODULE_BASE: u64 = 0x5000_0000;
 /// Module placement alignment.
 pub const MODULE_ALIGN: u64 = 2 << 20;
-/// Where QEMU virt's RAM starts.
-pub const RAM_BASE: u64 = 0x4000_0000;
-/// Where QEMU puts its DTB after a hypervisor image smaller than 128 MiB.
-const QEMU_DTB: u64 = 0x4800_0000;
 /// The RAM a config gets unless it asks for more or needs more.
 pub const DEFAULT_MEMORY_MIB: u64 = 2048;
 /// Host CPUs unless the config or `--smp` says otherwise.
@@ -239,12 +236,25 @@ pub fn parse_size_mib(s: &str) -> Option<u64> {
 }
 
 /// Places files of the given sizes one after the other from `base`, each
-/// start aligned to `align`; fails if the last one does not end by `limit`.
-pub fn place(sizes: &[u64], base: u64, align: u64, limit: u64) -> Result<Vec<u64>, String> {
+/// start aligned to `align` and each clear of the `avoid` ranges (start,
+/// size); fails if the last one does not end by `limit`.
+pub fn place(
+    sizes: &[u64],
+    base: u64,
+    align: u64,
+    limit: u64,
+    avoid: &[(u64, u64)],
+) -> Result<Vec<u64>, String> {
     let mut next = base;
     let mut out = Vec::new();
     for &size in sizes {
-        let at = next.div_ceil(align) * align;
+        let mut at = next.div_ceil(align) * align;
+        while let Some(&(start, len)) = avoid
+            .iter()
+            .find(|&&(start, len)| at < start + len && start < at + size.max(1))
+        {
+            at = (start + len).div_ceil(align) * align;
+        }
         next = at + size;
         out.push(at);
     }
@@ -271,8 +281,9 @@ pub fn copies(modules: &[ModuleRef]) -> Vec<usize> {
 }
 
 /// The RAM a config gets: what it asks for, else enough for its domains'
-/// memory, its modules and the hypervisor, in whole GiB, at least 2 GiB.
-pub fn memory_mib(plan: &Plan, modules_end: u64) -> u64 {
+/// memory, its modules (up to `modules_end`, in RAM from `ram_base`) and the
+/// hypervisor, in whole GiB, at least 2 GiB.
+pub fn memory_mib(plan: &Plan, modules_end: u64, ram_base: u64) -> u64 {
     if let Some(m) = plan.memory_mib {
         return m;
     }
@@ -282,7 +293,7 @@ pub fn memory_mib(plan: &Plan, modules_end: u64) -> u64 {
         .filter_map(|d| d.memory_kib)
         .sum::<u64>()
         / 1024;
-    let modules_mib = (modules_end.saturating_sub(RAM_BASE)) >> 20;
+    let modules_mib = (modules_end.saturating_sub(ram_base)) >> 20;
     // 512 MiB spare: the hypervisor, its heap, page tables, guest DTBs.
     let need = domains_mib + modules_mib + 512;
     need.div_ceil(1024).max(DEFAULT_MEMORY_MIB / 1024) * 1024
@@ -357,6 +368,39 @@ pub fn set_guest_args(root: &mut Node, args: &[String]) -> Result<(), String> {
     }
     store(root, &mut bootargs.into_iter());
     Ok(())
+}
+
+/// Puts `board`'s console into `/chosen`'s `xen,xen-bootargs` where the
+/// config names the home board's (`dtuart=/pl011@9000000`).
+pub fn set_console(root: &mut Node, board: &Board) {
+    const PROP: &str = "xen,xen-bootargs";
+    let Some(chosen) = root.children.iter_mut().find(|c| c.name == "chosen") else {
+        return;
+    };
+    if let [args] = &chosen.strings(PROP)[..] {
+        let new = board.bootargs(args);
+        if new != *args {
+            chosen.set(PROP, Some(format!("\"{new}\"")));
+        }
+    }
+}
+
+/// The modules that overlap a region of the host tree's `/reserved-memory`.
+pub fn reserved_overlaps(host: &Source, placed: &[(ModuleRef, u64, u64)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, start, size) in boards::reserved_memory(host) {
+        for (m, at, len) in placed {
+            if *at < start + size && start < at + len {
+                out.push(format!(
+                    "{} at {at:#x}-{:#x} overlaps {path} at {start:#x}-{:#x}",
+                    m.path,
+                    at + len,
+                    start + size
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Writes each placed module's `reg` (exact size, in its parent's cells),
@@ -485,17 +529,19 @@ pub fn read_expect(name: &str) -> Result<Expect, String> {
 
 pub use crate::expect::Boot;
 
-/// Prepares config `name` to boot on `peer` from the hypervisor `image`:
-/// reads and checks the config and its expectations, supplies and places
-/// its modules, and builds the DTB. `smp` overrides the host CPUs.
+/// Prepares config `name` to boot on `peer` from the hypervisor `image`
+/// on the home board: reads and checks the config and its expectations,
+/// supplies and places its modules, and builds the DTB. `smp` overrides
+/// the host CPUs.
 pub fn prepare(name: &str, peer: Peer, image: &Path, smp: Option<u32>) -> Result<Prepared, String> {
-    prepare_with(name, peer, image, smp, Boot::Direct, &[])
+    prepare_on(boards::HOME, name, peer, image, smp, Boot::Direct, &[])
 }
 
-/// As [`prepare`], booting the way `boot` says, with `guest_args`
-/// (`key=value` words, from `cargo xtask run --guest-args`) put into the
-/// test guests' `bootargs` by [`set_guest_args`].
-pub fn prepare_with(
+/// As [`prepare`], on `board`'s machine, booting the way `boot` says, with
+/// `guest_args` (`key=value` words, from `cargo xtask run --guest-args`)
+/// put into the test guests' `bootargs` by [`set_guest_args`].
+pub fn prepare_on(
+    board: &'static Board,
     name: &str,
     peer: Peer,
     image: &Path,
@@ -517,13 +563,16 @@ pub fn prepare_with(
         .join("run")
         .join(format!("{name}.{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let result = prepare_in(name, peer, image, smp, boot, &expect, &work, guest_args);
+    let result = prepare_in(
+        board, name, peer, image, smp, boot, &expect, &work, guest_args,
+    );
     let _ = std::fs::remove_dir_all(&work);
     result
 }
 
 #[allow(clippy::too_many_arguments)]
 fn prepare_in(
+    board: &'static Board,
     name: &str,
     peer: Peer,
     image: &Path,
@@ -536,6 +585,7 @@ fn prepare_in(
     let dts_path = dir().join(format!("{name}.dts"));
     let mut config = dts::canonical(&dts_path, &work.join("config.dts"))?;
     set_guest_args(&mut config.root, guest_args).map_err(|e| format!("configs/{name}.dts: {e}"))?;
+    set_console(&mut config.root, board);
     let plan = plan(&config).map_err(|e| {
         e.iter()
             .map(|e| format!("configs/{name}.dts: {e}"))
@@ -555,6 +605,13 @@ fn prepare_in(
     let img = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
     let (text_offset, image_size) =
         crate::image::check_header(&img).map_err(|e| format!("{}: {e}", image.display()))?;
+    if boot == Boot::UBoot && !board.uboot {
+        return Err(format!(
+            "{} does not boot through U-Boot here (Debian's u-boot-qemu is for {})",
+            board.name,
+            boards::HOME.name
+        ));
+    }
     if boot == Boot::UBoot && text_offset + image_size > crate::uboot::SLOT {
         return Err(format!(
             "{}: the image needs {:#x} bytes from its 2 MiB-aligned start, more than the 2 MiB \
@@ -563,15 +620,17 @@ fn prepare_in(
             text_offset + image_size
         ));
     }
-    if boot == Boot::Direct && RAM_BASE + text_offset + image_size > QEMU_DTB {
+    let image_at = boards::qemu_kernel_at(board.ram_base, text_offset, image_size);
+    if boot == Boot::Direct && image_at + image_size > board.dtb_at() {
         return Err(format!(
-            "{}: the image ends past {QEMU_DTB:#x}, so QEMU would move its DTB into the modules' place",
-            image.display()
+            "{}: the image ends past {:#x}, so QEMU would move its DTB into the modules' place",
+            image.display(),
+            board.dtb_at()
         ));
     }
 
     let module_base = match boot {
-        Boot::Direct => MODULE_BASE,
+        Boot::Direct => board.module_base(),
         Boot::UBoot => crate::uboot::MODULES_AT,
     };
     let Placement {
@@ -580,7 +639,7 @@ fn prepare_in(
         loaded,
         placed,
         memory,
-    } = placement(&plan, module_base)?;
+    } = placement(&plan, module_base, board)?;
     apply(&mut config, &placed)?;
     // For U-Boot the script adds the module nodes, so the DTB on the disk
     // has none.
@@ -599,14 +658,22 @@ fn prepare_in(
         }
     };
 
-    let smp = smp.or(plan.cpus).unwrap_or(DEFAULT_CPUS);
-    let mut machine = Machine::new(image, smp);
+    let smp = board
+        .smp(smp.or(plan.cpus))
+        .map_err(|e| format!("configs/{name}: {e}"))?;
+    let mut machine = Machine::on(board, image, smp);
     machine.memory = format!("{memory}M");
-    let host = dump_qemu_tree(&machine, work)?;
+    let host = host_tree(&machine, work)?;
+    let overlaps = reserved_overlaps(&host, &placed);
+    if !overlaps.is_empty() {
+        return Err(format!(
+            "configs/{name} on {}: {} (the board's `reserved` in xtask/src/boards.rs is not the tree's)",
+            board.name,
+            overlaps.join("; ")
+        ));
+    }
 
-    let out_dir = debian::cache_dir()
-        .join("run")
-        .join(format!("{name}-smp{smp}"));
+    let out_dir = run_dir(board, name, smp);
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let merged = work.join("host.dts");
     std::fs::write(&merged, merge(&host, &config)).map_err(|e| e.to_string())?;
@@ -688,9 +755,24 @@ struct Placement {
     memory: u64,
 }
 
+/// Where a run's host tree is kept for people to read:
+/// `target/guests/run/NAME-smpN` on the home board, with the board's name
+/// after NAME on another.
+fn run_dir(board: &Board, name: &str, smp: u32) -> PathBuf {
+    let board = if board == boards::HOME {
+        String::new()
+    } else {
+        format!("-{}", board.name)
+    };
+    debian::cache_dir()
+        .join("run")
+        .join(format!("{name}{board}-smp{smp}"))
+}
+
 /// Finds each module's file (built or fetched) and places the loaded ones
-/// from `base`, 2 MiB-aligned, within the RAM the machine gets.
-fn placement(plan: &Plan, base: u64) -> Result<Placement, String> {
+/// from `base`, 2 MiB-aligned, clear of the board's reserved memory, within
+/// the RAM the machine gets (at most what the board can have).
+fn placement(plan: &Plan, base: u64, board: &Board) -> Result<Placement, String> {
     let mut files = Files {
         guests: None,
         built: Vec::new(),
@@ -708,15 +790,27 @@ fn placement(plan: &Plan, base: u64) -> Result<Placement, String> {
     let copy = copies(&plan.modules);
     let loaded: Vec<usize> = (0..sizes.len()).filter(|&i| copy[i] == i).collect();
     let loaded_sizes: Vec<u64> = loaded.iter().map(|&i| sizes[i]).collect();
-    let unbounded = place(&loaded_sizes, base, MODULE_ALIGN, u64::MAX)?;
+    let unbounded = place(&loaded_sizes, base, MODULE_ALIGN, u64::MAX, board.reserved)?;
     let modules_end = unbounded
         .iter()
         .zip(&loaded_sizes)
         .map(|(a, s)| a + s)
         .max()
         .unwrap_or(base);
-    let memory = memory_mib(plan, modules_end);
-    let at = place(&loaded_sizes, base, MODULE_ALIGN, RAM_BASE + (memory << 20))?;
+    let memory = memory_mib(plan, modules_end, board.ram_base);
+    if let Some(max) = board.max_memory_mib.filter(|&max| memory > max) {
+        return Err(format!(
+            "the config needs {memory} MiB of RAM, more than {}'s {max} MiB",
+            board.name
+        ));
+    }
+    let at = place(
+        &loaded_sizes,
+        base,
+        MODULE_ALIGN,
+        board.ram_base + (memory << 20),
+        board.reserved,
+    )?;
     let addr_of = |i: usize| at[loaded.iter().position(|&l| l == copy[i]).unwrap_or(0)];
     let placed = plan
         .modules
@@ -753,7 +847,8 @@ pub fn placed_fragment(name: &str) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let Placement { placed, memory, .. } = placement(&plan, MODULE_BASE)?;
+    let home = boards::HOME;
+    let Placement { placed, memory, .. } = placement(&plan, home.module_base(), home)?;
     apply(&mut config, &placed)?;
     let cpus = plan.cpus.unwrap_or(DEFAULT_CPUS);
     config.root.set(MEMORY_PROP, Some(format!("\"{memory}M\"")));
@@ -761,39 +856,70 @@ pub fn placed_fragment(name: &str) -> Result<String, String> {
     Ok(config.write())
 }
 
-/// QEMU's own tree for these machine options, as canonical source.
-fn dump_qemu_tree(m: &Machine, work: &Path) -> Result<Source, String> {
-    let dtb = work.join("qemu.dtb");
-    let mut cmd = std::process::Command::new("qemu-system-aarch64");
-    cmd.args([
-        "-M",
-        &format!("{},dumpdtb={}", qemu::MACHINE, dtb.display()),
-    ])
-    .args(qemu::NO_DEFAULT_DEVICES)
-    .args([
-        "-cpu",
-        &m.cpu,
-        "-smp",
-        &m.smp.to_string(),
-        "-m",
-        &m.memory,
-        "-display",
-        "none",
-    ]);
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run qemu-system-aarch64: {e}"))?;
-    if !dtb.is_file() {
-        return Err(format!(
-            "`{}` wrote no DTB:\n{}",
-            crate::show(&cmd),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let text = work.join("qemu.dts");
+/// The machine's host tree, as canonical source: QEMU's own for these
+/// machine options or the board's DTB from Debian, with the board's edits.
+fn host_tree(m: &Machine, work: &Path) -> Result<Source, String> {
+    let dtb = match m.board.tree {
+        boards::Tree::Qemu => {
+            let dtb = work.join("qemu.dtb");
+            let mut cmd = std::process::Command::new("qemu-system-aarch64");
+            cmd.args(
+                m.board
+                    .qemu_args(&format!(",dumpdtb={}", dtb.display()), m.smp, &m.memory),
+            )
+            .args(["-display", "none"]);
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cannot run qemu-system-aarch64: {e}"))?;
+            if !dtb.is_file() {
+                return Err(format!(
+                    "`{}` wrote no DTB:\n{}",
+                    crate::show(&cmd),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            dtb
+        }
+        boards::Tree::Debian(file) => {
+            let dtb = debian::board_dtbs()?.join(file);
+            if !dtb.is_file() {
+                return Err(format!(
+                    "{}: no such DTB in Debian's kernel package (the `dtbs` role)",
+                    dtb.display()
+                ));
+            }
+            dtb
+        }
+    };
+    let text = work.join("host-tree.dts");
     dts::dtc(&["-I", "dtb", "-O", "dts"], &dtb, &text)?;
     let s = std::fs::read_to_string(&text).map_err(|e| e.to_string())?;
-    Source::parse(&s).map_err(|e| format!("QEMU's tree: {e}"))
+    let mut tree = Source::parse(&s).map_err(|e| format!("{}: {e}", dtb.display()))?;
+    m.board.edit(&mut tree)?;
+    Ok(tree)
+}
+
+/// `board`'s machine booting `image` with no domains: on QEMU's own tree
+/// where the board's needs no edits, else on the board's host tree (kept
+/// in `target/guests/run/none-BOARD-smpN/host.dtb`).
+pub fn bare(board: &'static Board, image: &Path, smp: u32) -> Result<Machine, String> {
+    let mut m = Machine::on(board, image, smp);
+    if board.tree == boards::Tree::Qemu && board.edits.is_empty() {
+        return Ok(m);
+    }
+    let dir = run_dir(board, "none", smp);
+    let work = dir.join(format!("work.{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let tree = host_tree(&m, &work).and_then(|t| {
+        let src = work.join("host.dts");
+        std::fs::write(&src, t.write()).map_err(|e| e.to_string())?;
+        let dtb = dir.join("host.dtb");
+        dts::dtc(&["-I", "dts", "-O", "dtb"], &src, &dtb)?;
+        Ok(dtb)
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    m.dtb = Some(tree?);
+    Ok(m)
 }
 
 /// Boots a prepared config headless and collects its console: until QEMU
@@ -1074,23 +1200,52 @@ mod tests {
         }));
     }
 
+    const MODULE_BASE: u64 = 0x5000_0000;
+    const RAM_BASE: u64 = 0x4000_0000;
+
     #[test]
     fn modules_are_placed_in_order_aligned_and_within_ram() {
+        assert_eq!(boards::HOME.module_base(), MODULE_BASE);
         let mb = 1 << 20;
         let a = place(
             &[30 * mb + 5, 1, 3 * mb],
             MODULE_BASE,
             MODULE_ALIGN,
             u64::MAX,
+            &[],
         )
         .unwrap();
         assert_eq!(
             a,
             [0x5000_0000, 0x5000_0000 + 32 * mb, 0x5000_0000 + 34 * mb]
         );
-        let err = place(&[30 * mb], MODULE_BASE, MODULE_ALIGN, MODULE_BASE + 16 * mb).unwrap_err();
+        let err = place(
+            &[30 * mb],
+            MODULE_BASE,
+            MODULE_ALIGN,
+            MODULE_BASE + 16 * mb,
+            &[],
+        )
+        .unwrap_err();
         assert!(err.contains("past the end of RAM"), "{err}");
         assert!(err.contains(MEMORY_PROP));
+    }
+
+    #[test]
+    fn modules_skip_the_boards_reserved_memory() {
+        let mb = 1 << 20;
+        let zcu102 = boards::find("xlnx-zcu102").unwrap();
+        assert_eq!(zcu102.module_base(), 0x1000_0000);
+        // A module that would cross 0x3ed00000 goes after 0x3ef40000.
+        let a = place(
+            &[0x2ec0_0000, 4 * mb, mb],
+            zcu102.module_base(),
+            MODULE_ALIGN,
+            0x8000_0000,
+            zcu102.reserved,
+        )
+        .unwrap();
+        assert_eq!(a, [0x1000_0000, 0x3f00_0000, 0x3f40_0000]);
     }
 
     #[test]
@@ -1098,12 +1253,45 @@ mod tests {
         let mut p = plan(&src(CONFIG)).unwrap();
         // 2 x 256 MiB, 256 MiB below the modules and 300 MiB of them, and
         // 512 MiB spare fit in 2 GiB.
-        assert_eq!(memory_mib(&p, MODULE_BASE + (300 << 20)), 2048);
+        assert_eq!(memory_mib(&p, MODULE_BASE + (300 << 20), RAM_BASE), 2048);
+        // The same from RAM at 0.
+        assert_eq!(memory_mib(&p, 0x1000_0000 + (300 << 20), 0), 2048);
         // 2 GiB + 256 MiB, 256 MiB below the modules, 512 MiB spare.
         p.domains[0].memory_kib = Some(2 << 20);
-        assert_eq!(memory_mib(&p, MODULE_BASE), 3072);
+        assert_eq!(memory_mib(&p, MODULE_BASE, RAM_BASE), 3072);
         p.memory_mib = Some(1536);
-        assert_eq!(memory_mib(&p, MODULE_BASE), 1536);
+        assert_eq!(memory_mib(&p, MODULE_BASE, RAM_BASE), 1536);
+    }
+
+    #[test]
+    fn the_console_of_xen_bootargs_follows_the_board() {
+        let mut s = src(CONFIG);
+        set_console(&mut s.root, boards::find("xlnx-versal-virt").unwrap());
+        let chosen = s.root.child("chosen").unwrap();
+        assert_eq!(
+            chosen.strings("xen,xen-bootargs"),
+            ["console=dtuart dtuart=/uart@ff000000 bootscrub=0"]
+        );
+        let mut s = src(CONFIG);
+        set_console(&mut s.root, boards::HOME);
+        assert_eq!(s, src(CONFIG));
+    }
+
+    #[test]
+    fn a_module_in_the_host_trees_reserved_memory_is_reported() {
+        let host = src(
+            "/dts-v1/;\n\n/ {\n\treserved-memory {\n\t\tmemory@3ed00000 {\n\t\t\treg = <0x00 0x3ed00000 0x00 0x40000>;\n\t\t};\n\t};\n};\n",
+        );
+        let p = plan(&src(CONFIG)).unwrap();
+        let clear = [(p.modules[0].clone(), 0x1000_0000, 0x100_0000)];
+        assert!(reserved_overlaps(&host, &clear).is_empty());
+        let hit = [(p.modules[0].clone(), 0x3ec0_0000, 0x20_0000)];
+        assert_eq!(
+            reserved_overlaps(&host, &hit),
+            [
+                "/chosen/domU1/kernel at 0x3ec00000-0x3ee00000 overlaps /reserved-memory/memory@3ed00000 at 0x3ed00000-0x3ed40000"
+            ]
+        );
     }
 
     #[test]

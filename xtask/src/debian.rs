@@ -1,5 +1,7 @@
 //! The guests' software from Debian's arm64 archive: Linux (trixie's 6.12
-//! and bookworm's 6.1), busybox and the Xen peer, downloaded once with the host's `apt-get` into a private apt
+//! and bookworm's 6.1), busybox, the Xen peer, U-Boot and, for boards
+//! whose host tree is the vendor's, the DTBs of Debian's generic arm64
+//! kernel, downloaded once with the host's `apt-get` into a private apt
 //! state under `target/guests/` (the machine's own apt state is never
 //! touched) and unpacked there with `dpkg-deb`.
 //!
@@ -60,10 +62,26 @@ pub enum Role {
     /// Debian's `u-boot-qemu` (an `all` package holding each QEMU board's
     /// U-Boot).
     UBoot,
+    /// The generic arm64 kernel of trixie's 6.12, for the vendors' device
+    /// trees it ships (`usr/lib/linux-image-*/VENDOR/*.dtb`; the cloud
+    /// kernel has none). Only the DTBs are unpacked, and only when a board
+    /// needs one ([`board_dtbs`]): the package is 93 MB.
+    Dtbs,
 }
 
 impl Role {
-    const ALL: [Role; 5] = [
+    const ALL: [Role; 6] = [
+        Role::Linux,
+        Role::Linux61,
+        Role::Busybox,
+        Role::Xen,
+        Role::UBoot,
+        Role::Dtbs,
+    ];
+
+    /// The roles every guest run needs ([`fetch`]); the others are fetched
+    /// when asked for.
+    const GUESTS: [Role; 5] = [
         Role::Linux,
         Role::Linux61,
         Role::Busybox,
@@ -78,6 +96,7 @@ impl Role {
             Role::Busybox => "busybox",
             Role::Xen => "xen",
             Role::UBoot => "uboot",
+            Role::Dtbs => "dtbs",
         }
     }
 
@@ -96,6 +115,17 @@ impl Role {
             Role::Busybox => "^busybox-static$",
             Role::Xen => "^xen-hypervisor-4.20-arm64$",
             Role::UBoot => "^u-boot-qemu$",
+            // Not the cloud kernel (`…+deb13-cloud-arm64-unsigned`).
+            Role::Dtbs => "^linux-image-6\\.12\\..*\\+deb13-arm64-unsigned$",
+        }
+    }
+
+    /// The members of the package that are unpacked, as tar patterns
+    /// (`*` matching `/` too); `None`: all of it.
+    fn members(self) -> Option<&'static [&'static str]> {
+        match self {
+            Role::Dtbs => Some(&["./usr/lib/linux-image-*.dtb"]),
+            _ => None,
         }
     }
 
@@ -112,6 +142,7 @@ impl Role {
             Role::UBoot => {
                 Some(tree.join("usr/lib/u-boot/qemu_arm64/u-boot.bin")).filter(|p| p.is_file())
             }
+            Role::Dtbs => first_match(&tree.join("usr/lib"), "linux-image-").filter(|p| p.is_dir()),
         };
         found.ok_or_else(|| {
             format!(
@@ -153,9 +184,15 @@ fn safe(version: &str) -> String {
 }
 
 fn unpacked_dir(p: &Package) -> PathBuf {
+    // A part of a package gets a directory of its own.
+    let part = if p.role.members().is_some() {
+        format!(".{}", p.role.key())
+    } else {
+        String::new()
+    };
     cache_dir()
         .join("pkgs")
-        .join(format!("{}_{}", p.name, safe(&p.version)))
+        .join(format!("{}_{}{part}", p.name, safe(&p.version)))
 }
 
 fn deb_path(p: &Package) -> PathBuf {
@@ -169,44 +206,7 @@ fn deb_path(p: &Package) -> PathBuf {
 /// lacks a role (one written before that role existed) keeps the versions
 /// it names: apt chooses only the missing ones.
 pub fn fetch(refresh: bool) -> Result<Guests, String> {
-    let mut packages = if refresh {
-        Vec::new()
-    } else {
-        std::fs::read_to_string(lock_path())
-            .ok()
-            .and_then(|t| parse_lock(&t).ok())
-            .unwrap_or_default()
-    };
-    let missing = missing_roles(&packages);
-    if !missing.is_empty() {
-        let apt = Apt::new()?;
-        apt.update()?;
-        let chosen = missing
-            .into_iter()
-            .map(|r| apt.choose(r))
-            .collect::<Result<Vec<_>, _>>()?;
-        for p in &chosen {
-            if !deb_path(p).is_file() && !unpacked_dir(p).is_dir() {
-                apt.download(p)?;
-            }
-        }
-        packages.extend(chosen);
-        packages.sort_by_key(|p| Role::ALL.iter().position(|r| *r == p.role));
-        std::fs::write(lock_path(), write_lock(&packages))
-            .map_err(|e| format!("{}: {e}", lock_path().display()))?;
-    }
-    let mut files = Vec::new();
-    for p in &packages {
-        let tree = unpacked_dir(p);
-        if !tree.is_dir() {
-            if !deb_path(p).is_file() {
-                // The lock survived but the download did not: fetch it again.
-                Apt::new()?.download_locked(p)?;
-            }
-            unpack(&deb_path(p), &tree)?;
-        }
-        files.push(p.role.file_in(&tree)?);
-    }
+    let (packages, files) = fetch_roles(&Role::GUESTS, refresh)?;
     let file = |r: Role| {
         packages
             .iter()
@@ -229,6 +229,65 @@ pub fn fetch(refresh: bool) -> Result<Guests, String> {
     })
 }
 
+/// The directory of the device trees Debian's generic arm64 kernel ships
+/// (`usr/lib/linux-image-VERSION/`, holding `VENDOR/BOARD.dtb`), fetched
+/// the first time a board needs one and pinned in the lock like the rest.
+pub fn board_dtbs() -> Result<PathBuf, String> {
+    let (_, files) = fetch_roles(&[Role::Dtbs], false)?;
+    files
+        .into_iter()
+        .next()
+        .ok_or("no dtbs package".to_string())
+}
+
+/// The packages and files of `wanted` (in lock order), each chosen, downloaded
+/// and unpacked unless the lock and the cache have it. The lock keeps every
+/// other role it names; `refresh` chooses `wanted` again.
+fn fetch_roles(wanted: &[Role], refresh: bool) -> Result<(Vec<Package>, Vec<PathBuf>), String> {
+    let mut packages = std::fs::read_to_string(lock_path())
+        .ok()
+        .and_then(|t| parse_lock(&t).ok())
+        .unwrap_or_default();
+    if refresh {
+        packages.retain(|p| !wanted.contains(&p.role));
+    }
+    let missing: Vec<Role> = missing_roles(&packages)
+        .into_iter()
+        .filter(|r| wanted.contains(r))
+        .collect();
+    if !missing.is_empty() {
+        let apt = Apt::new()?;
+        apt.update()?;
+        let chosen = missing
+            .into_iter()
+            .map(|r| apt.choose(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        for p in &chosen {
+            if !deb_path(p).is_file() && !unpacked_dir(p).is_dir() {
+                apt.download(p)?;
+            }
+        }
+        packages.extend(chosen);
+        packages.sort_by_key(|p| Role::ALL.iter().position(|r| *r == p.role));
+        std::fs::write(lock_path(), write_lock(&packages))
+            .map_err(|e| format!("{}: {e}", lock_path().display()))?;
+    }
+    packages.retain(|p| wanted.contains(&p.role));
+    let mut files = Vec::new();
+    for p in &packages {
+        let tree = unpacked_dir(p);
+        if !tree.is_dir() {
+            if !deb_path(p).is_file() {
+                // The lock survived but the download did not: fetch it again.
+                Apt::new()?.download_locked(p)?;
+            }
+            unpack(&deb_path(p), &tree, p.role.members())?;
+        }
+        files.push(p.role.file_in(&tree)?);
+    }
+    Ok((packages, files))
+}
+
 /// The roles a lock's packages leave without a package, in [`Role::ALL`]
 /// order.
 fn missing_roles(packages: &[Package]) -> Vec<Role> {
@@ -238,7 +297,8 @@ fn missing_roles(packages: &[Package]) -> Vec<Role> {
         .collect()
 }
 
-fn unpack(deb: &Path, tree: &Path) -> Result<(), String> {
+/// Unpacks a package, or only its `members` (tar patterns).
+fn unpack(deb: &Path, tree: &Path, members: Option<&[&str]>) -> Result<(), String> {
     // Unpack beside the final place and rename, so an interrupted run never
     // leaves a tree that looks complete.
     let mut partial = tree.as_os_str().to_owned();
@@ -246,7 +306,41 @@ fn unpack(deb: &Path, tree: &Path) -> Result<(), String> {
     let partial = PathBuf::from(partial);
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
-    run_cmd(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&partial))?;
+    match members {
+        None => run_cmd(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&partial))?,
+        Some(patterns) => {
+            // dpkg-deb's data tar into tar, which takes patterns.
+            let mut data = Command::new("dpkg-deb");
+            data.arg("--fsys-tarfile")
+                .arg(deb)
+                .stdout(std::process::Stdio::piped());
+            eprintln!("+ {} | tar -x {}", show(&data), patterns.join(" "));
+            let mut child = data
+                .spawn()
+                .map_err(|e| format!("cannot run {}: {e}", show(&data)))?;
+            let stdout = child.stdout.take().ok_or("dpkg-deb gave no output")?;
+            let mut tar = Command::new("tar");
+            tar.arg("-x")
+                .arg("-C")
+                .arg(&partial)
+                .args(["--wildcards", "--wildcards-match-slash"])
+                .args(patterns)
+                .stdin(stdout);
+            let untar = tar.status().map_err(|e| format!("cannot run tar: {e}"));
+            let status = child.wait().map_err(|e| e.to_string())?;
+            match untar {
+                Ok(s) if s.success() && status.success() => {}
+                Ok(s) => {
+                    return Err(format!(
+                        "unpacking {} from {} failed (dpkg-deb {status}, tar {s})",
+                        patterns.join(" "),
+                        deb.display()
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
     std::fs::rename(&partial, tree).map_err(|e| format!("{}: {e}", tree.display()))
 }
 
@@ -570,7 +664,10 @@ mod tests {
         // packages stay.
         let old = parse_lock("linux a 1\nbusybox b 2\nxen c 3\n").unwrap();
         assert_eq!(old.len(), 3);
-        assert_eq!(missing_roles(&old), vec![Role::Linux61, Role::UBoot]);
+        assert_eq!(
+            missing_roles(&old),
+            vec![Role::Linux61, Role::UBoot, Role::Dtbs]
+        );
         assert_eq!(missing_roles(&[]), Role::ALL.to_vec());
         let err = parse_lock("linux a 1\nlinux b 2\n").unwrap_err();
         assert!(err.contains("a second linux"), "{err}");
@@ -588,6 +685,25 @@ mod tests {
                     Package: linux-image-6.12.117+deb13-cloud-arm64-unsigned\nVersion: 6.12.117-1\n\n";
         assert_eq!(newest(show).unwrap().1, "6.12.117-1");
         assert!(Role::Linux61.pattern().starts_with("^linux-image-6\\.1\\."));
+    }
+
+    #[test]
+    fn the_dtbs_come_from_the_generic_kernel_not_the_cloud_one() {
+        let p = Role::Dtbs.pattern();
+        assert!(p.contains("\\+deb13-arm64-unsigned$"), "{p}");
+        // Only the DTBs are unpacked, into a directory of their own.
+        assert!(Role::Dtbs.members().is_some());
+        assert!(Role::Xen.members().is_none());
+        let pkg = Package {
+            role: Role::Dtbs,
+            name: "linux-image-6.12.117+deb13-arm64-unsigned".into(),
+            version: "6.12.117-1".into(),
+        };
+        assert!(
+            unpacked_dir(&pkg)
+                .ends_with("linux-image-6.12.117+deb13-arm64-unsigned_6.12.117-1.dtbs")
+        );
+        assert!(!Role::GUESTS.contains(&Role::Dtbs));
     }
 
     #[test]

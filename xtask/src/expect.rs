@@ -90,6 +90,10 @@ pub struct Expect {
     /// file (`direct`, the default, on every image) and/or U-Boot with a
     /// boot script (`uboot`, on the default image and on Xen).
     pub boots: Vec<Boot>,
+    /// The boards it is booted on besides the home board, which boots
+    /// every config (`boards: all`, `boards: gicv3 xlnx-zcu102`: board
+    /// names, `gicv2`/`gicv3` for the boards with that GIC, `all`).
+    pub boards: Vec<String>,
 }
 
 /// How the hypervisor and its modules reach RAM.
@@ -165,6 +169,7 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
     let mut cases = Vec::new();
     let mut sends = Vec::new();
     let mut boots = Vec::new();
+    let mut boards = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -232,7 +237,28 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
                     err("`boot:` names no way to boot (e.g. `boot: direct uboot`)".into());
                 }
             }
-            "end" | "limit" | "requires" | "without" | "peer" | "boot" if peer.is_some() => {
+            "boards" if peer.is_none() => {
+                if value.is_empty() {
+                    err("`boards:` names no board (e.g. `boards: all`)".into());
+                }
+                for word in value.split_whitespace() {
+                    if crate::boards::is_board_word(word) {
+                        boards.push(word.to_string());
+                    } else {
+                        err(format!(
+                            "boards: \"{word}\" is not a board (expected \"all\", \"gicv2\", \"gicv3\" or one of {})",
+                            crate::boards::BOARDS
+                                .iter()
+                                .map(|b| b.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ));
+                    }
+                }
+            }
+            "end" | "limit" | "requires" | "without" | "peer" | "boot" | "boards"
+                if peer.is_some() =>
+            {
                 err(format!("`{key}` applies to every peer; drop the `on`"))
             }
             "end" => {
@@ -327,12 +353,13 @@ pub fn parse(text: &str, file: &str) -> Result<Expect, Vec<String>> {
         } else {
             boots
         },
+        boards,
     })
 }
 
 /// The keys an `.expect` line may start with, for error messages.
 const KEYS: &str =
-    "end, limit, requires, without, peer, boot, cases, panic, not, send or a domain name";
+    "end, limit, requires, without, peer, boot, boards, cases, panic, not, send or a domain name";
 
 /// The value of a `cases:` rule: `DOMAIN all` or `DOMAIN all, at least N`.
 fn parse_cases(value: &str) -> Result<(String, usize), String> {
@@ -355,6 +382,12 @@ fn parse_cases(value: &str) -> Result<(String, usize), String> {
 }
 
 impl Expect {
+    /// Whether the config is booted on `board`: every one is on the home
+    /// board, others only where `boards:` names the board.
+    pub fn on_board(&self, board: &crate::boards::Board) -> bool {
+        board == crate::boards::HOME || self.boards.iter().any(|w| board.is(w))
+    }
+
     /// The domain names the rules use that are not in `domains`.
     pub fn unknown_domains<'a>(&'a self, domains: &[String]) -> Vec<&'a str> {
         let mut v: Vec<&str> = self
@@ -836,6 +869,22 @@ not on oxen: unhandled
         assert_eq!(e.boots, [Boot::Direct, Boot::UBoot]);
         let errs = parse("end: running\nboot: pxe\nboot on xen: uboot\n", "x").unwrap_err();
         assert!(errs[0].contains("\"pxe\" is not a way to boot"), "{errs:?}");
+        assert!(errs[1].contains("applies to every peer"), "{errs:?}");
+    }
+
+    #[test]
+    fn boards_name_where_a_config_boots_besides_the_home_board() {
+        use crate::boards::{HOME, find};
+        let e = parse("end: running\n", "x").unwrap();
+        assert!(e.on_board(HOME));
+        assert!(!e.on_board(find("xlnx-versal-virt").unwrap()));
+        let e = parse("end: running\nboards: gicv3\n", "x").unwrap();
+        assert!(e.on_board(find("xlnx-versal-virt").unwrap()));
+        assert!(!e.on_board(find("qemu-virt-gicv2").unwrap()));
+        let e = parse("end: running\nboards: all\n", "x").unwrap();
+        assert!(e.on_board(find("xlnx-zcu102").unwrap()));
+        let errs = parse("end: running\nboards: rpi4\nboards on xen: all\n", "x").unwrap_err();
+        assert!(errs[0].contains("\"rpi4\" is not a board"), "{errs:?}");
         assert!(errs[1].contains("applies to every peer"), "{errs:?}");
     }
 

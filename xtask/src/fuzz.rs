@@ -268,16 +268,18 @@ fn seed_for(name: &str, scratch: &Path) -> Result<String, String> {
     let copy = configs::copies(&plan.modules);
     let loaded: Vec<usize> = (0..plan.modules.len()).filter(|&i| copy[i] == i).collect();
     let sizes = vec![SEED_MODULE_SIZE; loaded.len()];
+    let home = crate::boards::HOME;
     let at = configs::place(
         &sizes,
-        configs::MODULE_BASE,
+        home.module_base(),
         configs::MODULE_ALIGN,
         u64::MAX,
+        home.reserved,
     )?;
     let end = at
         .last()
-        .map_or(configs::MODULE_BASE, |a| a + SEED_MODULE_SIZE);
-    let memory_mib = configs::memory_mib(&plan, end);
+        .map_or(home.module_base(), |a| a + SEED_MODULE_SIZE);
+    let memory_mib = configs::memory_mib(&plan, end, home.ram_base);
     let placed: Vec<_> = plan
         .modules
         .iter()

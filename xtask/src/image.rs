@@ -124,6 +124,56 @@ pub fn check_header(img: &[u8]) -> Result<(u64, u64), String> {
     Ok((text_offset, image_size))
 }
 
+/// The names in an ELF's symbol table (`SHT_SYMTAB`; the release profile
+/// keeps it, `debug = true`), empty names left out.
+pub fn symbol_names(elf: &[u8]) -> Result<Vec<String>, String> {
+    const SHT_SYMTAB: u32 = 2;
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {
+        return Err("not a little-endian ELF64 file".into());
+    }
+    let shoff = u64_at(elf, 0x28) as usize;
+    let shentsize = u16_at(elf, 0x3a) as usize;
+    let shnum = u16_at(elf, 0x3c) as usize;
+    let section = |i: usize| {
+        let at = shoff + i * shentsize;
+        elf.get(at..at + 64).ok_or("section header out of bounds")
+    };
+    let body = |sh: &[u8]| {
+        let (off, size) = (u64_at(sh, 0x18) as usize, u64_at(sh, 0x20) as usize);
+        elf.get(off..off + size).ok_or("section out of bounds")
+    };
+    let mut names = Vec::new();
+    for i in 0..shnum {
+        let sh = section(i)?;
+        if u32_at(sh, 4) != SHT_SYMTAB {
+            continue;
+        }
+        let strtab = body(section(u32_at(sh, 0x28) as usize)?)?;
+        for sym in body(sh)?.chunks_exact(24) {
+            let at = u32_at(sym, 0) as usize;
+            let name = strtab.get(at..).ok_or("symbol name out of bounds")?;
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            if !name.is_empty() {
+                names.push(String::from_utf8_lossy(name).into_owned());
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// Whether a (mangled) symbol name names `driver`: its words appear in it,
+/// case and `_`/`-` aside (`gicv2` in `oxen_core::drivers::gicv2::init` and
+/// in `GicV2`, `cadence-uart` in `cadence_uart`).
+pub fn names_driver(symbol: &str, driver: &str) -> bool {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    squash(symbol).contains(&squash(driver))
+}
+
 pub fn elf_to_image(elf_path: &Path, img_path: &Path) -> Result<(), String> {
     let elf = std::fs::read(elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
     let img = flatten(&elf).map_err(|e| format!("{}: {e}", elf_path.display()))?;
@@ -148,6 +198,57 @@ mod tests {
         img[8..16].copy_from_slice(&0x20_0000u64.to_le_bytes());
         img[16..24].copy_from_slice(&0x1000u64.to_le_bytes());
         assert_eq!(check_header(&img), Ok((0x20_0000, 0x1000)));
+    }
+
+    /// A minimal ELF64 with a symbol table of `names`.
+    fn elf_with_symbols(names: &[&str]) -> Vec<u8> {
+        let mut strtab = vec![0u8];
+        let mut syms = vec![0u8; 24];
+        for n in names {
+            let mut sym = vec![0u8; 24];
+            sym[..4].copy_from_slice(&(strtab.len() as u32).to_le_bytes());
+            syms.extend(sym);
+            strtab.extend(n.bytes().chain([0]));
+        }
+        let mut elf = vec![0u8; 64];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        let (sym_at, str_at) = (64, 64 + syms.len());
+        let sh_at = str_at + strtab.len();
+        elf.extend(&syms);
+        elf.extend(&strtab);
+        elf[0x28..0x30].copy_from_slice(&(sh_at as u64).to_le_bytes());
+        elf[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        elf[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        let header = |kind: u32, off: usize, size: usize, link: u32| {
+            let mut h = vec![0u8; 64];
+            h[4..8].copy_from_slice(&kind.to_le_bytes());
+            h[0x18..0x20].copy_from_slice(&(off as u64).to_le_bytes());
+            h[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
+            h[0x28..0x2c].copy_from_slice(&link.to_le_bytes());
+            h
+        };
+        elf.extend(header(0, 0, 0, 0));
+        elf.extend(header(2, sym_at, syms.len(), 2));
+        elf.extend(header(3, str_at, strtab.len(), 0));
+        elf
+    }
+
+    #[test]
+    fn symbol_names_come_from_the_symbol_table() {
+        let elf = elf_with_symbols(&[
+            "_start",
+            "_ZN9oxen_core7drivers5gicv24init17h0123456789abcdefE",
+        ]);
+        let names = symbol_names(&elf).unwrap();
+        assert_eq!(names.len(), 2);
+        assert!(names_driver(&names[1], "gicv2"));
+        assert!(!names_driver(&names[1], "gicv3"));
+        assert!(names_driver("_ZN..$LT$oxen_core..GicV2$GT$", "gicv2"));
+        assert!(names_driver(
+            "oxen_core::drivers::cadence_uart::putc",
+            "cadence-uart"
+        ));
+        assert!(symbol_names(b"not an elf").is_err());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! `cargo xtask`: build, run and test Oxen.
 //!
-//! - `cargo xtask build [--board B] [--features F | --no-default-features] [--release]`
-//!   builds the bootable Image and prints its path as the last line.
+//! - `cargo xtask build [--board B] [--features F | --no-default-features]
+//!   [--drivers D] [--release]` builds board B's bootable Image (B one of
+//!   `boards::BOARDS`; `qemu-virt` unless named) and prints its path as
+//!   the last line.
 //! - `cargo xtask run [build options] [--config NAME] [--peer oxen|xen]
 //!   [--smp N] [--check]` boots a config from `configs/` (`default` unless
 //!   named; `none` boots the hypervisor alone on QEMU's own tree) on Oxen
-//!   or on Xen 4.20, with the console attached, or with `--check` captured
+//!   or on Xen 4.20, on board B's machine, with the console attached, or with `--check` captured
 //!   and checked against the config's expectations. `--image FILE` boots
 //!   that arm64 Image instead of building Oxen or fetching Xen. `--uboot`
 //!   boots through Debian's U-Boot with a boot script that loads every
@@ -26,6 +28,7 @@
 //! target, `qemu-system-arm`, `device-tree-compiler`).
 
 mod bench;
+mod boards;
 mod chart;
 mod check;
 mod configs;
@@ -48,20 +51,59 @@ use std::process::{Command, ExitCode};
 /// What to build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildSpec {
+    /// The board image: a directory under `boards/`.
     pub board: String,
-    /// `None`: the board's default features.
+    /// The Xen interfaces; `None`: the board's default ones.
     pub features: Option<Vec<String>>,
+    /// The drivers; `None`: the board's (`[package.metadata.oxen]`), as
+    /// every image but a driver variant has.
+    pub drivers: Option<Vec<String>>,
     pub release: bool,
 }
 
 impl Default for BuildSpec {
     fn default() -> Self {
         Self {
-            board: "qemu-virt".into(),
+            board: boards::HOME.image.into(),
             features: None,
+            drivers: None,
             release: true,
         }
     }
+}
+
+/// The cargo features of a build: `None` for the board's defaults, else the
+/// interfaces and drivers asked for (defaults for what is not), each checked
+/// against the board's manifest.
+pub fn cargo_features(
+    spec: &BuildSpec,
+    feats: &boards::BoardFeatures,
+) -> Result<Option<Vec<String>>, String> {
+    if spec.features.is_none() && spec.drivers.is_none() {
+        return Ok(None);
+    }
+    let interfaces = spec.features.as_ref().unwrap_or(&feats.default);
+    let drivers = spec.drivers.as_ref().unwrap_or(&feats.drivers);
+    if let Some(bad) = interfaces.iter().find(|f| !feats.interfaces.contains(f)) {
+        let hint = if feats.drivers.contains(bad) {
+            " (a driver: every image has the board's; --drivers picks others)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "board {} has no Xen interface feature \"{bad}\"{hint} (expected some of: {})",
+            spec.board,
+            feats.interfaces.join(", ")
+        ));
+    }
+    if let Some(bad) = drivers.iter().find(|d| !feats.drivers.contains(d)) {
+        return Err(format!(
+            "board {} has no driver \"{bad}\" (expected some of: {})",
+            spec.board,
+            feats.drivers.join(", ")
+        ));
+    }
+    Ok(Some(interfaces.iter().chain(drivers).cloned().collect()))
 }
 
 pub fn root() -> PathBuf {
@@ -110,6 +152,7 @@ pub fn build(spec: &BuildSpec) -> Result<PathBuf, String> {
     if !root().join("boards").join(&spec.board).is_dir() {
         return Err(format!("no board \"{}\" under boards/", spec.board));
     }
+    let features = cargo_features(spec, &boards::manifest(&spec.board)?)?;
     // Each feature set gets its own target directory so that switching sets
     // never rebuilds (and images of different sets can coexist).
     let set = feature_set_name(spec);
@@ -128,7 +171,7 @@ pub fn build(spec: &BuildSpec) -> Result<PathBuf, String> {
     if spec.release {
         cmd.arg("--release");
     }
-    if let Some(f) = &spec.features {
+    if let Some(f) = &features {
         cmd.arg("--no-default-features");
         if !f.is_empty() {
             cmd.args(["--features", &f.join(",")]);
@@ -145,39 +188,63 @@ pub fn build(spec: &BuildSpec) -> Result<PathBuf, String> {
     Ok(img)
 }
 
-/// A stable directory name for a feature set.
+/// A stable directory name for a feature set: the board, its interfaces
+/// (`default`, `none` or `a+b`) and, for a driver variant, its drivers.
 pub fn feature_set_name(spec: &BuildSpec) -> String {
+    let sorted = |f: &[String]| {
+        let mut f = f.to_vec();
+        f.sort();
+        f.join("+")
+    };
     let mut s = spec.board.clone();
     match &spec.features {
         None => s.push_str("-default"),
         Some(f) if f.is_empty() => s.push_str("-none"),
         Some(f) => {
-            let mut f = f.clone();
-            f.sort();
             s.push('-');
-            s.push_str(&f.join("+"));
+            s.push_str(&sorted(f));
         }
+    }
+    if let Some(d) = &spec.drivers {
+        s.push_str("-drivers-");
+        s.push_str(if d.is_empty() { "none" } else { "" });
+        s.push_str(&sorted(d));
     }
     s
 }
 
-fn parse_build_args(args: &mut Vec<String>) -> Result<BuildSpec, String> {
+fn list(value: &str) -> Vec<String> {
+    value
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Reads the build options, leaving the others in `args`: the image to
+/// build and the board (machine) it is for.
+fn parse_build_args(args: &mut Vec<String>) -> Result<(BuildSpec, &'static boards::Board), String> {
     let mut spec = BuildSpec::default();
+    let mut board = boards::HOME;
     let mut rest = Vec::new();
     let mut it = args.drain(..);
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--board" => spec.board = it.next().ok_or("--board needs a value")?,
+            "--board" => {
+                board = boards::find(&it.next().ok_or("--board needs a value")?)?;
+                spec.board = board.image.into();
+            }
             "--features" => {
                 let f = it.next().ok_or("--features needs a value")?;
-                let list: Vec<String> = f
-                    .split([',', ' '])
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
                 let mut cur = spec.features.take().unwrap_or_default();
-                cur.extend(list);
+                cur.extend(list(&f));
                 spec.features = Some(cur);
+            }
+            "--drivers" => {
+                let d = it.next().ok_or("--drivers needs a value")?;
+                let mut cur = spec.drivers.take().unwrap_or_default();
+                cur.extend(list(&d));
+                spec.drivers = Some(cur);
             }
             "--no-default-features" => {
                 spec.features.get_or_insert_with(Vec::new);
@@ -189,23 +256,24 @@ fn parse_build_args(args: &mut Vec<String>) -> Result<BuildSpec, String> {
     }
     drop(it);
     *args = rest;
-    Ok(spec)
+    Ok((spec, board))
 }
 
 const USAGE: &str = "usage: cargo xtask <build|run|guests|test|bench|check> [options]
-  build  [--board B] [--features F | --no-default-features] [--release|--debug]
+  build  [--board B] [--features F | --no-default-features] [--drivers D] [--release|--debug]
+         boards B: qemu-virt (default), qemu-virt-gicv2, xlnx-versal-virt, xlnx-zcu102
   run    [build options] [--config NAME|none] [--peer oxen|xen] [--smp N] [--check] [--uboot]
          [--image FILE] [--guest-args \"KEY=VALUE ...\"]
   guests [--refresh]
-  test   [--no-qemu] [--peer oxen|xen]
+  test   [--no-qemu] [--peer oxen|xen] [--board B]
   fuzz   [--seconds N] [--smoke] [TARGET...]   (hostdt, config, evtchn, gnttab, xenstore; docs/testing.md)
   bench  [--reps N] [--only PREFIX] [--no-sizes] | --chart [TABLE...]   (docs/performance.md)
   check  FILE [--features a,b | --no-default-features] [--json] [--module ADDR=FILE]
          [--uboot-script FILE] [--image FILE]   (oxen-check, docs/configs.md)
   check  --configs   (every config through oxen-check, as in `test`)";
 
-/// `cargo xtask run` after the build options.
-fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
+/// `cargo xtask run` after the build options, on `board`'s machine.
+fn run(spec: &BuildSpec, board: &'static boards::Board, args: Vec<String>) -> Result<(), String> {
     let mut smp = None;
     let mut config = "default".to_string();
     let mut peer = expect::Peer::Oxen;
@@ -243,13 +311,14 @@ fn run(spec: &BuildSpec, args: Vec<String>) -> Result<(), String> {
         if check {
             return Err("--check needs a config: `none` has no expectations".into());
         }
-        return qemu::run_interactive(&qemu::Machine::new(&img, smp.unwrap_or(2)));
+        return qemu::run_interactive(&configs::bare(board, &img, board.smp(smp)?)?);
     }
-    let p = configs::prepare_with(&config, peer, &img, smp, boot, &guest_args)?;
+    let p = configs::prepare_on(board, &config, peer, &img, smp, boot, &guest_args)?;
     eprintln!(
-        "xtask: {} on {}: {}",
+        "xtask: {} on {} ({}): {}",
         p.name,
         p.peer.name(),
+        board.name,
         p.dts.display()
     );
     if !check {
@@ -288,19 +357,23 @@ fn real_main() -> Result<(), String> {
     match cmd.as_str() {
         "build" => {
             setup::ensure_toolchain()?;
-            let spec = parse_build_args(&mut args)?;
+            let (spec, _) = parse_build_args(&mut args)?;
             if let Some(a) = args.first() {
                 return Err(format!("unknown option {a}\n{USAGE}"));
             }
             let img = build(&spec)?;
+            if spec.drivers.is_some() {
+                // A driver variant: its size, and no code of the others.
+                test::check_variant(&spec)?;
+            }
             println!("{}", img.display());
             Ok(())
         }
         "run" => {
             setup::ensure_toolchain()?;
             setup::ensure_host_tools()?;
-            let spec = parse_build_args(&mut args)?;
-            run(&spec, args)
+            let (spec, board) = parse_build_args(&mut args)?;
+            run(&spec, board, args)
         }
         "guests" => {
             let refresh = match args.as_slice() {
@@ -356,8 +429,60 @@ mod tests {
 
     fn spec(args: &[&str]) -> (BuildSpec, Vec<String>) {
         let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let s = parse_build_args(&mut v).unwrap();
+        let (s, _) = parse_build_args(&mut v).unwrap();
         (s, v)
+    }
+
+    #[test]
+    fn a_board_names_the_image_it_boots() {
+        let mut v = vec!["--board".to_string(), "qemu-virt-gicv2".into()];
+        let (s, b) = parse_build_args(&mut v).unwrap();
+        assert_eq!((s.board.as_str(), b.name), ("qemu-virt", "qemu-virt-gicv2"));
+        let mut v = vec!["--board".to_string(), "xlnx-zcu102".into()];
+        let (s, _) = parse_build_args(&mut v).unwrap();
+        assert_eq!(feature_set_name(&s), "xlnx-zcu102-default");
+        let mut v = vec!["--board".to_string(), "zcu102".into()];
+        assert!(
+            parse_build_args(&mut v)
+                .unwrap_err()
+                .contains("no board \"zcu102\"")
+        );
+    }
+
+    #[test]
+    fn drivers_are_added_to_every_feature_set_unless_asked_for() {
+        let feats = boards::parse_manifest(
+            "[package.metadata.oxen]\ndrivers = [\"gicv3\", \"pl011\"]\n[features]\n\
+             default = [\"evtchn\", \"gicv3\", \"pl011\"]\nevtchn = []\ngnttab = []\ngicv3 = []\npl011 = []\n",
+        )
+        .unwrap();
+        let (s, _) = spec(&[]);
+        assert_eq!(cargo_features(&s, &feats), Ok(None));
+        let (s, _) = spec(&["--features", "gnttab"]);
+        assert_eq!(
+            cargo_features(&s, &feats).unwrap().unwrap(),
+            ["gnttab", "gicv3", "pl011"]
+        );
+        let (s, _) = spec(&["--no-default-features"]);
+        assert_eq!(
+            cargo_features(&s, &feats).unwrap().unwrap(),
+            ["gicv3", "pl011"]
+        );
+        let (s, _) = spec(&["--drivers", "pl011"]);
+        assert_eq!(
+            cargo_features(&s, &feats).unwrap().unwrap(),
+            ["evtchn", "pl011"]
+        );
+        assert_eq!(feature_set_name(&s), "qemu-virt-default-drivers-pl011");
+        let (s, _) = spec(&["--features", "gicv3"]);
+        let e = cargo_features(&s, &feats).unwrap_err();
+        assert!(e.contains("a driver"), "{e}");
+        let (s, _) = spec(&["--drivers", "gicv2"]);
+        assert!(
+            cargo_features(&s, &feats)
+                .unwrap_err()
+                .contains("no driver \"gicv2\"")
+        );
     }
 
     #[test]

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// QEMU's `-M` value for every machine the project starts: `virt` with
-/// virtualization (EL2) and a GICv3.
-pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
+use crate::boards::{self, Board};
 
 /// Devices QEMU would add by default that nothing here uses and that need
 /// files of their own: `virt`'s default virtio NIC loads an option ROM
@@ -18,13 +16,15 @@ pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
 /// `qemu-system-arm` without recommends leaves out.
 pub const NO_DEFAULT_DEVICES: [&str; 2] = ["-nic", "none"];
 
-/// A QEMU `virt` machine with virtualization (EL2) and a GICv3.
+/// A QEMU machine of one of the boards (`boards::BOARDS`) booting a
+/// hypervisor image.
 #[derive(Debug, Clone)]
 pub struct Machine {
+    /// `-M`, `-cpu` and the machine's own options come from here.
+    pub board: &'static Board,
     pub image: PathBuf,
     pub smp: u32,
     pub memory: String,
-    pub cpu: String,
     pub dtb: Option<PathBuf>,
     /// `-device loader,file=F,addr=A` for each boot module.
     pub loaders: Vec<(PathBuf, u64)>,
@@ -34,12 +34,18 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// QEMU `virt` with a GICv3 ([`boards::HOME`]).
     pub fn new(image: &Path, smp: u32) -> Self {
+        Self::on(boards::HOME, image, smp)
+    }
+
+    /// `board`'s machine, with the RAM it gets for a boot with no domains.
+    pub fn on(board: &'static Board, image: &Path, smp: u32) -> Self {
         Self {
+            board,
             image: image.to_path_buf(),
             smp,
-            memory: "1G".into(),
-            cpu: "cortex-a57".into(),
+            memory: board.memory.into(),
             dtb: None,
             loaders: Vec::new(),
             uboot: None,
@@ -47,18 +53,7 @@ impl Machine {
     }
 
     pub fn args(&self) -> Vec<String> {
-        let mut a: Vec<String> = vec![
-            "-M".into(),
-            MACHINE.into(),
-            NO_DEFAULT_DEVICES[0].into(),
-            NO_DEFAULT_DEVICES[1].into(),
-            "-cpu".into(),
-            self.cpu.clone(),
-            "-smp".into(),
-            self.smp.to_string(),
-            "-m".into(),
-            self.memory.clone(),
-        ];
+        let mut a = self.board.qemu_args("", self.smp, &self.memory);
         match &self.uboot {
             None => a.extend(["-kernel".into(), self.image.display().to_string()]),
             Some((bios, disk)) => a.extend([

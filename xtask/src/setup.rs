@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::{qemu, root, run_cmd};
+use crate::{root, run_cmd};
 
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.current_dir(root()).output().ok()?;
@@ -132,12 +132,8 @@ pub fn check_qemu() -> Result<(), String> {
     let dtb = dir.join("qemu-probe.dtb");
     let _ = std::fs::remove_file(&dtb);
     let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args([
-        "-M",
-        &format!("{},dumpdtb={}", qemu::MACHINE, dtb.display()),
-    ])
-    .args(qemu::NO_DEFAULT_DEVICES)
-    .args(["-cpu", "cortex-a57", "-display", "none"]);
+    cmd.args(crate::boards::HOME.qemu_args(&format!(",dumpdtb={}", dtb.display()), 1, "1G"))
+        .args(["-display", "none"]);
     let out = cmd
         .output()
         .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;

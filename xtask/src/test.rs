@@ -7,54 +7,11 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::boards::{self, Board, BoardFeatures};
 use crate::configs;
 use crate::expect::{Boot, Expect, Peer, Want};
-use crate::qemu::{self, Machine, Outcome};
-use crate::{BuildSpec, build, cargo, root, run_cmd, setup};
-
-/// Features of a board and which are on by default, read from its
-/// `Cargo.toml`. By convention a feature `x` links crate `oxen-x`, which
-/// registers the subsystem named `x`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoardFeatures {
-    pub all: Vec<String>,
-    pub default: Vec<String>,
-}
-
-/// Reads the `[features]` table of a board manifest (the simple
-/// `name = ["a", "b"]` form cargo itself writes).
-pub fn parse_features(manifest: &str) -> BoardFeatures {
-    let mut in_features = false;
-    let mut all = Vec::new();
-    let mut default = Vec::new();
-    for line in manifest.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            in_features = line == "[features]";
-            continue;
-        }
-        if !in_features || line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((name, value)) = line.split_once('=') else {
-            continue;
-        };
-        let name = name.trim().to_string();
-        if name == "default" {
-            default = value
-                .trim()
-                .trim_matches(['[', ']'])
-                .split(',')
-                .map(|s| s.trim().trim_matches('"').to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-        } else {
-            all.push(name);
-        }
-    }
-    all.sort();
-    BoardFeatures { all, default }
-}
+use crate::qemu::{self, Outcome};
+use crate::{BuildSpec, build, cargo, run_cmd, setup};
 
 /// Every subset of `features`, smallest first.
 pub fn powerset(features: &[String]) -> Vec<Vec<String>> {
@@ -129,23 +86,178 @@ fn step(name: &str, f: impl FnOnce() -> Result<(), String>) -> Result<(), String
     f().map_err(|e| format!("{name}: {e}"))
 }
 
-fn boards() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(root().join("boards"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.path().join("Cargo.toml").is_file())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
+/// One clippy cell: board image `image` with `interfaces` and `drivers`.
+fn clippy_cell(image: &str, interfaces: &[String], drivers: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["clippy", "--quiet", "--target", "aarch64-unknown-none"])
+        .args(["-p", &crate::board_package(image), "-p", "oxen-core"])
+        .arg("--no-default-features");
+    // A Xen interface `x` is the crate `oxen-x`; a driver is core's.
+    for f in interfaces {
+        c.args(["-p", &format!("oxen-{f}")]);
+    }
+    let features: Vec<&str> = interfaces
+        .iter()
+        .chain(drivers)
+        .map(String::as_str)
+        .collect();
+    if !features.is_empty() {
+        c.args(["--features", &features.join(",")]);
+    }
+    run_cmd(c.args(["--", "-D", "warnings"]))
+}
+
+/// What a driver variant's ELF shows: the symbols naming a driver it
+/// leaves out (which must be none), and whether any names a driver it
+/// links (so that the first is not true of an empty symbol table).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct VariantSymbols {
+    pub foreign: Vec<(String, String)>,
+    pub own: usize,
+}
+
+/// Sorts `symbols` by the drivers they name.
+pub fn variant_symbols(
+    symbols: &[String],
+    linked: &[String],
+    left_out: &[String],
+) -> VariantSymbols {
+    let mut v = VariantSymbols::default();
+    for s in symbols {
+        if let Some(d) = left_out.iter().find(|d| crate::image::names_driver(s, d)) {
+            v.foreign.push((d.clone(), s.clone()));
+        } else if linked.iter().any(|d| crate::image::names_driver(s, d)) {
+            v.own += 1;
+        }
+    }
     v
 }
 
-fn board_features(board: &str) -> Result<BoardFeatures, String> {
-    let path = root().join("boards").join(board).join("Cargo.toml");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(parse_features(&text))
+/// The problems with a driver variant's symbols; empty when it carries no
+/// code of the drivers it leaves out.
+pub fn variant_problems(v: &VariantSymbols, left_out: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    if v.own == 0 {
+        problems.push(
+            "no symbol names any driver it links: the symbol table cannot show what it lacks"
+                .into(),
+        );
+    }
+    for d in left_out {
+        let named: Vec<&str> = v
+            .foreign
+            .iter()
+            .filter(|(f, _)| f == d)
+            .map(|(_, s)| s.as_str())
+            .collect();
+        if !named.is_empty() {
+            problems.push(format!(
+                "{} symbol(s) name {d}, which it does not link: {}{}",
+                named.len(),
+                named[..named.len().min(5)].join(", "),
+                if named.len() > 5 { ", …" } else { "" }
+            ));
+        }
+    }
+    problems
+}
+
+/// Builds the image of `spec` (a driver variant: `spec.drivers` some of
+/// the board's) and the board's image with every driver, prints both sizes
+/// and whether the variant's ELF has a symbol naming a driver it leaves
+/// out; `Err` when it has (or cannot be read). `cargo xtask build
+/// --drivers D` and the tests' variant step.
+pub fn check_variant(spec: &BuildSpec) -> Result<(), String> {
+    let feats = boards::manifest(&spec.board)?;
+    let variant = spec.drivers.clone().unwrap_or(feats.drivers.clone());
+    let size = |spec: &BuildSpec| -> Result<(u64, std::path::PathBuf), String> {
+        let img = build(spec)?;
+        let bytes = std::fs::metadata(&img)
+            .map_err(|e| format!("{}: {e}", img.display()))?
+            .len();
+        Ok((bytes, img.with_extension("")))
+    };
+    let all = BuildSpec {
+        drivers: None,
+        ..spec.clone()
+    };
+    let (all_bytes, _) = size(&all)?;
+    let (bytes, elf) = size(spec)?;
+    let left_out: Vec<String> = feats
+        .drivers
+        .iter()
+        .filter(|d| !variant.contains(d))
+        .cloned()
+        .collect();
+    let elf_bytes = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let symbols =
+        crate::image::symbol_names(&elf_bytes).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let v = variant_symbols(&symbols, &variant, &left_out);
+    let problems = variant_problems(&v, &left_out);
+    println!(
+        "{} drivers {}: Image {all_bytes} bytes ({} KiB)",
+        spec.board,
+        feats.drivers.join("+"),
+        all_bytes / 1024
+    );
+    let label = format!("{} drivers {}", spec.board, variant.join("+"));
+    println!(
+        "{label}: Image {bytes} bytes ({} KiB, {:+} bytes); {}",
+        bytes / 1024,
+        bytes as i64 - all_bytes as i64,
+        if problems.is_empty() {
+            format!(
+                "no symbol names {} ({} symbols, {} naming its own drivers)",
+                if left_out.is_empty() {
+                    "a driver it leaves out".to_string()
+                } else {
+                    left_out.join(" or ")
+                },
+                symbols.len(),
+                v.own
+            )
+        } else {
+            "FAILED".into()
+        }
+    );
+    for p in &problems {
+        println!("    {p}");
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{label} carries code of a driver it leaves out ({})",
+            elf.display()
+        ))
+    }
+}
+
+/// Every driver variant of every board image, through [`check_variant`];
+/// all of them are built whatever failed before.
+fn driver_variants(images: &[String]) -> Result<(), String> {
+    let mut failed = Vec::new();
+    for image in images {
+        for variant in boards::manifest(image)?.variants {
+            let spec = BuildSpec {
+                board: image.clone(),
+                drivers: Some(variant),
+                ..BuildSpec::default()
+            };
+            if let Err(e) = check_variant(&spec) {
+                println!("{e}");
+                failed.push(format!(
+                    "{image} [{}]",
+                    spec.drivers.unwrap_or_default().join("+")
+                ));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("driver variants failed: {}", failed.join(", ")))
+    }
 }
 
 /// What `cargo xtask test` runs.
@@ -156,14 +268,19 @@ pub struct Options {
     /// The hypervisor the configs boot on (`--peer xen`: the differential
     /// run, every config on Xen 4.20 instead of the Oxen matrix).
     pub peer: Peer,
+    /// `--board B`: only that board's QEMU cells (no lints, unit tests,
+    /// oxen-check or fuzz pass); `None`: every board.
+    pub board: Option<&'static Board>,
 }
 
 impl Options {
-    /// Reads `cargo xtask test`'s options: `--no-qemu`, `--peer oxen|xen`.
+    /// Reads `cargo xtask test`'s options: `--no-qemu`, `--peer oxen|xen`,
+    /// `--board B`.
     pub fn parse(args: &[String]) -> Result<Self, String> {
         let mut opts = Options {
             qemu: true,
             peer: Peer::Oxen,
+            board: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -172,9 +289,12 @@ impl Options {
                 "--peer" => {
                     opts.peer = Peer::parse(it.next().ok_or("--peer needs a name (oxen or xen)")?)?
                 }
+                "--board" => {
+                    opts.board = Some(boards::find(it.next().ok_or("--board needs a name")?)?)
+                }
                 other => {
                     return Err(format!(
-                        "unknown option {other} (expected --no-qemu or --peer oxen|xen)"
+                        "unknown option {other} (expected --no-qemu, --peer oxen|xen or --board B)"
                     ));
                 }
             }
@@ -182,56 +302,85 @@ impl Options {
         if !opts.qemu && opts.peer == Peer::Xen {
             return Err("--peer xen boots configs in QEMU, so it cannot go with --no-qemu".into());
         }
+        if !opts.qemu && opts.board.is_some() {
+            return Err("--board runs a board's QEMU cells, so it cannot go with --no-qemu".into());
+        }
         Ok(opts)
+    }
+
+    /// The boards whose QEMU cells run.
+    fn boards(&self) -> Vec<&'static Board> {
+        match self.board {
+            Some(b) => vec![b],
+            None => boards::BOARDS.iter().collect(),
+        }
     }
 }
 
 /// Runs `cargo xtask test`: on Oxen every check and the QEMU matrix; with
 /// `--peer xen` every config on Xen 4.20 (the lints and unit tests are
-/// Oxen's, so that run skips them).
+/// Oxen's, so that run skips them); with `--board B` only that board's
+/// QEMU cells, on the peer.
 pub fn run(opts: &Options) -> Result<(), String> {
     step("toolchain", setup::ensure_toolchain)?;
-    if opts.peer == Peer::Xen {
+    if opts.peer == Peer::Xen || opts.board.is_some() {
         step("QEMU tools", setup::ensure_host_tools)?;
         let mut tally = Tally::default();
-        xen_configs(&mut tally)?;
+        match opts.peer {
+            Peer::Xen => xen_configs(&opts.boards(), &mut tally)?,
+            Peer::Oxen => {
+                let expects = all_expects()?;
+                for b in opts.boards() {
+                    matrix(b, &expects, &mut tally)?;
+                }
+            }
+        }
         return tally.finish();
     }
     step("rustfmt", || {
         run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))
     })?;
-    let boards = boards();
+    let images = boards::images();
     step("clippy (host)", || {
         let mut c = cargo();
         c.args(["clippy", "--quiet", "--workspace", "--all-targets"]);
-        for b in &boards {
+        for b in &images {
             c.args(["--exclude", &crate::board_package(b)]);
         }
         run_cmd(c.args(["--", "-D", "warnings"]))
     })?;
     let mut tally = Tally::default();
-    for b in &boards {
-        let feats = board_features(b)?;
-        for set in powerset(&feats.all) {
+    // Every combination of a board's Xen interfaces, each with the board's
+    // drivers; then each driver variant with the default interfaces.
+    for b in &images {
+        let feats = boards::manifest(b)?;
+        for set in powerset(&feats.interfaces) {
             step(
-                &format!("clippy (aarch64, {b}, features [{}])", set.join(",")),
-                || {
-                    let mut c = cargo();
-                    c.args(["clippy", "--quiet", "--target", "aarch64-unknown-none"])
-                        .args(["-p", &crate::board_package(b), "-p", "oxen-core"])
-                        .arg("--no-default-features");
-                    for f in &set {
-                        c.args(["-p", &format!("oxen-{f}")]);
-                    }
-                    if !set.is_empty() {
-                        c.args(["--features", &set.join(",")]);
-                    }
-                    run_cmd(c.args(["--", "-D", "warnings"]))
-                },
+                &format!(
+                    "clippy (aarch64, {b}, features [{}], drivers [{}])",
+                    set.join(","),
+                    feats.drivers.join(",")
+                ),
+                || clippy_cell(b, &set, &feats.drivers),
             )?;
             tally.built += 1;
         }
+        for variant in &feats.variants {
+            step(
+                &format!(
+                    "clippy (aarch64, {b}, default features, drivers [{}])",
+                    variant.join(",")
+                ),
+                || clippy_cell(b, &feats.default, variant),
+            )?;
+            tally.built += 1;
+            tally.variants += 1;
+        }
+        tally.images += 1;
     }
+    step("driver variants (images, sizes, symbols)", || {
+        driver_variants(&images)
+    })?;
     if opts.qemu {
         // Host tests compile device trees with dtc.
         step("QEMU tools", setup::ensure_host_tools)?;
@@ -243,7 +392,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
     step("host tests", || {
         let mut c = cargo();
         c.args(["test", "--workspace"]);
-        for b in &boards {
+        for b in &images {
             c.args(["--exclude", &crate::board_package(b)]);
         }
         run_cmd(&mut c)
@@ -251,17 +400,23 @@ pub fn run(opts: &Options) -> Result<(), String> {
     step("configs through oxen-check", crate::check::configs_step)?;
     step("fuzz targets (fixed-iteration pass)", crate::fuzz::smoke)?;
     if !opts.qemu {
-        println!(
-            "matrix: {} cells built (feature sets x boards)",
-            tally.built
-        );
+        println!("{}", tally.built_summary());
         return Ok(());
     }
     eprintln!("\n==> QEMU matrix");
-    for b in &boards {
-        matrix(b, &mut tally)?;
+    let expects = all_expects()?;
+    for b in &boards::BOARDS {
+        matrix(b, &expects, &mut tally)?;
     }
     tally.finish()
+}
+
+/// Every config's expectations, by name.
+fn all_expects() -> Result<Vec<(String, Expect)>, String> {
+    configs::names()?
+        .into_iter()
+        .map(|n| configs::read_expect(&n).map(|e| (n, e)))
+        .collect()
 }
 
 /// The feature sets whose images are booted: none, all, and all but each
@@ -279,16 +434,22 @@ pub fn representative_sets(features: &[String]) -> Vec<Vec<String>> {
     sets
 }
 
-/// How to build the image of a feature set: the board's defaults when the
-/// set is exactly them, so that image is shared with `cargo xtask run`.
+/// How to build the image of a feature set (of Xen interfaces, with the
+/// board's drivers): the board's defaults when the set is exactly them, so
+/// that image is shared with `cargo xtask run`.
 pub fn build_spec(board: &str, set: &[String], feats: &BoardFeatures) -> BuildSpec {
-    let mut default = feats.default.clone();
-    default.sort();
     BuildSpec {
         board: board.into(),
-        features: (set != default.as_slice()).then(|| set.to_vec()),
+        features: (set != sorted(&feats.default).as_slice()).then(|| set.to_vec()),
+        drivers: None,
         release: true,
     }
+}
+
+fn sorted(set: &[String]) -> Vec<String> {
+    let mut s = set.to_vec();
+    s.sort();
+    s
 }
 
 /// A feature set as people read it: `none` or `evtchn+gnttab`.
@@ -303,8 +464,15 @@ pub fn set_label(set: &[String]) -> String {
 /// The counts a run reports at the end, and what failed.
 #[derive(Debug, Default)]
 pub struct Tally {
-    /// Feature sets x boards built (clippy-clean for the target).
+    /// Feature sets x board images built (clippy-clean for the target),
+    /// driver variants included.
     pub built: usize,
+    /// Board images (directories under `boards/`).
+    pub images: usize,
+    /// Driver variants among the cells built.
+    pub variants: usize,
+    /// Boards (machines) booted.
+    pub boards: usize,
     /// QEMU runs: images booted with no domains, and image x config runs.
     pub booted: usize,
     /// `TEST … PASS` lines of test guests, summed over every run.
@@ -346,11 +514,24 @@ impl Tally {
         }
     }
 
+    /// `matrix: N cells built (…)`, the start of the summary.
+    pub fn built_summary(&self) -> String {
+        format!(
+            "matrix: {} cells built (feature sets x boards: {} board images, {} driver variants)",
+            self.built, self.images, self.variants
+        )
+    }
+
     /// `matrix: …`: cells built, cells booted, cases passed.
     pub fn summary(&self) -> String {
         format!(
-            "matrix: {} cells built (feature sets x boards), {} cells booted (images x configs; {} did not apply), {} cases passed",
-            self.built, self.booted, self.skipped, self.cases
+            "{}, {} cells booted (images x configs on {} board{}; {} did not apply), {} cases passed",
+            self.built_summary(),
+            self.booted,
+            self.boards,
+            if self.boards == 1 { "" } else { "s" },
+            self.skipped,
+            self.cases
         )
     }
 }
@@ -399,105 +580,152 @@ pub fn progress_line(n: usize, total: usize, elapsed: Duration, what: &str) -> S
     format!("[{n}/{total} {}m{:02}s] {what}", s / 60, s % 60)
 }
 
-/// The cells a board's matrix boots: 2 bare boots per image, then each
+/// The cells a board's matrix boots: its bare boots per image, then each
 /// config that applies to it, once per way it boots.
-fn matrix_cells(sets: &[Vec<String>], expects: &[(String, Expect)], default: &[String]) -> usize {
+fn matrix_cells(
+    board: &Board,
+    sets: &[Vec<String>],
+    expects: &[(String, Expect)],
+    default: &[String],
+) -> usize {
     let mut n = 0;
     for set in sets {
-        n += 2;
+        n += board.bare_smps().len();
         for (_, e) in expects {
-            if e.skip_reason(Peer::Oxen, set).is_some() {
+            if !e.on_board(board) || e.skip_reason(Peer::Oxen, set).is_some() {
                 continue;
             }
             n += e
                 .boots
                 .iter()
-                .filter(|&&b| b == Boot::Direct || set == default)
+                .filter(|&&b| b == Boot::Direct || (board.uboot && set == default))
                 .count();
         }
     }
     n
 }
 
-/// One board's part of the matrix: each representative image booted with
-/// no domains on 2 and 4 CPUs (the subsystems registered must be exactly
-/// its features), then — for the board the configs are written for —
-/// every config that applies to the image, checked against its `.expect`.
-fn matrix(board: &str, tally: &mut Tally) -> Result<(), String> {
-    let feats = board_features(board)?;
-    let configs_board = BuildSpec::default().board;
-    let names = if board == configs_board {
-        configs::names()?
+/// The images a board's matrix boots: on the home board the
+/// representative sets; on every other the default image, whose drivers
+/// and memory map are what the board adds.
+pub fn board_sets(board: &Board, feats: &BoardFeatures) -> Vec<Vec<String>> {
+    if board == boards::HOME {
+        representative_sets(&feats.interfaces)
     } else {
-        Vec::new()
-    };
-    let mut expects = Vec::new();
-    for name in &names {
-        expects.push((name.clone(), configs::read_expect(name)?));
+        vec![sorted(&feats.default)]
     }
-    let sets = representative_sets(&feats.all);
-    let mut default = feats.default.clone();
-    default.sort();
-    let mut progress = Progress::new(matrix_cells(&sets, &expects, &default));
+}
+
+/// A cell's image as people read it: the feature set on the home board,
+/// the board's name on another (which boots its default image only).
+fn cell_label(board: &Board, set_label: &str) -> String {
+    if board == boards::HOME {
+        set_label.to_string()
+    } else {
+        board.name.to_string()
+    }
+}
+
+/// One board's part of the matrix: each of its images booted with no
+/// domains (the subsystems registered must be exactly its features, every
+/// usable CPU must come online), then every config that applies to the
+/// board and the image, checked against its `.expect`.
+fn matrix(
+    board: &'static Board,
+    expects: &[(String, Expect)],
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let feats = boards::manifest(board.image)?;
+    let expects: Vec<(String, Expect)> = expects
+        .iter()
+        .filter(|(_, e)| e.on_board(board))
+        .cloned()
+        .collect();
+    let sets = board_sets(board, &feats);
+    let default = sorted(&feats.default);
+    let mut progress = Progress::new(matrix_cells(board, &sets, &expects, &default));
+    tally.boards += 1;
     for set in sets {
-        let label = set_label(&set);
-        let spec = build_spec(board, &set, &feats);
+        let label = cell_label(board, &set_label(&set));
+        let spec = build_spec(board.image, &set, &feats);
         let img = build(&spec)?;
-        for smp in [2, 4] {
-            let name = format!("QEMU {board}/{label}/smp{smp}");
-            progress.cell(&format!("{board} {label}: no domains, {smp} CPUs"));
-            let out = qemu::run_captured(&Machine::new(&img, smp), Duration::from_secs(60))?;
+        for smp in board.bare_smps() {
+            let set_name = match spec.features {
+                None if board != boards::HOME => "default".to_string(),
+                _ => set_label(&set),
+            };
+            let name = format!("QEMU {}/{set_name}/smp{smp}", board.name);
+            progress.cell(&format!("{label}: no domains, {smp} CPUs"));
+            let out =
+                qemu::run_captured(&configs::bare(board, &img, smp)?, Duration::from_secs(60))?;
             let problems = check_boot(
                 &out,
                 &BootExpectation {
-                    cpus: smp,
+                    cpus: board.online(smp),
                     subsystems: set.iter().cloned().collect(),
                 },
             );
             tally.record(&name, &out, &problems, 0);
         }
         // U-Boot boots the configs that ask for it on the board's default
-        // image (the one `cargo xtask run --uboot` boots).
+        // image (the one `cargo xtask run --uboot` boots), where the board
+        // has U-Boot.
         let is_default = spec.features.is_none();
         for (name, expect) in &expects {
             for &boot in &expect.boots {
-                if boot == Boot::UBoot && !is_default {
+                if boot == Boot::UBoot && !(is_default && board.uboot) {
                     continue;
                 }
                 if expect.skip_reason(Peer::Oxen, &set).is_none() {
-                    progress.cell(&format!("{board} {label}: {name}"));
+                    progress.cell(&format!("{label}: {name}"));
                 }
-                boot_config(name, expect, Peer::Oxen, &set, &img, &label, boot, tally)?;
+                let cell = Cell {
+                    board,
+                    peer: Peer::Oxen,
+                    features: &set,
+                    image: &img,
+                    label: &label,
+                    boot,
+                };
+                boot_config(name, expect, &cell, tally)?;
             }
         }
     }
     Ok(())
 }
 
-/// One cell: config `name` on `peer` with `image` (built with `features`),
-/// booted the `boot` way, or a skip when its `.expect` says it does not
-/// apply there.
-#[allow(clippy::too_many_arguments)]
-fn boot_config(
-    name: &str,
-    expect: &Expect,
+/// Where and how a config is booted.
+struct Cell<'a> {
+    board: &'static Board,
     peer: Peer,
-    features: &[String],
-    image: &Path,
-    label: &str,
+    /// The image's features (the Xen interfaces).
+    features: &'a [String],
+    image: &'a Path,
+    label: &'a str,
     boot: Boot,
-    tally: &mut Tally,
-) -> Result<(), String> {
-    let label = match boot {
-        Boot::Direct => label.to_string(),
-        Boot::UBoot => format!("{label}, U-Boot"),
+}
+
+/// One cell: config `name` booted as `cell` says, or a skip when its
+/// `.expect` says it does not apply there.
+fn boot_config(name: &str, expect: &Expect, cell: &Cell, tally: &mut Tally) -> Result<(), String> {
+    let label = match cell.boot {
+        Boot::Direct => cell.label.to_string(),
+        Boot::UBoot => format!("{}, U-Boot", cell.label),
     };
-    if let Some(why) = expect.skip_reason(peer, features) {
+    if let Some(why) = expect.skip_reason(cell.peer, cell.features) {
         println!("config {name} [{label}]: skipped ({why})");
         tally.skipped += 1;
         return Ok(());
     }
-    let prepared = configs::prepare_with(name, peer, image, None, boot, &[])?;
+    let prepared = configs::prepare_on(
+        cell.board,
+        name,
+        cell.peer,
+        cell.image,
+        None,
+        cell.boot,
+        &[],
+    )?;
     let out = configs::run(&prepared)?;
     let problems = configs::check(&prepared, &out);
     let cases = cases_passed(&prepared.want, &out);
@@ -507,27 +735,44 @@ fn boot_config(
 
 /// The differential run: every config that applies to Xen, booted on Xen
 /// 4.20 from the same DTB and modules, checked against its expectations
-/// for Xen.
-fn xen_configs(tally: &mut Tally) -> Result<(), String> {
+/// for Xen; on the home board every config, on each other board those
+/// its `boards:` names.
+fn xen_configs(boards: &[&'static Board], tally: &mut Tally) -> Result<(), String> {
     eprintln!("\n==> configs on Xen 4.20");
     let image = configs::image_for(Peer::Xen, &BuildSpec::default())?;
-    let mut expects = Vec::new();
-    for name in configs::names()? {
-        let expect = configs::read_expect(&name)?;
-        expects.push((name, expect));
-    }
-    let total = expects
+    let expects = all_expects()?;
+    let total = boards
         .iter()
+        .flat_map(|b| expects.iter().filter(move |(_, e)| e.on_board(b)))
         .filter(|(_, e)| e.skip_reason(Peer::Xen, &[]).is_none())
         .map(|(_, e)| e.boots.len())
         .sum();
     let mut progress = Progress::new(total);
-    for (name, expect) in &expects {
-        for &boot in &expect.boots {
-            if expect.skip_reason(Peer::Xen, &[]).is_none() {
-                progress.cell(&format!("xen: {name}"));
+    for &board in boards {
+        tally.boards += 1;
+        let label = if board == boards::HOME {
+            "xen".to_string()
+        } else {
+            format!("xen, {}", board.name)
+        };
+        for (name, expect) in expects.iter().filter(|(_, e)| e.on_board(board)) {
+            for &boot in &expect.boots {
+                if boot == Boot::UBoot && !board.uboot {
+                    continue;
+                }
+                if expect.skip_reason(Peer::Xen, &[]).is_none() {
+                    progress.cell(&format!("{label}: {name}"));
+                }
+                let cell = Cell {
+                    board,
+                    peer: Peer::Xen,
+                    features: &[],
+                    image: &image,
+                    label: &label,
+                    boot,
+                };
+                boot_config(name, expect, &cell, tally)?;
             }
-            boot_config(name, expect, Peer::Xen, &[], &image, "xen", boot, tally)?;
         }
     }
     Ok(())
@@ -542,8 +787,13 @@ mod tests {
 [package]
 name = "oxen-qemu-virt"
 
+[package.metadata.oxen]
+drivers = ["gicv2", "gicv3"]
+
 [features]
-default = ["evtchn", "gnttab"]
+default = ["evtchn", "gnttab", "gicv2", "gicv3"]
+gicv2 = ["oxen-core/gicv2"]
+gicv3 = ["oxen-core/gicv3"]
 evtchn = ["dep:oxen-evtchn"]
 gnttab = ["dep:oxen-gnttab"]
 xenstore = ["dep:oxen-xenstore"]
@@ -551,6 +801,10 @@ xenstore = ["dep:oxen-xenstore"]
 [dependencies]
 oxen-core.workspace = true
 "#;
+
+    fn parse_features(manifest: &str) -> BoardFeatures {
+        boards::parse_manifest(manifest).unwrap()
+    }
 
     #[test]
     fn a_progress_line_names_the_cell_of_how_many_and_the_time() {
@@ -575,20 +829,74 @@ oxen-core.workspace = true
         ];
         let sets = vec![strings(&[]), strings(&["evtchn"])];
         // none: 2 + a + c; evtchn (the default): 2 + a + b + c twice.
-        assert_eq!(matrix_cells(&sets, &expects, &strings(&["evtchn"])), 4 + 6);
+        let home = boards::HOME;
+        assert_eq!(
+            matrix_cells(home, &sets, &expects, &strings(&["evtchn"])),
+            4 + 6
+        );
+        // Another board: one bare boot, no U-Boot, only configs for it.
+        let versal = boards::find("xlnx-versal-virt").unwrap();
+        let mut expects = expects;
+        expects.push((
+            "d".to_string(),
+            e("end: power-off
+boards: gicv3
+"),
+        ));
+        let default = strings(&["evtchn"]);
+        assert_eq!(
+            matrix_cells(versal, std::slice::from_ref(&default), &expects, &default),
+            1 + 1
+        );
     }
 
     #[test]
-    fn features_come_from_the_board_manifest() {
+    fn the_matrix_combines_only_interfaces_and_other_boards_boot_the_default_image() {
         let f = parse_features(MANIFEST);
-        assert_eq!(f.all, ["evtchn", "gnttab", "xenstore"]);
+        assert_eq!(f.interfaces, ["evtchn", "gnttab", "xenstore"]);
         assert_eq!(f.default, ["evtchn", "gnttab"]);
+        assert_eq!(powerset(&f.interfaces).len(), 8);
+        assert_eq!(board_sets(boards::HOME, &f).len(), 5);
+        let zcu102 = boards::find("xlnx-zcu102").unwrap();
+        assert_eq!(board_sets(zcu102, &f), [strings(&["evtchn", "gnttab"])]);
+        assert_eq!(cell_label(zcu102, "all"), "xlnx-zcu102");
+        assert_eq!(cell_label(boards::HOME, "all"), "all");
+    }
+
+    #[test]
+    fn a_variant_with_a_symbol_of_a_driver_it_leaves_out_fails() {
+        let symbols = strings(&[
+            "_ZN9oxen_core7drivers5gicv34init17h0123456789abcdefE",
+            "_ZN9oxen_core4boot5start17h0123456789abcdefE",
+        ]);
+        let (linked, out) = (strings(&["gicv3"]), strings(&["gicv2"]));
+        let v = variant_symbols(&symbols, &linked, &out);
+        assert_eq!(
+            v,
+            VariantSymbols {
+                foreign: vec![],
+                own: 1
+            }
+        );
+        assert!(variant_problems(&v, &out).is_empty());
+        let mut with_v2 = symbols.clone();
+        with_v2.push("_ZN9oxen_core7drivers5gicv24init17h0123456789abcdefE".into());
+        let v = variant_symbols(&with_v2, &linked, &out);
+        let p = variant_problems(&v, &out);
+        assert_eq!(p.len(), 1);
+        assert!(
+            p[0].starts_with("1 symbol(s) name gicv2, which it does not link"),
+            "{p:?}"
+        );
+        // A table without the drivers' own symbols cannot show anything.
+        let v = variant_symbols(&symbols[1..], &linked, &out);
+        assert!(variant_problems(&v, &out)[0].contains("no symbol names any driver"));
     }
 
     #[test]
     fn powerset_has_every_combination() {
         let f = parse_features(MANIFEST);
-        let sets = powerset(&f.all);
+        let sets = powerset(&f.interfaces);
         assert_eq!(sets.len(), 8);
         assert!(sets[0].is_empty());
         assert_eq!(sets[7].len(), 3);
@@ -651,7 +959,7 @@ oxen-core.workspace = true
     #[test]
     fn representative_images_are_none_all_and_all_but_each_feature() {
         let f = parse_features(MANIFEST);
-        let sets = representative_sets(&f.all);
+        let sets = representative_sets(&f.interfaces);
         assert_eq!(
             sets,
             [
@@ -691,7 +999,8 @@ oxen-core.workspace = true
             o,
             Options {
                 qemu: true,
-                peer: Peer::Xen
+                peer: Peer::Xen,
+                board: None,
             }
         );
         let o = Options::parse(&strings(&["--no-qemu"])).unwrap();
@@ -699,9 +1008,19 @@ oxen-core.workspace = true
             o,
             Options {
                 qemu: false,
-                peer: Peer::Oxen
+                peer: Peer::Oxen,
+                board: None,
             }
         );
+        let o = Options::parse(&strings(&["--board", "xlnx-zcu102", "--peer", "xen"])).unwrap();
+        assert_eq!(o.board.map(|b| b.name), Some("xlnx-zcu102"));
+        assert_eq!(o.boards().len(), 1);
+        assert_eq!(
+            Options::parse(&[]).unwrap().boards().len(),
+            boards::BOARDS.len()
+        );
+        assert!(Options::parse(&strings(&["--board", "sbsa-ref"])).is_err());
+        assert!(Options::parse(&strings(&["--board", "xlnx-zcu102", "--no-qemu"])).is_err());
         assert!(Options::parse(&strings(&["--peer"])).is_err());
         assert!(
             Options::parse(&strings(&["--peer", "kvm"]))
@@ -803,7 +1122,10 @@ oxen-core.workspace = true
     #[test]
     fn the_summary_names_cells_built_booted_and_cases_passed() {
         let t = Tally {
-            built: 8,
+            built: 50,
+            images: 3,
+            variants: 2,
+            boards: 4,
             booted: 90,
             cases: 1234,
             passed: 90,
@@ -812,7 +1134,7 @@ oxen-core.workspace = true
         };
         assert_eq!(
             t.summary(),
-            "matrix: 8 cells built (feature sets x boards), 90 cells booted (images x configs; 25 did not apply), 1234 cases passed"
+            "matrix: 50 cells built (feature sets x boards: 3 board images, 2 driver variants), 90 cells booted (images x configs on 4 boards; 25 did not apply), 1234 cases passed"
         );
     }
 }

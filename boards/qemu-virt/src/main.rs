@@ -1,8 +1,10 @@
-//! Oxen for QEMU's arm64 `virt` machine
-//! (`-M virt,virtualization=on,gic-version=3`).
+//! Oxen for QEMU's arm64 `virt` machine, with either GIC
+//! (`-M virt,virtualization=on,gic-version=3` or `gic-version=2`).
 //!
 //! A board port is this file (board facts and which feature crates are
-//! linked), `link.ld` (where the image runs) and `build.rs`.
+//! linked) and its `Cargo.toml` (the features, and the drivers every image
+//! of the board links); every board shares `boards/link.ld` and
+//! `boards/build.rs`.
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]

@@ -1,8 +1,12 @@
-//! Links the board image with its own linker script.
+//! Links a board image with the linker script every board shares,
+//! `boards/link.ld`. Each board's Cargo.toml names this file
+//! (`build = "../build.rs"`): the image is position independent, so no
+//! board needs a link address, or a script, of its own.
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
+    let script = std::path::Path::new(&dir).join("..").join("link.ld");
+    println!("cargo:rustc-link-arg-bins=-T{}", script.display());
     // A position-independent image with its relocations already applied
     // for the link address (see link.ld and core's arch/entry.rs). `-z
     // notext`: the precompiled `core` and `alloc` keep tables of pointers
@@ -21,5 +25,5 @@ fn main() {
     ] {
         println!("cargo:rustc-link-arg-bins={arg}");
     }
-    println!("cargo:rerun-if-changed=link.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
 }
