@@ -309,14 +309,17 @@ fn read_gic(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Option<Gic> {
     let root = fdt.root();
     let parent = fdt.prop_u32(root, "interrupt-parent");
     let named = parent.and_then(|ph| fdt.by_phandle(ph));
-    // Without a usable interrupt-parent: the first enabled three-cell
-    // interrupt controller that has no parent of its own.
+    // Without a usable interrupt-parent at the root: the first enabled
+    // three-cell interrupt controller that has no parent but itself.
     let found = named.or_else(|| {
         fdt.ids().find(|&id| {
             fdt.is_enabled(id)
                 && fdt.prop(id, "interrupt-controller").is_some()
                 && fdt.prop_u32(id, "#interrupt-cells") == Some(3)
-                && fdt.prop(id, "interrupt-parent").is_none()
+                && fdt.prop_u32(id, "interrupt-parent").is_none_or(|ph| {
+                    // Its own parent (ZynqMP's tree writes that).
+                    fdt.by_phandle(ph) == Some(id)
+                })
         })
     });
     let Some(id) = found else {
