@@ -161,9 +161,30 @@ pub fn symbol_names(elf: &[u8]) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// Whether a (mangled) symbol name names `driver`: its words appear in it,
-/// case and `_`/`-` aside (`gicv2` in `oxen_core::drivers::gicv2::init` and
-/// in `GicV2`, `cadence-uart` in `cadence_uart`).
+/// The identifiers of a legacy-mangled Rust path (`_ZN9oxen_core4vgic2v24init17h…E`
+/// → `oxen_core`, `vgic`, `v2`, `init`, `h…`); empty for other names.
+fn mangled_path(symbol: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let Some(mut rest) = symbol.strip_prefix("_ZN") else {
+        return out;
+    };
+    loop {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(len) = rest[..digits].parse::<usize>() else {
+            return out;
+        };
+        let Some(ident) = rest.get(digits..digits + len) else {
+            return out;
+        };
+        out.push(ident);
+        rest = &rest[digits + len..];
+    }
+}
+
+/// Whether a symbol name names `driver`: the driver's name appears in it,
+/// or in its path's identifiers run together, case and `_`/`-` aside
+/// (`gicv2` in `oxen_core::drivers::gicv2::init`, in `GicV2` and in
+/// `vgic::v2`; `cadence-uart` in `cadence_uart`).
 pub fn names_driver(symbol: &str, driver: &str) -> bool {
     let squash = |s: &str| -> String {
         s.chars()
@@ -171,7 +192,8 @@ pub fn names_driver(symbol: &str, driver: &str) -> bool {
             .map(|c| c.to_ascii_lowercase())
             .collect()
     };
-    squash(symbol).contains(&squash(driver))
+    let driver = squash(driver);
+    squash(symbol).contains(&driver) || squash(&mangled_path(symbol).concat()).contains(&driver)
 }
 
 pub fn elf_to_image(elf_path: &Path, img_path: &Path) -> Result<(), String> {
@@ -248,6 +270,15 @@ mod tests {
             "oxen_core::drivers::cadence_uart::putc",
             "cadence-uart"
         ));
+        // The vGIC's version modules, through the path's identifiers.
+        let v2 = "_ZN9oxen_core4vgic2v239_$LT$impl$u20$oxen_core..vgic..Vgic$GT$10write_sgir17hc64f1b3b7ab7a94eE";
+        assert!(names_driver(v2, "gicv2") && !names_driver(v2, "gicv3"));
+        assert!(!names_driver(
+            "_ZN9oxen_core4vgic3irq4take17h0123456789abcdefE",
+            "gicv2"
+        ));
+        assert_eq!(mangled_path("_ZN4vgic2v2E"), ["vgic", "v2"]);
+        assert!(mangled_path("_start").is_empty());
         assert!(symbol_names(b"not an elf").is_err());
     }
 
