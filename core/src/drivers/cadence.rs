@@ -8,7 +8,6 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use super::Uart;
-use crate::arch::cell::BootCell;
 use crate::console::Sink;
 use crate::hostdt::Uart as UartNode;
 
@@ -42,8 +41,8 @@ struct Cadence {
     base: usize,
 }
 
-static EARLY: BootCell<Cadence> = BootCell::new();
-static CONSOLE: spin::Once<Cadence> = spin::Once::new();
+/// The board's early UART and the console the device tree names.
+static SLOTS: super::UartSlots<Cadence> = super::UartSlots::new();
 
 super::register! {
     super::UARTS,
@@ -60,28 +59,24 @@ fn early(base: usize) -> Option<&'static dyn Uart> {
     // the MMU off and then through the identity map's Device mapping of
     // everything that is not RAM; nothing else drives it.
     let uart = unsafe { Cadence::new(base) };
-    if EARLY.set(uart) {
+    let (uart, first) = SLOTS.early(uart)?;
+    if first {
         uart.enable();
     }
-    EARLY.get_ref().map(|u| u as &dyn Uart)
+    Some(uart)
 }
 
 fn console(node: &UartNode) -> Option<&'static dyn Uart> {
-    if crate::arch::mem::is_ram(node.base) {
-        return None;
-    }
-    if let Some(e) = EARLY.get_ref().filter(|e| e.base as u64 == node.base) {
-        return Some(e);
-    }
-    let uart = CONSOLE.call_once(|| {
-        // SAFETY: a Cadence UART's register block per the device tree,
-        // outside RAM (checked), mapped as Device memory; only this driver
-        // touches it.
-        let u = unsafe { Cadence::new(node.base as usize) };
-        u.enable();
-        u
-    });
-    Some(uart)
+    SLOTS
+        .console(node.base, || {
+            // SAFETY: a Cadence UART's register block per the device tree,
+            // outside RAM (checked by `console`), mapped as Device memory;
+            // only this driver touches it.
+            let u = unsafe { Cadence::new(node.base as usize) };
+            u.enable();
+            u
+        })
+        .map(|u| u as &dyn Uart)
 }
 
 impl Cadence {

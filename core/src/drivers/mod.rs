@@ -38,6 +38,43 @@ pub trait Uart: Sink {
     fn flush(&self);
 }
 
+/// Where a UART driver keeps its two instances: the board's early UART
+/// (set with the MMU off) and the console the host tree names, which is
+/// the early one again when both are at one address.
+pub(crate) struct UartSlots<T: Copy + 'static> {
+    early: crate::arch::cell::BootCell<T>,
+    console: spin::Once<T>,
+}
+
+impl<T: Uart + Copy + Send + Sync + 'static> UartSlots<T> {
+    pub const fn new() -> Self {
+        Self {
+            early: crate::arch::cell::BootCell::new(),
+            console: spin::Once::new(),
+        }
+    }
+
+    /// Keeps `uart` as the early UART; the UART and whether this call set
+    /// it (only the first call does).
+    pub fn early(&'static self, uart: T) -> Option<(&'static T, bool)> {
+        let first = self.early.set(uart);
+        self.early.get_ref().map(|u| (u, first))
+    }
+
+    /// The console at `base`: `None` if that is RAM (a UART's registers
+    /// are not); the early UART when it is the same one; else the one
+    /// `make` creates, once.
+    pub fn console(&'static self, base: u64, make: impl FnOnce() -> T) -> Option<&'static T> {
+        if crate::arch::mem::is_ram(base) {
+            return None;
+        }
+        if let Some(e) = self.early.get_ref().filter(|e| e.base() as u64 == base) {
+            return Some(e);
+        }
+        Some(self.console.call_once(make))
+    }
+}
+
 /// A UART driver.
 pub struct UartDriver {
     pub name: &'static str,

@@ -4,7 +4,6 @@
 use core::ptr::{read_volatile, write_volatile};
 
 use super::Uart;
-use crate::arch::cell::BootCell;
 use crate::console::Sink;
 use crate::hostdt::Uart as UartNode;
 
@@ -24,10 +23,8 @@ struct Pl011 {
     base: usize,
 }
 
-/// The board's early UART, before the device tree is read.
-static EARLY: BootCell<Pl011> = BootCell::new();
-/// The UART the device tree names as the console.
-static CONSOLE: spin::Once<Pl011> = spin::Once::new();
+/// The board's early UART and the console the device tree names.
+static SLOTS: super::UartSlots<Pl011> = super::UartSlots::new();
 
 super::register! {
     super::UARTS,
@@ -46,8 +43,8 @@ fn early(base: usize) -> Option<&'static dyn Uart> {
     // (and then through the identity map's Device mapping of everything
     // that is not RAM) its registers are reachable there; nothing else
     // drives it.
-    EARLY.set(unsafe { Pl011::new(base) });
-    EARLY.get_ref().map(|u| u as &dyn Uart)
+    let uart = unsafe { Pl011::new(base) };
+    SLOTS.early(uart).map(|(u, _)| u as &dyn Uart)
 }
 
 /// The console UART the (validated) device tree names: its registers are
@@ -55,15 +52,14 @@ fn early(base: usize) -> Option<&'static dyn Uart> {
 /// Device memory (they are not RAM: checked). `None` if the address is RAM.
 /// The first call decides; the early UART is reused when it is the same.
 fn console(uart: &UartNode) -> Option<&'static dyn Uart> {
-    if crate::arch::mem::is_ram(uart.base) {
-        return None;
-    }
-    if let Some(e) = EARLY.get_ref().filter(|e| e.base as u64 == uart.base) {
-        return Some(e);
-    }
-    // SAFETY: a PL011's register block per the device tree, outside RAM
-    // (checked), mapped as Device memory; only this driver touches it.
-    Some(CONSOLE.call_once(|| unsafe { Pl011::new(uart.base as usize) }))
+    SLOTS
+        .console(uart.base, || {
+            // SAFETY: a PL011's register block per the device tree,
+            // outside RAM (checked by `console`), mapped as Device memory;
+            // only this driver touches it.
+            unsafe { Pl011::new(uart.base as usize) }
+        })
+        .map(|u| u as &dyn Uart)
 }
 
 impl Pl011 {
