@@ -583,9 +583,17 @@ fn prepare_in(
     guest_args: &[String],
 ) -> Result<Prepared, String> {
     let dts_path = dir().join(format!("{name}.dts"));
-    let mut config = dts::canonical(&dts_path, &work.join("config.dts"))?;
-    set_guest_args(&mut config.root, guest_args).map_err(|e| format!("configs/{name}.dts: {e}"))?;
-    set_console(&mut config.root, board);
+    // The config's source as the board gets it; its phandles are chosen
+    // clear of `taken`, the host tree's (a vendor tree's start at 1, as
+    // dtc gives a config's).
+    let config_source = |taken: &[u32]| -> Result<dts::Source, String> {
+        let mut config = dts::canonical_avoiding(&dts_path, &work.join("config.dts"), taken)?;
+        set_guest_args(&mut config.root, guest_args)
+            .map_err(|e| format!("configs/{name}.dts: {e}"))?;
+        set_console(&mut config.root, board);
+        Ok(config)
+    };
+    let config = config_source(&[])?;
     let plan = plan(&config).map_err(|e| {
         e.iter()
             .map(|e| format!("configs/{name}.dts: {e}"))
@@ -640,6 +648,23 @@ fn prepare_in(
         placed,
         memory,
     } = placement(&plan, module_base, board)?;
+
+    let smp = board
+        .smp(smp.or(plan.cpus))
+        .map_err(|e| format!("configs/{name}: {e}"))?;
+    let mut machine = Machine::on(board, image, smp);
+    machine.memory = format!("{memory}M");
+    let host = host_tree(&machine, work)?;
+    let overlaps = reserved_overlaps(&host, &placed);
+    if !overlaps.is_empty() {
+        return Err(format!(
+            "configs/{name} on {}: {} (the board's `reserved` in xtask/src/boards.rs is not the tree's)",
+            board.name,
+            overlaps.join("; ")
+        ));
+    }
+
+    let mut config = config_source(&dts::phandles(&host.root))?;
     apply(&mut config, &placed)?;
     // For U-Boot the script adds the module nodes, so the DTB on the disk
     // has none.
@@ -657,21 +682,6 @@ fn prepare_in(
             crate::uboot::take_modules(&mut config, &paths)
         }
     };
-
-    let smp = board
-        .smp(smp.or(plan.cpus))
-        .map_err(|e| format!("configs/{name}: {e}"))?;
-    let mut machine = Machine::on(board, image, smp);
-    machine.memory = format!("{memory}M");
-    let host = host_tree(&machine, work)?;
-    let overlaps = reserved_overlaps(&host, &placed);
-    if !overlaps.is_empty() {
-        return Err(format!(
-            "configs/{name} on {}: {} (the board's `reserved` in xtask/src/boards.rs is not the tree's)",
-            board.name,
-            overlaps.join("; ")
-        ));
-    }
 
     let out_dir = run_dir(board, name, smp);
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
@@ -1361,6 +1371,52 @@ mod tests {
         let config_at = merged.find("xen,xen-bootargs").unwrap();
         assert!(host_at < config_at);
         assert_eq!(merged.matches("\n/ {").count(), 2);
+    }
+
+    #[test]
+    fn a_configs_phandles_keep_clear_of_a_vendor_trees() {
+        // A vendor tree decompiled by dtc holds phandles from 1, as dtc
+        // gives a config's labels: merged as they are, dtc rejects the
+        // duplicates; chosen clear of the host's, the tree compiles and
+        // the references follow.
+        let dir = std::env::temp_dir().join(format!("oxen-phandles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let host = src(
+            "/dts-v1/;\n\n/ {\n\tinterrupt-parent = <0x01>;\n\n\tgic {\n\t\tphandle = <0x01>;\n\t};\n\n\tclk {\n\t\tphandle = <0x02>;\n\t};\n};\n",
+        );
+        let input = dir.join("config.dts");
+        std::fs::write(
+            &input,
+            "/dts-v1/;\n/ { chosen { d1 { ping: evtchn { xen,evtchn = <10 &pong>; }; };\n\td2 { pong: evtchn { xen,evtchn = <12 &ping>; }; }; }; };\n",
+        )
+        .unwrap();
+        let plain = dts::canonical(&input, &dir.join("plain.dts")).unwrap();
+        let clear =
+            dts::canonical_avoiding(&input, &dir.join("clear.dts"), &dts::phandles(&host.root));
+        let merged = dir.join("merged.dts");
+        std::fs::write(&merged, merge(&host, &plain)).unwrap();
+        let clash = dts::dtc(&["-I", "dts", "-O", "dtb"], &merged, &dir.join("clash.dtb"));
+        let clear = clear.unwrap();
+        std::fs::write(&merged, merge(&host, &clear)).unwrap();
+        let compiled = dts::dtc(&["-I", "dts", "-O", "dtb"], &merged, &dir.join("ok.dtb"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(clash.unwrap_err().contains("duplicated phandle"));
+        compiled.unwrap();
+        assert_eq!(dts::phandles(&plain.root), [1, 2]);
+        assert_eq!(dts::phandles(&clear.root), [3, 4]);
+        assert!(clear.root.child(dts::RESERVED_NODE).is_none());
+        let chosen = clear.root.child("chosen").unwrap();
+        let ping = chosen.child("d1").unwrap().child("evtchn").unwrap();
+        let pong = chosen.child("d2").unwrap().child("evtchn").unwrap();
+        let phandle = |n: &Node| n.u32_prop("phandle").unwrap().unwrap();
+        assert_eq!(
+            ping.prop("xen,evtchn").unwrap().cells().unwrap(),
+            [10, phandle(pong)]
+        );
+        assert_eq!(
+            pong.prop("xen,evtchn").unwrap().cells().unwrap(),
+            [12, phandle(ping)]
+        );
     }
 
     #[test]

@@ -295,6 +295,55 @@ pub fn canonical(input: &Path, scratch: &Path) -> Result<Source, String> {
     Source::parse(&text).map_err(|e| format!("{} (dtc output): {e}", input.display()))
 }
 
+/// The node [`canonical_avoiding`] adds to hold the phandles it keeps
+/// dtc from giving out, removed again from what it returns.
+pub const RESERVED_NODE: &str = "xtask-reserved-phandles";
+
+/// [`canonical`], with dtc giving the source's labelled nodes phandles
+/// other than `taken` (the tree the source will be merged into holds
+/// those): dtc numbers a reference's node with the lowest phandle no
+/// node holds, so a node holding each of `taken` is added for the
+/// compilation and dropped from the result.
+pub fn canonical_avoiding(input: &Path, scratch: &Path, taken: &[u32]) -> Result<Source, String> {
+    if taken.is_empty() {
+        return canonical(input, scratch);
+    }
+    let abs = std::fs::canonicalize(input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut wrapper = format!(
+        "/include/ \"{}\"\n\n/ {{\n\t{RESERVED_NODE} {{\n",
+        abs.display()
+    );
+    for p in taken {
+        let _ = writeln!(wrapper, "\t\tp{p:x} {{\n\t\t\tphandle = <{p:#x}>;\n\t\t}};");
+    }
+    wrapper.push_str("\t};\n};\n");
+    let wrapped = scratch.with_extension("wrapper.dts");
+    std::fs::write(&wrapped, wrapper).map_err(|e| format!("{}: {e}", wrapped.display()))?;
+    let mut src = canonical(&wrapped, scratch)?;
+    src.root.children.retain(|c| c.name != RESERVED_NODE);
+    Ok(src)
+}
+
+/// Every phandle the tree's nodes hold (`phandle`, `linux,phandle`).
+pub fn phandles(node: &Node) -> Vec<u32> {
+    let mut out = Vec::new();
+    collect_phandles(node, &mut out);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn collect_phandles(node: &Node, out: &mut Vec<u32>) {
+    for name in ["phandle", "linux,phandle"] {
+        if let Some(Ok(p)) = node.u32_prop(name) {
+            out.push(p);
+        }
+    }
+    for c in &node.children {
+        collect_phandles(c, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

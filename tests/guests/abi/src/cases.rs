@@ -26,6 +26,9 @@ const GUEST_GICD: u64 = 0x0300_1000;
 const GUEST_GICD_SIZE: u64 = 0x1_0000;
 const GUEST_GICR: u64 = 0x0302_0000;
 const GUEST_GICR_SIZE: u64 = 0x100_0000;
+const GUEST_GICV2_GICD_SIZE: u64 = 0x1000;
+const GUEST_GICC: u64 = 0x0300_2000;
+const GUEST_GICC_SIZE: u64 = 0x2000;
 const GUEST_RAM0: u64 = 0x4000_0000;
 const GUEST_RAM0_SIZE: u64 = 0xc000_0000;
 const GUEST_RAM1: u64 = 0x2_0000_0000;
@@ -301,6 +304,10 @@ fn gic_node(dt: &Dt) -> Result<Option<Node>, Msg> {
     dt.find(|n| n.depth == 1 && n.prop("interrupt-controller").is_some())
 }
 
+/// The guest's `/interrupt-controller` node, in Xen's shape for the GIC
+/// version the tree gives (the host's): a GICv3 with its distributor and
+/// one redistributor region, or a GIC-400 with its distributor and CPU
+/// interface. The PASS note names the version.
 fn dt_gic(ctx: &Ctx) -> Verdict {
     let n = gic_node(ctx.dt)?.ok_or_else(|| msg!("no interrupt-controller node"))?;
     ensure!(
@@ -308,29 +315,52 @@ fn dt_gic(ctx: &Ctx) -> Verdict {
         "the GIC is /{}, expected /interrupt-controller@3001000",
         n.name()
     );
+    let v2 = n.is_compatible("arm,gic-400");
     ensure!(
-        n.is_compatible("arm,gic-v3"),
-        "/{} is not compatible with \"arm,gic-v3\"",
+        v2 || n.is_compatible("arm,gic-v3"),
+        "/{} is compatible with neither \"arm,gic-v3\" nor \"arm,gic-400\"",
         n.name()
     );
     let reg = n
         .cells("reg")
         .ok_or_else(|| msg!("/{} has no reg", n.name()))?;
     let got = [reg.num(0, 2), reg.num(2, 2), reg.num(4, 2), reg.num(6, 2)];
-    let want = [GUEST_GICD, GUEST_GICD_SIZE, GUEST_GICR, GUEST_GICR_SIZE];
+    let want = if v2 {
+        [
+            GUEST_GICD,
+            GUEST_GICV2_GICD_SIZE,
+            GUEST_GICC,
+            GUEST_GICC_SIZE,
+        ]
+    } else {
+        [GUEST_GICD, GUEST_GICD_SIZE, GUEST_GICR, GUEST_GICR_SIZE]
+    };
     ensure!(
         reg.len() == 8 && got == want,
         "/{} reg is {got:#x?}, expected {want:#x?}",
         n.name()
     );
     ensure!(
-        n.u32("#redistributor-regions") == Some(1) && n.u32("phandle") == Some(0xfde8),
-        "/{} #redistributor-regions is {:?} and phandle {:?}, expected 1 and 0xfde8",
+        n.u32("phandle") == Some(0xfde8),
+        "/{} phandle is {:?}, expected 0xfde8",
         n.name(),
-        n.u32("#redistributor-regions"),
         n.u32("phandle")
     );
-    Ok(Msg::new())
+    if v2 {
+        ensure!(
+            n.prop("#redistributor-regions").is_none(),
+            "/{} is a GIC-400 with #redistributor-regions",
+            n.name()
+        );
+        return Ok(msg!("gic=v2"));
+    }
+    ensure!(
+        n.u32("#redistributor-regions") == Some(1),
+        "/{} #redistributor-regions is {:?}, expected 1",
+        n.name(),
+        n.u32("#redistributor-regions")
+    );
+    Ok(msg!("gic=v3"))
 }
 
 fn dt_timer(ctx: &Ctx) -> Verdict {
@@ -929,7 +959,8 @@ const SGI_CASES: [&str; smp::MAX_VCPUS] = [
     "gic.sgi_to_vcpu7",
 ];
 
-/// Sets up the GIC bases from the tree (Xen's addresses if it has none).
+/// Sets up the GIC bases and version from the tree (Xen's GICv3 addresses
+/// if it has none).
 pub fn gic_from_dt(dt: &Dt) {
     let (mut d, mut r, mut rs) = (GUEST_GICD, GUEST_GICR, GUEST_GICR_SIZE);
     if let Ok(Some(n)) = gic_node(dt)
@@ -937,6 +968,10 @@ pub fn gic_from_dt(dt: &Dt) {
         && reg.len() >= 8
     {
         (d, r, rs) = (reg.num(0, 2), reg.num(4, 2), reg.num(6, 2));
+        if n.is_compatible("arm,gic-400") {
+            gic::init_v2(d as usize, r as usize);
+            return;
+        }
     }
     gic::init(d as usize, r as usize, rs as usize);
 }

@@ -1,9 +1,12 @@
-//! The GICv3 as a guest sees it: the distributor and redistributors the
-//! device tree names, the system-register CPU interface, SGIs, and the IRQ
-//! handler that counts every interrupt each vCPU takes.
+//! The GIC as a guest sees it: the distributor and, on a GICv3, the
+//! redistributors and the system-register CPU interface, or, on a GICv2,
+//! the memory-mapped CPU interface the device tree names; SGIs; and the
+//! IRQ handler that counts every interrupt each vCPU takes. A guest gets
+//! its host's GIC version (on Xen as on Oxen), so the version is learnt
+//! from the tree at run time and one guest image drives both.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use oxen_guest_common::msg;
 use oxen_guest_common::msg::Msg;
@@ -35,6 +38,25 @@ const TYPER_LAST: u64 = 1 << 4;
 const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
 const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 
+/// GICv2 distributor registers (the GICv3 ones above at the same offsets
+/// serve too: GICD_CTLR, GICD_IGROUPR, GICD_ISENABLER, GICD_IPRIORITYR).
+const GICD_ITARGETSR: usize = 0x0800;
+const GICD_SGIR: usize = 0x0f00;
+/// GICD_SGIR's TargetListFilter: the CPUs in the target list, or every
+/// CPU but the sender.
+const SGIR_TO_LIST: u32 = 0 << 24;
+const SGIR_TO_OTHERS: u32 = 1 << 24;
+/// GICv2 CPU-interface registers.
+const GICC_CTLR: usize = 0x0000;
+const GICC_PMR: usize = 0x0004;
+const GICC_BPR: usize = 0x0008;
+const GICC_IAR: usize = 0x000c;
+const GICC_EOIR: usize = 0x0010;
+/// GICD_CTLR.Enable and GICC_CTLR.Enable (a non-secure view has one group).
+const V2_ENABLE: u32 = 1 << 0;
+/// GICC_IAR's interrupt ID (its bits 12:10 name an SGI's sender).
+const IAR_INTID_V2: u32 = 0x3ff;
+
 /// The priority every interrupt gets: above the priority mask.
 const PRIORITY: u32 = 0xa0;
 
@@ -48,6 +70,9 @@ pub const EVTCHN_PPI: u32 = 31;
 static GICD: AtomicUsize = AtomicUsize::new(0);
 static GICR: AtomicUsize = AtomicUsize::new(0);
 static GICR_SIZE: AtomicUsize = AtomicUsize::new(0);
+/// Whether the tree's GIC is a GICv2 (then GICC is its CPU interface).
+static V2: AtomicBool = AtomicBool::new(false);
+static GICC: AtomicUsize = AtomicUsize::new(0);
 
 /// Interrupts counted per vCPU, for INTIDs below this.
 pub const COUNTED: usize = 64;
@@ -61,12 +86,36 @@ pub fn count(cpu: usize, intid: u32) -> u32 {
     COUNTS[cpu][intid as usize].load(Ordering::Acquire)
 }
 
-/// Uses the distributor at `gicd` and the redistributor region at `gicr`
-/// of `gicr_size` bytes (from the device tree's GIC node).
+/// Uses the GICv3 distributor at `gicd` and the redistributor region at
+/// `gicr` of `gicr_size` bytes (from the device tree's GIC node).
 pub fn init(gicd: usize, gicr: usize, gicr_size: usize) {
     GICD.store(gicd, Ordering::Release);
     GICR.store(gicr, Ordering::Release);
     GICR_SIZE.store(gicr_size, Ordering::Release);
+    V2.store(false, Ordering::Release);
+}
+
+/// Uses the GICv2 distributor at `gicd` and CPU interface at `gicc`.
+pub fn init_v2(gicd: usize, gicc: usize) {
+    GICD.store(gicd, Ordering::Release);
+    GICC.store(gicc, Ordering::Release);
+    V2.store(true, Ordering::Release);
+}
+
+/// Whether the GIC is a GICv2.
+pub fn is_v2() -> bool {
+    V2.load(Ordering::Acquire)
+}
+
+fn gicc(offset: usize) -> usize {
+    GICC.load(Ordering::Acquire) + offset
+}
+
+/// This vCPU's CPU-interface number on a GICv2: its index, as both Xen
+/// and Oxen number a domain's vCPUs (MPIDR Aff0 = index for up to 8).
+fn v2_cpu_bit(aff: u64) -> u32 {
+    let index = (aff & 0xf) + ((aff >> 8) & 0xff) * 16;
+    if index < 8 { 1 << index } else { 0 }
 }
 
 fn gicd(offset: usize) -> usize {
@@ -75,6 +124,12 @@ fn gicd(offset: usize) -> usize {
 
 /// Turns on the distributor's Group 1 forwarding (vCPU0, once).
 pub fn enable_distributor() -> Result<(), Msg> {
+    if is_v2() {
+        // SAFETY: GICD is the distributor the device tree names; GICD_CTLR
+        // is one of its registers. A GICv2 has no RWP to wait for.
+        unsafe { mmio::write32(gicd(GICD_CTLR), V2_ENABLE) };
+        return Ok(());
+    }
     // SAFETY: GICD is the distributor the device tree names; GICD_CTLR is
     // one of its registers.
     unsafe {
@@ -122,6 +177,9 @@ fn redistributor() -> Result<usize, Msg> {
 /// a priority above the mask, enables the SGIs and the virtual timer's PPI,
 /// and turns on the system-register CPU interface.
 pub fn init_cpu() -> Result<(), Msg> {
+    if is_v2() {
+        return init_cpu_v2();
+    }
     let rd = redistributor()?;
     // SAFETY: `rd` is this vCPU's redistributor frame (found above); every
     // offset used below is one of its registers.
@@ -148,6 +206,32 @@ pub fn init_cpu() -> Result<(), Msg> {
     if sre & 1 == 0 {
         return Err(msg!(
             "ICC_SRE_EL1.SRE reads 0 after setting it: no system-register interface"
+        ));
+    }
+    Ok(())
+}
+
+/// [`init_cpu`] on a GICv2: the distributor's banked words for INTIDs 0-31
+/// are this vCPU's, and the CPU interface is memory-mapped.
+fn init_cpu_v2() -> Result<(), Msg> {
+    // SAFETY: GICD and GICC are the distributor and CPU interface the
+    // device tree names; every offset below is one of their registers, and
+    // the words for INTIDs 0-31 are banked per vCPU.
+    unsafe {
+        mmio::write32(gicd(GICD_IGROUPR), 0);
+        for n in 0..8 {
+            mmio::write32(gicd(GICD_IPRIORITYR + 4 * n), PRIORITY * 0x0101_0101);
+        }
+        mmio::write32(gicd(GICD_ISENABLER), 0xffff | 1 << VTIMER_PPI);
+        mmio::write32(gicc(GICC_PMR), 0xff);
+        mmio::write32(gicc(GICC_BPR), 0);
+        mmio::write32(gicc(GICC_CTLR), V2_ENABLE);
+    }
+    // SAFETY: as above; GICC_CTLR reads back.
+    let ctlr = unsafe { mmio::read32(gicc(GICC_CTLR)) };
+    if ctlr & V2_ENABLE == 0 {
+        return Err(msg!(
+            "GICC_CTLR reads {ctlr:#x} after enabling it: the CPU interface is not there"
         ));
     }
     Ok(())
@@ -185,6 +269,12 @@ fn icc_enable() -> u64 {
 /// is only let in once the guest can clear `evtchn_upcall_pending`: Xen
 /// injects it again on every entry while that flag is set.
 pub fn enable_ppi(intid: u32) -> Result<(), Msg> {
+    if is_v2() {
+        // SAFETY: GICD_ISENABLER0 is banked per vCPU; writing a 1 only
+        // enables that interrupt.
+        unsafe { mmio::write32(gicd(GICD_ISENABLER), 1 << (intid % 32)) };
+        return Ok(());
+    }
     let rd = redistributor()?;
     // SAFETY: `rd` is this vCPU's redistributor frame; GICR_ISENABLER0 is
     // one of its registers, and writing a 1 only enables that interrupt.
@@ -205,7 +295,14 @@ pub fn enable_spi(intid: u32, aff: u64) {
         let shift = 8 * (n % 4);
         let p = mmio::read32(prio) & !(0xff << shift) | PRIORITY << shift;
         mmio::write32(prio, p);
-        mmio::write64(gicd(GICD_IROUTER + n * 8), aff);
+        if is_v2() {
+            // One byte per INTID, the mask of CPU interfaces it goes to.
+            let word = gicd(GICD_ITARGETSR + n / 4 * 4);
+            let t = mmio::read32(word) & !(0xff << shift) | v2_cpu_bit(aff) << shift;
+            mmio::write32(word, t);
+        } else {
+            mmio::write64(gicd(GICD_IROUTER + n * 8), aff);
+        }
         mmio::write32(gicd(GICD_ISENABLER + n / 32 * 4), 1 << (n % 32));
     }
 }
@@ -225,6 +322,10 @@ fn write_sgi1r(v: u64) {
 /// Sends SGI `intid` to the vCPU with MPIDR affinity `aff` (Aff1.Aff0;
 /// both Xen and Oxen keep Aff0 below 16).
 pub fn send_sgi(intid: u32, aff: u64) {
+    if is_v2() {
+        write_sgir(SGIR_TO_LIST | v2_cpu_bit(aff) << 16 | intid & 0xf);
+        return;
+    }
     let aff0 = aff & 0xf;
     let aff1 = (aff >> 8) & 0xff;
     write_sgi1r(u64::from(intid & 0xf) << 24 | aff1 << 16 | 1 << aff0);
@@ -232,10 +333,28 @@ pub fn send_sgi(intid: u32, aff: u64) {
 
 /// Sends SGI `intid` to every vCPU but this one (IRM = 1).
 pub fn send_sgi_to_others(intid: u32) {
+    if is_v2() {
+        write_sgir(SGIR_TO_OTHERS | intid & 0xf);
+        return;
+    }
     write_sgi1r(1 << 40 | u64::from(intid & 0xf) << 24);
 }
 
+/// Writes GICD_SGIR (GICv2).
+fn write_sgir(v: u32) {
+    // SAFETY: GICD_SGIR of the distributor the device tree names;
+    // generating an SGI only affects interrupt delivery.
+    unsafe { mmio::write32(gicd(GICD_SGIR), v) };
+}
+
+/// Acknowledges the highest-priority pending interrupt; returns the value
+/// to end it with (on a GICv2 an SGI's carries its sender).
 fn acknowledge() -> u32 {
+    if is_v2() {
+        // SAFETY: reading GICC_IAR acknowledges the interrupt this handler
+        // is about to deal with.
+        return unsafe { mmio::read32(gicc(GICC_IAR)) };
+    }
     let v: u64;
     // SAFETY: reading ICC_IAR1_EL1 acknowledges the interrupt this handler
     // is about to deal with.
@@ -243,7 +362,14 @@ fn acknowledge() -> u32 {
     (v & 0xff_ffff) as u32
 }
 
-fn end_of_interrupt(intid: u32) {
+fn end_of_interrupt(iar: u32) {
+    if is_v2() {
+        // SAFETY: GICC_EOIR with the value GICC_IAR gave drops its priority
+        // and deactivates it (EOImode 0).
+        unsafe { mmio::write32(gicc(GICC_EOIR), iar) };
+        return;
+    }
+    let intid = iar;
     // SAFETY: ICC_EOIR1_EL1 with the INTID just acknowledged drops its
     // priority and deactivates it (EOImode 0).
     unsafe {
@@ -259,7 +385,8 @@ fn end_of_interrupt(intid: u32) {
 /// source (the timer is stopped, the UART's TX interrupt masked), counts
 /// it for this vCPU and ends it.
 pub fn handle_irq() {
-    let intid = acknowledge();
+    let iar = acknowledge();
+    let intid = if is_v2() { iar & IAR_INTID_V2 } else { iar };
     if intid >= 1020 {
         return; // spurious: nothing to end
     }
@@ -278,5 +405,5 @@ pub fn handle_irq() {
         // (and read-modify-write atomics are not an option with the MMU off).
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Release);
     }
-    end_of_interrupt(intid);
+    end_of_interrupt(iar);
 }
