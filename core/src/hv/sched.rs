@@ -36,6 +36,14 @@ const HCR_GUEST: u64 = (1 << 0) // VM
     | (1 << 19) // TSC
     | (1 << 31); // RW
 
+/// HCR_EL2 on a pCPU that has not loaded a vCPU yet: physical interrupts
+/// and SErrors go to EL2. Without IMO and FMO they would be routed to EL1,
+/// never taken at EL2, and a pending one would end every idle WFI at once:
+/// a pCPU with nothing placed on it would spin instead of sleeping (seen
+/// under QEMU with 4 pCPUs and 2 single-vCPU domains, the idle pCPUs
+/// taking the host time the busy ones needed).
+const HCR_IDLE: u64 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 31);
+
 /// CNTV_CTL_EL0 bits.
 pub const CNTV_ENABLE: u64 = 1 << 0;
 pub const CNTV_IMASK: u64 = 1 << 1;
@@ -87,6 +95,7 @@ pub fn init_cpu(stack_top: usize) {
     p.scratch
         .call_once(|| spin::Mutex::new(Box::new(GuestFrame::default())));
     let hv = hv();
+    reg::set_hcr(HCR_IDLE);
     reg::set_vtcr(hv.vtcr);
     reg::set_vpidr(hv.midr);
     // CPTR_EL2: RES1 bits, nothing trapped (FP/SIMD is saved on every exit).
