@@ -211,10 +211,31 @@ fn xenstore_read_domid(ring: u64, port: u32) -> Result<Msg, Msg> {
 
 const GICR_WAKER: u64 = 0x14;
 const GICR_SGI: u64 = 0x1_0000;
+/// GICv2: the distributor's SGI register and the CPU interface's.
+const GICD_SGIR: u64 = 0xf00;
+const GICC_CTLR: u64 = 0x00;
+const GICC_PMR: u64 = 0x04;
+const GICC_IAR: u64 = 0x0c;
+const GICC_EOIR: u64 = 0x10;
+const GICC_APR0: u64 = 0xd0;
 
 /// Turns the guest's GIC on for every SGI and PPI and the vPL011's SPI,
 /// with IRQs still masked at the CPU: whatever is raised stays pending.
 fn gic_on(l: &Layout) {
+    if l.v2 {
+        // SAFETY: the registers are this domain's distributor (its words
+        // for INTIDs 0-31 banked per vCPU) and its CPU interface, as the
+        // device tree names them; the guest takes no interrupt (PSTATE.I).
+        unsafe {
+            use oxen_guest_common::arch::mmio::write32;
+            write32(l.gicd.0 as usize, 1);
+            write32((l.gicd.0 + 0x100) as usize, u32::MAX);
+            write32((l.gicd.0 + 0x104) as usize, u32::MAX);
+            write32((l.gicr.0 + GICC_PMR) as usize, 0xff);
+            write32((l.gicr.0 + GICC_CTLR) as usize, 1);
+        }
+        return;
+    }
     // SAFETY: the registers are this domain's distributor and its vCPU 0's
     // redistributor, as the device tree names them; the values enable
     // Group 1 interrupts, which the guest never takes (PSTATE.I is set).
@@ -241,8 +262,27 @@ fn gic_on(l: &Layout) {
 /// Makes the virtual timer's PPI (27) able to wake the guest from WFI,
 /// whatever random accesses did to its GIC: redistributor awake, PPI 27
 /// in Group 1, enabled, at a priority above the mask; the distributor's
-/// Group 1 on; the CPU interface's mask open and Group 1 enabled.
+/// Group 1 on; the CPU interface's mask open and Group 1 enabled. On a
+/// GICv2 the same through the distributor's banked words and the
+/// memory-mapped CPU interface, whose active priorities are cleared too
+/// (a random read of GICC_IAR leaves an interrupt active, and its
+/// priority would mask the timer's).
 pub fn timer_wakes(l: &Layout) {
+    if l.v2 {
+        // SAFETY: the registers are this domain's distributor and CPU
+        // interface, as the device tree names them.
+        unsafe {
+            use oxen_guest_common::arch::mmio::{read32, write32};
+            write32(l.gicd.0 as usize, 1);
+            write32((l.gicd.0 + 0x100) as usize, 1 << 27);
+            let prio = (l.gicd.0 + 0x400 + 24) as usize;
+            write32(prio, (read32(prio) & !(0xff << 24)) | 0xa0 << 24);
+            write32((l.gicr.0 + GICC_APR0) as usize, 0);
+            write32((l.gicr.0 + GICC_PMR) as usize, 0xff);
+            write32((l.gicr.0 + GICC_CTLR) as usize, 1);
+        }
+        return;
+    }
     // SAFETY: the registers are this domain's distributor and its vCPU 0's
     // redistributor, as the device tree names them.
     unsafe {
@@ -267,8 +307,21 @@ pub fn timer_wakes(l: &Layout) {
 }
 
 /// Acknowledges every interrupt pending for the CPU interface.
-fn ack_all() {
+fn ack_all(l: &Layout) {
     for _ in 0..64 {
+        if l.v2 {
+            // SAFETY: GICC_IAR and GICC_EOIR of this domain's CPU
+            // interface; the guest takes no interrupt (PSTATE.I is set).
+            unsafe {
+                use oxen_guest_common::arch::mmio::{read32, write32};
+                let iar = read32((l.gicr.0 + GICC_IAR) as usize);
+                if iar & 0x3ff >= 1020 {
+                    return;
+                }
+                write32((l.gicr.0 + GICC_EOIR) as usize, iar);
+            }
+            continue;
+        }
         let id: u64;
         // SAFETY: acknowledging and ending interrupts has no effect on
         // memory; the guest takes none (PSTATE.I is set).
@@ -280,6 +333,20 @@ fn ack_all() {
             asm!("msr icc_eoir1_el1, {0}", "msr icc_dir_el1, {0}", in(reg) id, options(nomem, nostack));
         }
     }
+}
+
+/// Sends SGI 1 to this vCPU alone; it stays pending.
+fn sgi_to_self(l: &Layout) {
+    if l.v2 {
+        // SAFETY: GICD_SGIR of this domain's distributor, TargetListFilter
+        // 2 (the sender only).
+        unsafe {
+            oxen_guest_common::arch::mmio::write32((l.gicd.0 + GICD_SGIR) as usize, 2 << 24 | 1)
+        };
+        return;
+    }
+    // SAFETY: an SGI (INTID 1) to this vCPU alone through ICC_SGI1R_EL1.
+    unsafe { asm!("msr icc_sgi1r_el1, {}", in(reg) (1u64 << 24) | 1, options(nomem, nostack)) };
 }
 
 /// For `hostile.seconds`: the vPL011 written without waiting for room,
@@ -329,10 +396,7 @@ pub fn noisy(l: &Layout, bootargs: &str) {
             let _ = trap::hypercall(20, [5, text, 0x7fff_ffff, 0, 0]);
         }
         if noise & 4 != 0 {
-            // SAFETY: an SGI (INTID 1) to this vCPU alone; it stays pending.
-            unsafe {
-                asm!("msr icc_sgi1r_el1, {}", in(reg) (1u64 << 24) | 1, options(nomem, nostack))
-            };
+            sgi_to_self(l);
         }
         lines += 2;
     }
@@ -370,7 +434,7 @@ pub fn timer(l: &Layout, bootargs: &str) {
         }
         let late = us(arch::ticks().wrapping_sub(deadline));
         arch::timer_stop();
-        ack_all();
+        ack_all(l);
         if late > worst {
             second = worst;
             worst = late;

@@ -55,7 +55,12 @@ pub struct Layout {
     pub ram: (u64, u64),
     pub dtb: u64,
     pub gicd: (u64, u64),
+    /// The GIC's second region: a GICv3's redistributors, or a GICv2's CPU
+    /// interface.
     pub gicr: (u64, u64),
+    /// Whether the GIC is a GICv2 (`arm,gic-400`): the guest gets its
+    /// host's version.
+    pub v2: bool,
     pub uart: u64,
     /// `/hypervisor` `reg`: the grant window first, then the extended
     /// regions (at most 4 kept).
@@ -89,6 +94,11 @@ impl Layout {
             dtb: dtb as u64,
             gicd: pair("interrupt-controller", 0),
             gicr: pair("interrupt-controller", 1),
+            v2: dt
+                .find(|n| n.depth == 1 && n.name().starts_with("interrupt-controller"))
+                .ok()
+                .flatten()
+                .is_some_and(|n| n.is_compatible("arm,gic-400")),
             uart: uart as u64,
             hyp,
             nhyp,
