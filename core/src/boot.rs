@@ -186,7 +186,8 @@ pub fn primary_main(dtb: usize, board: &Board) -> ! {
     println!("{online} of {} CPUs online", platform.cpus.len());
 
     let silo = check::xsm_silo(&args).unwrap_or_else(|s| stop_with(&s));
-    run_domains(&fdt, platform, &ram, dtb_range, boot_idx, silo)
+    let scrub = check::boot_scrub(&args).unwrap_or_else(|s| stop_with(&s));
+    run_domains(&fdt, platform, &ram, dtb_range, boot_idx, silo, scrub)
 }
 
 /// Set once every domain is built; secondary CPUs then start scheduling.
@@ -201,6 +202,7 @@ fn run_domains(
     dtb: Range,
     boot_idx: usize,
     silo: bool,
+    scrub_fresh: bool,
 ) -> ! {
     let image = mmu::image_range();
     let work = heap::work_area();
@@ -285,6 +287,7 @@ fn run_domains(
         placement: spin::Mutex::new(Vec::new()),
         registry,
         silo,
+        scrub_fresh,
         connections: spin::Mutex::new(Vec::new()),
     });
     crate::services::install(&hv::services::SERVICES);

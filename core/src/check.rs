@@ -17,7 +17,7 @@ use crate::memmap::{Range, RangeSet};
 use crate::subsystem::{Connection, DomainCheck, InitContext, Interface, Registry};
 
 /// Command-line options core itself implements.
-pub const CORE_OPTIONS: &[&str] = &["console", "dtuart", "xsm"];
+pub const CORE_OPTIONS: &[&str] = &["bootscrub", "console", "dtuart", "xsm"];
 
 /// The closing reason of a stop for a mistake in the tree.
 pub const FIX_THE_TREE: &str = "fix the device tree; nothing was started";
@@ -143,6 +143,24 @@ pub fn xsm_silo(args: &BootArgs<'_>) -> Result<bool, Stop> {
         Some("dummy") => Ok(false),
         Some(other) => Err(Stop::reason(format!(
             "/chosen: xen,xen-bootargs option \"xsm={other}\" is not supported (expected \"silo\" or \"dummy\")"
+        ))),
+    }
+}
+
+/// Xen's `bootscrub`: whether RAM no one has used since power-on is zeroed
+/// before a domain gets it (`true`, the default, also for Xen's `idle`:
+/// Oxen has no idle-time scrubbing, so it scrubs as it builds). RAM that
+/// held a domain's or the hypervisor's data is zeroed whatever this says.
+pub fn boot_scrub(args: &BootArgs<'_>) -> Result<bool, Stop> {
+    if args.get("bootscrub").and_then(|a| a.value) == Some("idle") {
+        return Ok(true);
+    }
+    match args.boolean("bootscrub") {
+        None => Ok(true),
+        Some(Ok(b)) => Ok(b),
+        Some(Err(_)) => Err(Stop::reason(format!(
+            "/chosen: xen,xen-bootargs option \"{}\" is not valid (expected a boolean or \"idle\")",
+            args.get("bootscrub").map_or("", |a| a.raw)
         ))),
     }
 }
@@ -456,6 +474,34 @@ mod tests {
             [
                 "boot stopped: /chosen: xen,xen-bootargs option \"xsm=flask\" is not supported (expected \"silo\" or \"dummy\")"
             ]
+        );
+    }
+
+    #[test]
+    fn bootscrub_reads_xens_spellings_and_names_a_bad_value() {
+        for (line, want) in [
+            ("", true),
+            ("bootscrub", true),
+            ("bootscrub=1", true),
+            ("bootscrub=idle", true),
+            ("bootscrub=0", false),
+            ("bootscrub=off", false),
+            ("no-bootscrub", false),
+            ("bootscrub=0 bootscrub=idle", true),
+        ] {
+            assert_eq!(boot_scrub(&BootArgs::parse(line)), Ok(want), "{line}");
+        }
+        let bad = BootArgs::parse("bootscrub=later");
+        assert_eq!(
+            boot_scrub(&bad).unwrap_err().all_lines(),
+            [
+                "boot stopped: /chosen: xen,xen-bootargs option \"bootscrub=later\" is not valid (expected a boolean or \"idle\")"
+            ]
+        );
+        let args = BootArgs::parse("bootscrub=0 conswitch=ax");
+        assert_eq!(
+            ignored_options(&args, &Registry::linked().unwrap()),
+            ["conswitch=ax"]
         );
     }
 }

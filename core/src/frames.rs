@@ -22,14 +22,29 @@ const GIB: u64 = 1 << 30;
 #[derive(Debug, Clone)]
 pub struct FrameAllocator {
     free: RangeSet,
+    /// RAM never handed out since boot: it holds only what was there
+    /// before the hypervisor started, never a domain's or the
+    /// hypervisor's data. Whatever is allocated leaves it for good.
+    fresh: RangeSet,
+}
+
+/// A chunk of domain memory, and whether it is fresh: never handed out
+/// since boot (see [`FrameAllocator::alloc_memory_marked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    pub range: Range,
+    pub fresh: bool,
 }
 
 impl FrameAllocator {
     /// Starts with every page wholly inside `free`; partial pages at the
     /// edges of a range are never handed out.
     pub fn new(free: RangeSet) -> Self {
-        let free = free.iter().map(|r| r.shrink_to(PAGE_SIZE)).collect();
-        Self { free }
+        let free: RangeSet = free.iter().map(|r| r.shrink_to(PAGE_SIZE)).collect();
+        Self {
+            fresh: free.clone(),
+            free,
+        }
     }
 
     /// Bytes still free.
@@ -65,6 +80,7 @@ impl FrameAllocator {
             r.covers(&got).then_some(got)
         })?;
         self.free.remove(found);
+        self.fresh.remove(found);
         Some(found)
     }
 
@@ -79,6 +95,36 @@ impl FrameAllocator {
     /// from smaller, page-aligned pieces after them. All or nothing: on
     /// `None` nothing was taken; 0 bytes gives no chunks.
     pub fn alloc_memory(&mut self, bytes: u64) -> Option<Vec<Range>> {
+        let chunks = self.pick_memory(bytes)?;
+        for c in &chunks {
+            self.free.remove(*c);
+            self.fresh.remove(*c);
+        }
+        Some(chunks)
+    }
+
+    /// [`alloc_memory`](Self::alloc_memory), each chunk marked fresh when
+    /// none of it was handed out before (then it holds nothing of a domain
+    /// or of the hypervisor, and zeroing it is only the boot-time scrub
+    /// Xen's `bootscrub` controls).
+    pub fn alloc_memory_marked(&mut self, bytes: u64) -> Option<Vec<Chunk>> {
+        let chunks = self.pick_memory(bytes)?;
+        let marked = chunks
+            .iter()
+            .map(|&range| Chunk {
+                range,
+                fresh: self.fresh.covers(&range),
+            })
+            .collect();
+        for c in &chunks {
+            self.free.remove(*c);
+            self.fresh.remove(*c);
+        }
+        Some(marked)
+    }
+
+    /// The chunks [`alloc_memory`](Self::alloc_memory) takes, not taken.
+    fn pick_memory(&self, bytes: u64) -> Option<Vec<Range>> {
         let bytes = round_to_pages(bytes)?;
         if bytes > self.available() {
             return None;
@@ -110,9 +156,6 @@ impl FrameAllocator {
             chunks
         };
         debug_assert_eq!(chunks.iter().map(Range::size).sum::<u64>(), bytes);
-        for c in &chunks {
-            self.free.remove(*c);
-        }
         Some(chunks)
     }
 
@@ -204,6 +247,32 @@ mod tests {
 
     fn ranges(a: &FrameAllocator) -> Vec<Range> {
         a.free_ranges().copied().collect()
+    }
+
+    #[test]
+    fn memory_is_fresh_until_handed_out_and_never_again() {
+        let mut a = allocator(&[r(0x4000_0000, 0x4000_0000 + 64 * MIB)]);
+        let first = a.alloc_memory_marked(16 * MIB).unwrap();
+        assert!(first.iter().all(|c| c.fresh), "{first:?}");
+        // A stage-2 table page taken and given back is no longer fresh.
+        let table = a.alloc(4096, 4096).unwrap();
+        a.free(table);
+        for c in &first {
+            a.free(c.range);
+        }
+        // The same RAM again: the domain's earlier memory, and the table.
+        let again = a.alloc_memory_marked(64 * MIB).unwrap();
+        let total: u64 = again.iter().map(|c| c.range.size()).sum();
+        assert_eq!(total, 64 * MIB);
+        for c in &again {
+            let reused =
+                first.iter().any(|f| f.range.overlaps(&c.range)) || c.range.overlaps(&table);
+            assert_eq!(c.fresh, !reused, "{c:?}");
+        }
+        assert!(
+            again.iter().any(|c| !c.fresh),
+            "reused memory must not be marked fresh: {again:?}"
+        );
     }
 
     #[test]

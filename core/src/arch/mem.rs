@@ -81,7 +81,7 @@ pub fn is_ram(pa: u64) -> bool {
 /// the frame allocator: inside a bank, clear of the hypervisor and of
 /// every boot module.
 #[inline]
-fn is_guest_ram(r: Range) -> bool {
+pub fn is_guest_ram(r: Range) -> bool {
     let late = (
         LATE_START.load(Ordering::Acquire),
         LATE_END.load(Ordering::Acquire),

@@ -13,6 +13,7 @@ use super::{VcpuRef, hv, sched};
 use crate::arch::guest::reg;
 use crate::arch::{cpu, mem};
 use crate::config::DomainConfig;
+use crate::frames::Chunk;
 use crate::guest_dt::{self, GuestDtSpec};
 use crate::guest_layout::{GUEST_RAM_BANKS, ram_split};
 use crate::inject::PSTATE_EL1H_MASKED;
@@ -50,7 +51,7 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
     let chunks = hv
         .frames
         .lock()
-        .alloc_memory(bytes)
+        .alloc_memory_marked(bytes)
         .ok_or_else(|| format!("not enough free memory for {} MiB", bytes / MIB))?;
 
     // Map the chunks, in order, over the guest banks.
@@ -67,7 +68,7 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
     for bank in &banks {
         let mut ipa = bank.start;
         while ipa < bank.end {
-            let Some(c) = cur else {
+            let Some(Chunk { range: c, fresh }) = cur else {
                 return Err(String::from("internal: memory chunks ran out"));
             };
             let n = c.size().min(bank.end - ipa);
@@ -91,16 +92,27 @@ pub fn build(cfg: &DomainConfig) -> Result<Arc<Domain>, String> {
                 start: c.start,
                 end: c.start + n,
             };
-            if !mem::zero_ram(chunk) {
+            // Fresh RAM holds only what was there before Oxen started:
+            // zeroed unless `bootscrub=0` says not to, as on Xen. RAM that
+            // held a domain's or Oxen's data is always zeroed.
+            let usable = if hv.scrub_fresh || !fresh {
+                mem::zero_ram(chunk)
+            } else {
+                mem::is_guest_ram(chunk)
+            };
+            if !usable {
                 return Err(format!("RAM {chunk} is not free RAM"));
             }
             ipa += n;
             cur = if n == c.size() {
                 pieces.next()
             } else {
-                Some(Range {
-                    start: c.start + n,
-                    end: c.end,
+                Some(Chunk {
+                    range: Range {
+                        start: c.start + n,
+                        end: c.end,
+                    },
+                    fresh,
                 })
             };
         }

@@ -43,6 +43,10 @@ pub struct Hv {
     /// Xen's SILO policy (the default, `xsm=silo`): domains talk only to
     /// domains the configuration connects them to. `xsm=dummy` opens it.
     pub silo: bool,
+    /// Xen's `bootscrub` (default on): zero fresh RAM — never handed out
+    /// since power-on — before a domain gets it. RAM handed out before is
+    /// zeroed regardless (`frames::Chunk::fresh`).
+    pub scrub_fresh: bool,
     /// Pairs of domains the configuration connects.
     pub connections: spin::Mutex<Vec<(crate::xen::DomId, crate::xen::DomId)>>,
 }
