@@ -217,6 +217,9 @@ pub struct Domain {
     pub vcpus: Vec<Vcpu>,
     pub mem: spin::Mutex<DomainMem>,
     pub vgic: spin::Mutex<Vgic>,
+    /// The vGIC's lock-free hint of which vCPUs may have something to
+    /// list ([`Vgic::may_want_lrs`]).
+    pub vgic_busy: alloc::sync::Arc<core::sync::atomic::AtomicU64>,
     pub vpl011: Option<spin::Mutex<Vpl011>>,
     /// Output lines of the vPL011 and of `console_io`.
     pub uart_out: spin::Mutex<LineBuffer>,
@@ -266,6 +269,7 @@ impl Domain {
             config,
             vcpus,
             mem: spin::Mutex::new(mem),
+            vgic_busy: vgic.busy_handle(),
             vgic: spin::Mutex::new(vgic),
             vpl011,
             uart_out: spin::Mutex::new(LineBuffer::default()),

@@ -15,6 +15,7 @@ use crate::arch::guest::{self, GuestFrame, reg};
 use crate::arch::{cpu, psci};
 use crate::drivers::chip;
 use crate::println;
+use crate::vgic::Vgic;
 
 /// Time slice, in microseconds.
 const SLICE_US: u64 = 10_000;
@@ -370,6 +371,14 @@ fn sync_lrs(v: &VcpuRef) {
 /// Loads the vGIC's pending interrupts for `v` into the list registers.
 fn flush_lrs(v: &VcpuRef) {
     let gic = chip();
+    if me().live_lrs.load(Ordering::Relaxed) == 0 && !Vgic::may_want_lrs(&v.dom.vgic_busy, v.idx) {
+        // The common exit: nothing listed and nothing to list, so the
+        // registers stay clear and the vGIC's lock is not taken. An
+        // interrupt added from now on kicks this vCPU (`notify`), and the
+        // exit that follows lists it.
+        gic.set_vif_control(true, false);
+        return;
+    }
     let n = gic.nr_lrs();
     let mut lrs = [0u64; 16];
     let flush = v.dom.vgic.lock().flush_lrs(v.idx, n, &mut lrs[..n]);

@@ -47,9 +47,11 @@ pub use lr::ListRegister;
 #[cfg(any(test, feature = "gicv2"))]
 pub use lr::{lr_from_v2, lr_to_v2};
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{BitOr, BitOrAssign};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::guest_layout::{GUEST_GICV2_GICD, GUEST_GICV3_GICD, GUEST_GICV3_GICR0};
 use irq::Irq;
@@ -355,6 +357,12 @@ pub struct Vgic {
     grp1_enabled: bool,
     spis: Vec<Irq>,
     cpus: Vec<VcpuState>,
+    /// Bit `v` set while vCPU `v`'s candidate set may be non-empty (vCPUs
+    /// from 64 on always count as set): read without the vGIC's lock by
+    /// [`Vgic::may_want_lrs`] so that an exit with nothing to list skips
+    /// the lock. Set before a candidate is added, cleared when the last
+    /// one goes, always under the lock.
+    busy: Arc<AtomicU64>,
     /// What only a vGICv3 keeps (affinities, IROUTERs, GICR_WAKER); empty
     /// on a vGICv2.
     #[cfg(any(test, feature = "gicv3"))]
@@ -433,6 +441,7 @@ impl Vgic {
                 candidates: IrqSet::default(),
             })
             .collect();
+        let busy = Arc::new(AtomicU64::new(0));
         // A vGICv2's SPIs target vCPU 0 (ITARGETSR), as on Xen.
         let spi_target = Some(0);
         #[cfg(any(test, feature = "gicv3"))]
@@ -459,9 +468,26 @@ impl Vgic {
             grp1_enabled: false,
             spis,
             cpus,
+            busy,
             #[cfg(any(test, feature = "gicv3"))]
             v3,
         })
+    }
+
+    /// The handle [`Vgic::may_want_lrs`] reads, for the vGIC's owner to
+    /// keep beside its lock.
+    pub fn busy_handle(&self) -> Arc<AtomicU64> {
+        self.busy.clone()
+    }
+
+    /// Whether vCPU `vcpu` may have an interrupt to list, read from `busy`
+    /// (a [`Vgic::busy_handle`]) without the vGIC's lock. `false` means
+    /// its candidate set was empty when read: a flush would list nothing.
+    /// Whoever adds a candidate afterwards does so under the lock and then
+    /// notifies the vCPU (the [`Kicks`] every change returns), so a stale
+    /// `false` is corrected by the next exit.
+    pub fn may_want_lrs(busy: &AtomicU64, vcpu: usize) -> bool {
+        vcpu >= 64 || busy.load(Ordering::Acquire) & (1 << vcpu) != 0
     }
 
     pub fn version(&self) -> GicVersion {
@@ -787,6 +813,9 @@ impl Vgic {
             && self.get(r).may_want_lr()
             && let Some(cpu) = self.cpus.get_mut(dest)
         {
+            if dest < 64 {
+                self.busy.fetch_or(1 << dest, Ordering::AcqRel);
+            }
             cpu.candidates.insert(r.intid());
         }
     }
@@ -795,6 +824,9 @@ impl Vgic {
     fn drop_candidate(&mut self, vcpu: usize, intid: u32) {
         if let Some(cpu) = self.cpus.get_mut(vcpu) {
             cpu.candidates.remove(intid);
+            if cpu.candidates.is_empty() && vcpu < 64 {
+                self.busy.fetch_and(!(1 << vcpu), Ordering::AcqRel);
+            }
         }
     }
 
