@@ -11,14 +11,20 @@ use crate::guest_layout::GUEST_VTIMER_PPI;
 
 /// Acknowledges and handles every pending physical interrupt.
 pub fn handle_all() {
+    handle_all_for(sched::current().as_ref());
+}
+
+/// [`handle_all`] on an exit from `cur`, the vCPU this pCPU runs (the
+/// exit has it already: no second look-up).
+pub fn handle_all_for(cur: Option<&super::VcpuRef>) {
     let gic = crate::drivers::chip();
     while let Some(acked) = gic.ack() {
-        handle(acked.intid);
+        handle(acked.intid, cur);
         gic.eoi(acked);
     }
 }
 
-fn handle(id: u32) {
+fn handle(id: u32, cur: Option<&super::VcpuRef>) {
     let hv = super::hv();
     let timer = &hv.platform.timer;
     if id == timer.hyp_phys {
@@ -27,7 +33,7 @@ fn handle(id: u32) {
         // The loaded vCPU's virtual timer fired: mask its output (the guest
         // unmasks when it re-arms) and deliver the virtual PPI.
         reg::set_cntv_ctl(reg::cntv_ctl() | sched::CNTV_IMASK);
-        if let Some(v) = sched::current() {
+        if let Some(v) = cur {
             let kicks = v.dom.vgic.lock().inject(v.idx, GUEST_VTIMER_PPI);
             sched::notify_mask(&v.dom, kicks.0);
         }

@@ -35,7 +35,7 @@ pub fn guest_trap(kind: u64, frame: &mut GuestFrame) {
             None => After::Continue,
         },
         1 => {
-            super::irq::handle_all();
+            super::irq::handle_all_for(cur.as_ref());
             After::Continue
         }
         2 => After::Continue, // FIQs are not used
