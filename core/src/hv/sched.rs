@@ -179,43 +179,60 @@ fn vtimer_deadline(ctl: u64, cval: u64, cntvoff: u64) -> Option<u64> {
 
 /// Fires the virtual timers of this pCPU's blocked vCPUs that expired, and
 /// returns the earliest deadline still pending.
+///
+/// Runs on every idle wake-up, so it allocates nothing: expired timers are
+/// marked under the domains' lock (each vCPU's context lock nests inside
+/// it; nothing holding a context lock takes the domains' lock) and fired
+/// after it, a fixed batch at a time.
 fn fire_blocked_timers() -> Option<u64> {
+    const BATCH: usize = 8;
     let me_idx = cpu::index();
     let now = cpu::counter();
     let mut next: Option<u64> = None;
-    let domains = hv().domains.lock().clone();
-    for dom in &domains {
-        for v in dom.vcpus.iter().filter(|v| v.pcpu == me_idx) {
-            if v.state() != VcpuState::Blocked {
-                continue;
-            }
-            let fire = {
-                let mut ctx = v.ctx.lock();
-                match vtimer_deadline(ctx.el1.cntv_ctl, ctx.el1.cntv_cval, dom.cntvoff) {
-                    Some(d) if d <= now => {
-                        // As if the timer's output had reached the guest: the
-                        // guest's handler unmasks when it re-arms.
-                        ctx.el1.cntv_ctl |= CNTV_IMASK | CNTV_ISTATUS;
-                        true
+    loop {
+        let mut due: [Option<(Arc<Domain>, usize)>; BATCH] = Default::default();
+        let mut n = 0;
+        let mut more = false;
+        {
+            let domains = hv().domains.lock();
+            'scan: for dom in domains.iter() {
+                for (idx, v) in dom.vcpus.iter().enumerate() {
+                    if v.pcpu != me_idx || v.state() != VcpuState::Blocked {
+                        continue;
                     }
-                    Some(d) => {
-                        next = Some(next.map_or(d, |n| n.min(d)));
-                        false
+                    let mut ctx = v.ctx.lock();
+                    match vtimer_deadline(ctx.el1.cntv_ctl, ctx.el1.cntv_cval, dom.cntvoff) {
+                        Some(d) if d <= now => {
+                            let Some(slot) = due.get_mut(n) else {
+                                // Left unmarked: the next round fires it.
+                                more = true;
+                                break 'scan;
+                            };
+                            // As if the timer's output had reached the
+                            // guest: the guest's handler unmasks when it
+                            // re-arms.
+                            ctx.el1.cntv_ctl |= CNTV_IMASK | CNTV_ISTATUS;
+                            *slot = Some((dom.clone(), idx));
+                            n += 1;
+                        }
+                        Some(d) => next = Some(next.map_or(d, |x| x.min(d))),
+                        None => {}
                     }
-                    None => false,
                 }
-            };
-            if fire {
-                let kicks = dom
-                    .vgic
-                    .lock()
-                    .inject(v.idx, crate::guest_layout::GUEST_VTIMER_PPI);
-                notify_mask(dom, kicks.0);
-                notify(dom, v.idx);
             }
         }
+        for (dom, idx) in due.iter().flatten() {
+            let kicks = dom
+                .vgic
+                .lock()
+                .inject(*idx, crate::guest_layout::GUEST_VTIMER_PPI);
+            notify_mask(dom, kicks.0);
+            notify(dom, *idx);
+        }
+        if !more {
+            return next;
+        }
     }
-    next
 }
 
 /// Programs the EL2 physical timer for the next slice end or blocked-vCPU
