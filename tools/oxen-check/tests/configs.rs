@@ -49,7 +49,7 @@ fn default_builds_two_domains_joined_by_a_pv_device() {
     assert!(s.domains[0].interfaces.contains(&"xenstore".to_string()));
     assert_eq!(s.connections.len(), 1);
     assert_eq!(s.connections[0].kind, "PV network device");
-    assert_eq!(rep.ignored_options, ["bootscrub=0", "conswitch=ax"]);
+    assert_eq!(rep.ignored_options, ["conswitch=ax"]);
     assert_eq!(rep.exit_code(), 0);
 }
 
