@@ -689,9 +689,13 @@ impl Vgic {
             return Kicks::NONE;
         };
         let count = core::mem::take(&mut cpu.nr_written);
-        let written = cpu.written;
         let mut kicks = Kicks::NONE;
-        for (i, &value) in written.iter().enumerate().take(count) {
+        // Read one written value at a time rather than copy the array:
+        // usually one or two of its registers were in use.
+        for i in 0..count.min(MAX_LRS) {
+            let Some(&value) = self.cpus.get(vcpu).and_then(|c| c.written.get(i)) else {
+                break;
+            };
             let before = ListRegister::decode(value);
             let now = lrs
                 .get(i)
