@@ -11,8 +11,10 @@
         guest with two repetition counts cancels the boot and shutdown.
 
 A block that an exception leaves early is counted whole, so figures are a
-few per cent high. Addresses below 0x40200000 (Oxen's load address on
-qemu-virt) are reported as <guest>.
+few per cent high. Addresses outside Oxen's text (from 0x40200000, its
+load address on qemu-virt, to its last function) are reported as
+<guest>: the bench guest runs from 0x41000000, the abi guest from
+0x40000000.
 """
 import bisect
 import collections
@@ -52,9 +54,10 @@ def diff(elf, short, long_, ops):
         if len(p) == 3 and p[1] in 'tTwW':
             syms.append((int(p[0], 16), p[2]))
     addrs = [s[0] for s in syms]
+    text_end = max(addrs, default=0) + 0x1000
 
     def sym(pc):
-        if pc < 0x40200000:
+        if pc < 0x40200000 or pc >= text_end:
             return '<guest>'
         i = bisect.bisect_right(addrs, pc) - 1
         return syms[i][1] if i >= 0 else '?'
