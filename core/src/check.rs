@@ -152,15 +152,13 @@ pub fn xsm_silo(args: &BootArgs<'_>) -> Result<bool, Stop> {
 /// Oxen has no idle-time scrubbing, so it scrubs as it builds). RAM that
 /// held a domain's or the hypervisor's data is zeroed whatever this says.
 pub fn boot_scrub(args: &BootArgs<'_>) -> Result<bool, Stop> {
-    if args.get("bootscrub").and_then(|a| a.value) == Some("idle") {
-        return Ok(true);
-    }
     match args.boolean("bootscrub") {
         None => Ok(true),
         Some(Ok(b)) => Ok(b),
-        Some(Err(_)) => Err(Stop::reason(format!(
+        Some(Err(e)) if e.raw == "bootscrub=idle" => Ok(true),
+        Some(Err(e)) => Err(Stop::reason(format!(
             "/chosen: xen,xen-bootargs option \"{}\" is not valid (expected a boolean or \"idle\")",
-            args.get("bootscrub").map_or("", |a| a.raw)
+            e.raw
         ))),
     }
 }

@@ -95,12 +95,8 @@ impl FrameAllocator {
     /// from smaller, page-aligned pieces after them. All or nothing: on
     /// `None` nothing was taken; 0 bytes gives no chunks.
     pub fn alloc_memory(&mut self, bytes: u64) -> Option<Vec<Range>> {
-        let chunks = self.pick_memory(bytes)?;
-        for c in &chunks {
-            self.free.remove(*c);
-            self.fresh.remove(*c);
-        }
-        Some(chunks)
+        let chunks = self.alloc_memory_marked(bytes)?;
+        Some(chunks.into_iter().map(|c| c.range).collect())
     }
 
     /// [`alloc_memory`](Self::alloc_memory), each chunk marked fresh when
