@@ -95,7 +95,7 @@ pub fn parse<'l>(
 pub fn help_lines(commands: &[ConsoleCommand]) -> Vec<String> {
     let mut v = alloc::vec![String::from("q: print every vCPU's state")];
     let mut sorted: Vec<&ConsoleCommand> = commands.iter().collect();
-    sorted.sort_by_key(|c| c.name);
+    crate::small_sort::sort_by_key(&mut sorted, |c| c.name);
     for c in sorted {
         let words = if c.usage.is_empty() {
             String::from(c.name)

@@ -51,7 +51,7 @@ impl ConsoleMux {
     /// hypervisor.
     pub fn new(domains: &[u16]) -> Self {
         let mut domains = domains.to_vec();
-        domains.sort_unstable();
+        crate::small_sort::sort(&mut domains);
         domains.dedup();
         Self {
             domains,

@@ -79,7 +79,7 @@ pub fn grant(path: &str, mode: Enhanced, registry: &Registry) -> Result<Vec<Inte
         .filter(|s| s.grants(mode))
         .filter_map(|s| s.provides())
         .collect();
-    granted.sort();
+    crate::small_sort::sort(&mut granted);
     granted.dedup();
     Ok(granted)
 }

@@ -144,7 +144,7 @@ impl FrameAllocator {
                 rest.remove(*r);
             }
             let mut chunks = aligned;
-            chunks.sort_by_key(|r| core::cmp::Reverse(r.size()));
+            crate::small_sort::sort_by_key(&mut chunks, |r| core::cmp::Reverse(r.size()));
             chunks.extend(pick_chunks(
                 rest.iter().copied().collect(),
                 bytes - aligned_total,

@@ -33,6 +33,7 @@ pub mod memmap;
 pub mod pagetable;
 pub mod ports;
 pub mod services;
+pub mod small_sort;
 pub use arch::shared;
 pub mod stage2;
 pub mod subsystem;

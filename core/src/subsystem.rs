@@ -306,7 +306,7 @@ impl Registry {
     /// Sorts `slice` by order and rejects duplicate names or orders.
     pub fn from_slice(slice: &[&'static dyn Subsystem]) -> Result<Self, RegistryError> {
         let mut sorted: Vec<&'static dyn Subsystem> = slice.to_vec();
-        sorted.sort_by_key(|s| (s.order(), s.name()));
+        crate::small_sort::sort_by_key(&mut sorted, |s| (s.order(), s.name()));
         for pair in sorted.windows(2) {
             if pair[0].order() == pair[1].order() {
                 if pair[0].name() == pair[1].name() {

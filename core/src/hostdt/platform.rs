@@ -205,7 +205,7 @@ fn read_memory(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<Range> {
             Err(e) => errors.push(e),
         }
     }
-    banks.sort();
+    crate::small_sort::sort(&mut banks);
     for pair in banks.windows(2) {
         if pair[0].overlaps(&pair[1]) {
             errors.push(DtError::node(
@@ -241,7 +241,7 @@ fn read_reserved(fdt: &Fdt<'_>, errors: &mut Vec<DtError>) -> Vec<Range> {
             }
         }
     }
-    out.sort();
+    crate::small_sort::sort(&mut out);
     out
 }
 
