@@ -39,6 +39,7 @@ pub enum ExceptionClass {
 
 impl ExceptionClass {
     /// The class for an EC field value.
+    #[inline(always)]
     pub fn from_ec(ec: u8) -> Self {
         match ec {
             0x00 => Self::Unknown,
@@ -100,11 +101,13 @@ impl ExceptionClass {
 
 impl Esr {
     /// EC, bits [31:26].
+    #[inline(always)]
     pub fn ec_bits(self) -> u8 {
         ((self.0 >> 26) & 0x3f) as u8
     }
 
     /// The decoded exception class.
+    #[inline(always)]
     pub fn class(self) -> ExceptionClass {
         ExceptionClass::from_ec(self.ec_bits())
     }
@@ -115,6 +118,7 @@ impl Esr {
     }
 
     /// ISS, bits [24:0].
+    #[inline(always)]
     pub fn iss(self) -> u32 {
         (self.0 & 0x01ff_ffff) as u32
     }

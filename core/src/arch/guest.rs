@@ -289,6 +289,7 @@ save_restore! {
 /// Translates a guest virtual address through the running vCPU's stage 1
 /// and stage 2. Returns the host physical address, or `None` if either
 /// stage faults.
+#[inline(always)]
 pub fn translate_gva(gva: u64, write: bool) -> Option<u64> {
     let saved = reg::par_el1();
     // SAFETY: AT only writes PAR_EL1, which is saved above and restored

@@ -80,7 +80,7 @@ pub fn is_ram(pa: u64) -> bool {
 /// Whether `r` is RAM that belongs to no one Oxen knows of but guests and
 /// the frame allocator: inside a bank, clear of the hypervisor and of
 /// every boot module.
-#[inline]
+#[inline(always)]
 pub fn is_guest_ram(r: Range) -> bool {
     let late = (
         LATE_START.load(Ordering::Acquire),
@@ -91,7 +91,20 @@ pub fn is_guest_ram(r: Range) -> bool {
     }
     // One piece of `writable` covering `r` is the same as "inside a bank
     // and clear of the rest": the pieces are what is left of the banks.
-    !r.is_empty() && layout().is_some_and(|l| l.writable.iter().any(|w| w.covers(&r)))
+    // A plain loop: this is on every guest-memory copy, and closures are
+    // not inlined in a size-optimised build.
+    let Some(l) = layout() else {
+        return false;
+    };
+    if r.is_empty() {
+        return false;
+    }
+    for w in l.writable.iter() {
+        if w.covers(&r) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The bytes of `r` if it lies inside one boot module (and RAM, and clear
@@ -111,7 +124,7 @@ pub fn module_bytes(r: Range) -> Option<&'static [u8]> {
 /// Copies `data` to guest RAM at `pa`; `false` (nothing written) unless
 /// the whole destination is RAM outside the hypervisor and the modules.
 /// Raw copies, never references: a guest may use that memory meanwhile.
-#[inline]
+#[inline(always)]
 pub fn write_ram(pa: u64, data: &[u8]) -> bool {
     let Some(r) = Range::with_size(pa, data.len() as u64) else {
         return false;
@@ -130,7 +143,7 @@ pub fn write_ram(pa: u64, data: &[u8]) -> bool {
 
 /// Copies guest RAM at `pa` into `out`; `false` (nothing read) unless the
 /// whole source is RAM outside the hypervisor and the modules.
-#[inline]
+#[inline(always)]
 pub fn read_ram(pa: u64, out: &mut [u8]) -> bool {
     let Some(r) = Range::with_size(pa, out.len() as u64) else {
         return false;

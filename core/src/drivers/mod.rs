@@ -178,6 +178,7 @@ static CHIP: spin::Once<&'static dyn IrqChip> = spin::Once::new();
 
 /// The bound interrupt controller. Only called once [`bind_irqchip`] has
 /// succeeded (the boot stops otherwise).
+#[inline(always)]
 pub fn chip() -> &'static dyn IrqChip {
     match CHIP.get() {
         Some(c) => *c,

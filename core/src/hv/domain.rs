@@ -187,10 +187,17 @@ impl DomainMem {
     }
 
     /// Whether the host range is RAM of this domain.
+    #[inline(always)]
     pub fn owns_host(&self, r: Range) -> bool {
-        self.ram
-            .iter()
-            .any(|(g, h)| Range::with_size(*h, g.size()).is_some_and(|hr| hr.covers(&r)))
+        // A plain loop, as in `mem::is_guest_ram`: on every guest copy.
+        for (g, h) in self.ram.iter() {
+            if let Some(hr) = Range::with_size(*h, g.size())
+                && hr.covers(&r)
+            {
+                return true;
+            }
+        }
+        false
     }
 
     /// Copies `bytes` into guest RAM at `ipa` (possibly across chunks).
@@ -247,6 +254,7 @@ pub struct VcpuRef {
 }
 
 impl VcpuRef {
+    #[inline(always)]
     pub fn vcpu(&self) -> &Vcpu {
         &self.dom.vcpus[self.idx]
     }

@@ -79,11 +79,13 @@ impl Pcpu {
 
 static PCPUS: [Pcpu; MAX_CPUS] = [const { Pcpu::new() }; MAX_CPUS];
 
+#[inline(always)]
 fn me() -> &'static Pcpu {
     &PCPUS[cpu::index()]
 }
 
 /// The vCPU loaded on this pCPU.
+#[inline(always)]
 pub fn current() -> Option<VcpuRef> {
     me().current.lock().clone()
 }

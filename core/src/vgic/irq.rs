@@ -75,7 +75,7 @@ impl Irq {
     }
 
     /// A level-sensitive interrupt whose line is asserted.
-    #[inline]
+    #[inline(always)]
     pub fn level_high(&self) -> bool {
         !self.edge && self.line
     }
@@ -86,7 +86,7 @@ impl Irq {
     /// so a handler that quietens the device sees no second interrupt. An
     /// HW interrupt is never pending and active in a list register, because
     /// its next occurrence can only come from the physical side.
-    #[inline]
+    #[inline(always)]
     pub fn lr_pending(&self) -> bool {
         let line = self.level_high() && !self.active;
         let latch = self.latch && !(self.active && self.hw.is_some());
@@ -94,19 +94,19 @@ impl Irq {
     }
 
     /// Whether the list register must ask for an EOI maintenance interrupt.
-    #[inline]
+    #[inline(always)]
     pub fn needs_eoi_maintenance(&self) -> bool {
         self.level_high() && self.hw.is_none()
     }
 
     /// Enabled, in the delivered group, and that group enabled in the
     /// distributor (`group_enabled`).
-    #[inline]
+    #[inline(always)]
     pub fn deliverable(&self, group_enabled: bool) -> bool {
         group_enabled && self.delivered_group && self.enabled
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn offer(&self, group_enabled: bool) -> Offer {
         let pending = self.deliverable(group_enabled) && self.lr_pending();
         Offer {
@@ -118,7 +118,7 @@ impl Irq {
     /// Whether flush should give it a list register: pending and
     /// deliverable, or active (the guest must be able to deactivate it even
     /// if it has since been disabled).
-    #[inline]
+    #[inline(always)]
     pub fn wants_lr(&self, group_enabled: bool) -> bool {
         self.delivered_group && (self.active || self.offer(group_enabled).pending)
     }
@@ -126,7 +126,7 @@ impl Irq {
     /// [`wants_lr`](Self::wants_lr) with the distributor's delivered group
     /// enabled, or still in a list register: what keeps an interrupt in its
     /// vCPU's candidate set, so that enabling the group needs no rescan.
-    #[inline]
+    #[inline(always)]
     pub fn may_want_lr(&self) -> bool {
         self.wants_lr(true) || self.listed || self.carried
     }

@@ -35,6 +35,7 @@ pub struct ListRegister {
 impl ListRegister {
     /// The register value. A `pintid` wider than the 13-bit field is cut to
     /// it; callers only pass PPIs and SPIs.
+    #[inline(always)]
     pub fn encode(&self) -> u64 {
         let mut value = u64::from(self.vintid) | u64::from(self.priority) << PRIORITY_SHIFT;
         if self.group1 {
@@ -55,6 +56,7 @@ impl ListRegister {
     }
 
     /// The fields of a register value.
+    #[inline(always)]
     pub fn decode(value: u64) -> Self {
         let hw = value & HW != 0;
         Self {

@@ -739,6 +739,7 @@ impl Vgic {
         })
     }
 
+    #[inline(always)]
     fn locate(&self, vcpu: usize, intid: u32) -> Option<IrqRef> {
         if intid < 32 {
             (vcpu < self.cpus.len()).then_some(IrqRef::Private { vcpu, intid })
@@ -753,6 +754,7 @@ impl Vgic {
     // `Vgic::new` on: indexing with one cannot fail (and a fallback `Irq`
     // could not be handed out by `&mut`).
     #[allow(clippy::indexing_slicing)]
+    #[inline(always)]
     fn get(&self, r: IrqRef) -> &Irq {
         match r {
             IrqRef::Private { vcpu, intid } => &self.cpus[vcpu].private[intid as usize],
@@ -762,6 +764,7 @@ impl Vgic {
 
     // As `get`.
     #[allow(clippy::indexing_slicing)]
+    #[inline(always)]
     fn get_mut(&mut self, r: IrqRef) -> &mut Irq {
         match r {
             IrqRef::Private { vcpu, intid } => &mut self.cpus[vcpu].private[intid as usize],
@@ -770,6 +773,7 @@ impl Vgic {
     }
 
     /// The vCPU that would list the interrupt now, if any.
+    #[inline(always)]
     fn destination(&self, r: IrqRef) -> Option<usize> {
         match r {
             IrqRef::Private { vcpu, .. } => Some(vcpu),
@@ -785,6 +789,7 @@ impl Vgic {
 
     /// Whether the distributor enables the interrupt group this vGIC
     /// delivers: group 1 on a GICv3, group 0 on a GICv2.
+    #[inline(always)]
     fn group_enabled(&self) -> bool {
         match self.version {
             GicVersion::V2 => self.grp0_enabled,
@@ -812,6 +817,7 @@ impl Vgic {
 
     /// Keeps the candidate sets' promise after a change to `r`: if it may
     /// want a list register, its destination `dest` has it as a candidate.
+    #[inline(always)]
     fn mark(&mut self, r: IrqRef, dest: Option<usize>) {
         if let Some(dest) = dest
             && self.get(r).may_want_lr()
@@ -825,6 +831,7 @@ impl Vgic {
     }
 
     /// Takes `intid` out of `vcpu`'s candidate set.
+    #[inline(always)]
     fn drop_candidate(&mut self, vcpu: usize, intid: u32) {
         if let Some(cpu) = self.cpus.get_mut(vcpu) {
             cpu.candidates.remove(intid);

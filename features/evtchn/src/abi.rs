@@ -173,7 +173,11 @@ pub const NR_2L_CHANNELS: u32 = 64 * 64;
 // The accessors below take offsets from `off`, inside the argument sizes
 // `arg_size` gives, and `event_channel_op` checks the length first; a
 // field past the end reads as 0 and is not written, rather than panicking.
+// Always inlined: each is a load or a store of a constant size once
+// inlined, and a `memcpy` call when not (the release build optimises for
+// size, which would not inline them).
 
+#[inline(always)]
 fn get<const N: usize>(arg: &[u8], off: usize) -> [u8; N] {
     let mut b = [0; N];
     if let Some(field) = arg.get(off..off.saturating_add(N)) {
@@ -182,32 +186,39 @@ fn get<const N: usize>(arg: &[u8], off: usize) -> [u8; N] {
     b
 }
 
+#[inline(always)]
 fn put(arg: &mut [u8], off: usize, bytes: &[u8]) {
     if let Some(field) = arg.get_mut(off..off.saturating_add(bytes.len())) {
         field.copy_from_slice(bytes);
     }
 }
 
+#[inline(always)]
 pub(crate) fn get_u16(arg: &[u8], off: usize) -> u16 {
     u16::from_le_bytes(get(arg, off))
 }
 
+#[inline(always)]
 pub(crate) fn get_u32(arg: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(get(arg, off))
 }
 
+#[inline(always)]
 pub(crate) fn get_u64(arg: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(get(arg, off))
 }
 
+#[inline(always)]
 pub(crate) fn put_u8(arg: &mut [u8], off: usize, v: u8) {
     put(arg, off, &[v]);
 }
 
+#[inline(always)]
 pub(crate) fn put_u16(arg: &mut [u8], off: usize, v: u16) {
     put(arg, off, &v.to_le_bytes());
 }
 
+#[inline(always)]
 pub(crate) fn put_u32(arg: &mut [u8], off: usize, v: u32) {
     put(arg, off, &v.to_le_bytes());
 }

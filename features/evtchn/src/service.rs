@@ -50,7 +50,15 @@ impl HvEnv {
     /// Hands the collected hypervisor-port events to their listeners; call
     /// with the event-channel lock released.
     fn deliver(self) {
-        for (listener, dom, port) in self.to_listeners.into_inner() {
+        let events = self.to_listeners.into_inner();
+        if events.capacity() == 0 {
+            // The common case, nothing collected and nothing allocated:
+            // skip the vector's drop, which the size-optimised build
+            // calls out of line on every event-channel hypercall.
+            core::mem::forget(events);
+            return;
+        }
+        for (listener, dom, port) in events {
             oxen_core::ports::deliver(listener, dom, port);
         }
     }
