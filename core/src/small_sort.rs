@@ -1,4 +1,4 @@
-//! Sorting for the hypervisor's short lists: memory banks, boot modules,
+//! Sorting for the hypervisor's short lists: memory banks, reserved ranges,
 //! subsystems, console commands, a domain's memory chunks.
 //!
 //! The standard library's sorts are fast on long slices and large in code:
@@ -11,31 +11,25 @@
 
 /// Sorts `v` stably by `key`, ascending.
 pub fn sort_by_key<T, K: Ord>(v: &mut [T], mut key: impl FnMut(&T) -> K) {
-    for i in 1..v.len() {
-        let mut j = i;
-        while j > 0 {
-            let (Some(a), Some(b)) = (v.get(j - 1), v.get(j)) else {
-                break;
-            };
-            // Strictly greater only: equal keys keep their order.
-            if key(a) <= key(b) {
-                break;
-            }
-            v.swap(j - 1, j);
-            j -= 1;
-        }
-    }
+    sort_by(v, |a, b| key(a) <= key(b));
 }
 
 /// Sorts `v` ascending (stably, which for a total order is the same).
 pub fn sort<T: Ord>(v: &mut [T]) {
+    sort_by(v, |a, b| a <= b);
+}
+
+/// The insertion sort both use: `in_order(a, b)` says `a` may stay before
+/// `b`. Only an out-of-order pair is swapped, so equal elements keep
+/// their order.
+fn sort_by<T>(v: &mut [T], mut in_order: impl FnMut(&T, &T) -> bool) {
     for i in 1..v.len() {
         let mut j = i;
         while j > 0 {
             let (Some(a), Some(b)) = (v.get(j - 1), v.get(j)) else {
                 break;
             };
-            if a <= b {
+            if in_order(a, b) {
                 break;
             }
             v.swap(j - 1, j);
