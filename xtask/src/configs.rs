@@ -32,6 +32,9 @@ const FILE_PROP: &str = "xtask,file";
 const SHARE_PROP: &str = "xtask,share";
 const MEMORY_PROP: &str = "xtask,qemu-memory";
 const CPUS_PROP: &str = "xtask,qemu-cpus";
+const ICOUNT_PROP: &str = "xtask,qemu-icount";
+/// The largest `-icount shift` QEMU takes.
+const MAX_ICOUNT_SHIFT: u32 = 10;
 
 /// The `configs/` directory.
 pub fn dir() -> PathBuf {
@@ -87,6 +90,10 @@ pub struct Plan {
     pub memory_mib: Option<u64>,
     /// `xtask,qemu-cpus`.
     pub cpus: Option<u32>,
+    /// `xtask,qemu-icount`: run QEMU with `-icount shift=N,sleep=off`, so
+    /// that the guests' clock counts instructions (2^N ns each) and a
+    /// loaded host that deschedules QEMU cannot make a wake-up late.
+    pub icount_shift: Option<u32>,
 }
 
 /// Reads the domains, the modules to supply and the machine settings,
@@ -120,10 +127,26 @@ pub fn plan(src: &Source) -> Result<Plan, Vec<String>> {
             None
         }
     };
-    for p in &root.props {
-        if p.name.starts_with("xtask,") && p.name != MEMORY_PROP && p.name != CPUS_PROP {
+    let icount_shift = match root.u32_prop(ICOUNT_PROP) {
+        None => None,
+        Some(Ok(n)) if n <= MAX_ICOUNT_SHIFT => Some(n),
+        Some(Ok(n)) => {
             errors.push(format!(
-                "/: {} is not an xtask property (expected {MEMORY_PROP} or {CPUS_PROP} here, {FILE_PROP} in a module)",
+                "/: {ICOUNT_PROP} = <{n}> (expected a shift of 0 to {MAX_ICOUNT_SHIFT})"
+            ));
+            None
+        }
+        Some(Err(e)) => {
+            errors.push(format!("/: {e} (expected e.g. <3>)"));
+            None
+        }
+    };
+    for p in &root.props {
+        if p.name.starts_with("xtask,")
+            && ![MEMORY_PROP, CPUS_PROP, ICOUNT_PROP].contains(&p.name.as_str())
+        {
+            errors.push(format!(
+                "/: {} is not an xtask property (expected {MEMORY_PROP}, {CPUS_PROP} or {ICOUNT_PROP} here, {FILE_PROP} in a module)",
                 p.name
             ));
         }
@@ -154,6 +177,7 @@ pub fn plan(src: &Source) -> Result<Plan, Vec<String>> {
             modules,
             memory_mib,
             cpus,
+            icount_shift,
         })
     } else {
         Err(errors)
@@ -654,6 +678,7 @@ fn prepare_in(
         .map_err(|e| format!("configs/{name}: {e}"))?;
     let mut machine = Machine::on(board, image, smp);
     machine.memory = format!("{memory}M");
+    machine.icount_shift = plan.icount_shift;
     let host = host_tree(&machine, work)?;
     let overlaps = reserved_overlaps(&host, &placed);
     if !overlaps.is_empty() {
@@ -1180,6 +1205,26 @@ mod tests {
             "{errs:?}"
         );
         assert!(errs[0].contains("/chosen/domU2/kernel"));
+    }
+
+    #[test]
+    fn icount_shift_is_read_and_bounded() {
+        let p = plan(&src(CONFIG)).unwrap();
+        assert_eq!(p.icount_shift, None);
+        let text = CONFIG.replace(
+            "xtask,qemu-cpus = <0x04>;",
+            "xtask,qemu-cpus = <0x04>;\n\txtask,qemu-icount = <0x03>;",
+        );
+        assert_eq!(plan(&src(&text)).unwrap().icount_shift, Some(3));
+        let text = CONFIG.replace(
+            "xtask,qemu-cpus = <0x04>;",
+            "xtask,qemu-cpus = <0x04>;\n\txtask,qemu-icount = <0x0b>;",
+        );
+        let errs = plan(&src(&text)).unwrap_err();
+        assert_eq!(
+            errs,
+            ["/: xtask,qemu-icount = <11> (expected a shift of 0 to 10)"]
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct Machine {
     /// Boot through U-Boot (its `u-boot.bin`) from a directory that QEMU
     /// shows as a FAT disk, instead of loading `image` with `-kernel`.
     pub uboot: Option<(PathBuf, PathBuf)>,
+    /// `-icount shift=N,sleep=off`: virtual time from the instruction
+    /// count, not the host's clock.
+    pub icount_shift: Option<u32>,
 }
 
 impl Machine {
@@ -49,6 +52,7 @@ impl Machine {
             dtb: None,
             loaders: Vec::new(),
             uboot: None,
+            icount_shift: None,
         }
     }
 
@@ -71,6 +75,10 @@ impl Machine {
             // booting again.
             "-no-reboot".into(),
         ]);
+        if let Some(shift) = self.icount_shift {
+            a.push("-icount".into());
+            a.push(format!("shift={shift},sleep=off"));
+        }
         if let Some(dtb) = &self.dtb {
             a.push("-dtb".into());
             a.push(dtb.display().to_string());
