@@ -35,7 +35,8 @@ fn handle(id: u32, cur: Option<&super::VcpuRef>) {
         reg::set_cntv_ctl(reg::cntv_ctl() | sched::CNTV_IMASK);
         if let Some(v) = cur {
             let kicks = v.dom.vgic.lock().inject(v.idx, GUEST_VTIMER_PPI);
-            sched::notify_mask(&v.dom, kicks.0);
+            // `v` itself needs no kick: this exit lists the interrupt.
+            sched::notify_mask(&v.dom, kicks.0 & !(1 << (v.idx % 64)));
         }
     } else if hv.console.is_some() && hv.platform.console.as_ref().and_then(|c| c.intid) == Some(id)
     {

@@ -15,7 +15,7 @@ use crate::arch::guest::{self, GuestFrame, reg};
 use crate::arch::{cpu, psci};
 use crate::drivers::chip;
 use crate::println;
-use crate::vgic::Vgic;
+use crate::vgic::{MAX_LRS, Vgic};
 
 /// Time slice, in microseconds.
 const SLICE_US: u64 = 10_000;
@@ -328,13 +328,14 @@ fn unload(v: &VcpuRef, frame: &GuestFrame, runstate: u32) {
         ctx.el1.save();
         let gic = chip();
         gic.save_vif(&mut ctx.vif);
-        let n = me().live_lrs.swap(0, Ordering::Relaxed);
-        let mut lrs = [0u64; 16];
-        for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-            *lr = gic.read_lr(i);
-            gic.write_lr(i, 0);
-        }
-        let kicks = v.dom.vgic.lock().sync_lrs(v.idx, &lrs[..n]);
+        let mut lrs = [0u64; MAX_LRS];
+        let n = read_lrs(&mut lrs, me().live_lrs.swap(0, Ordering::Relaxed));
+        write_lrs(&[0; MAX_LRS], n);
+        let kicks = v
+            .dom
+            .vgic
+            .lock()
+            .sync_lrs(v.idx, lrs.get(..n).unwrap_or(&[]));
         notify_mask(&v.dom, kicks.0);
     }
     chip().set_vif_control(false, false);
@@ -369,6 +370,35 @@ fn load(v: &VcpuRef, frame: &mut GuestFrame) {
     p.preempt.store(false, Ordering::Relaxed);
 }
 
+/// Reads list registers `0..n` (at most [`MAX_LRS`]) into `lrs`; how many.
+/// Plain loops here and below: iterator adapters are calls under
+/// opt-level `z`, and these run on every exit that lists something.
+#[inline(always)]
+fn read_lrs(lrs: &mut [u64; MAX_LRS], n: usize) -> usize {
+    let gic = chip();
+    let n = n.min(MAX_LRS);
+    let mut i = 0;
+    while i < n {
+        if let Some(lr) = lrs.get_mut(i) {
+            *lr = gic.read_lr(i);
+        }
+        i += 1;
+    }
+    n
+}
+
+/// Writes `lrs[..n]` (at most [`MAX_LRS`]) to list registers `0..n`.
+#[inline(always)]
+fn write_lrs(lrs: &[u64; MAX_LRS], n: usize) {
+    let gic = chip();
+    let mut i = 0;
+    while i < n {
+        let Some(&lr) = lrs.get(i) else { break };
+        gic.write_lr(i, lr);
+        i += 1;
+    }
+}
+
 /// Re-reads the list registers into the vGIC (what the guest acknowledged
 /// or completed) without unloading.
 fn sync_lrs(v: &VcpuRef) {
@@ -378,19 +408,35 @@ fn sync_lrs(v: &VcpuRef) {
         // back: the common exit skips its lock.
         return;
     }
-    let gic = chip();
-    let mut lrs = [0u64; 16];
-    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = gic.read_lr(i);
-    }
-    let kicks = v.dom.vgic.lock().sync_lrs(v.idx, &lrs[..n]);
+    let mut lrs = [0u64; MAX_LRS];
+    let n = read_lrs(&mut lrs, n);
+    let kicks = v
+        .dom
+        .vgic
+        .lock()
+        .sync_lrs(v.idx, lrs.get(..n).unwrap_or(&[]));
     notify_mask(&v.dom, kicks.0);
 }
 
 /// Loads the vGIC's pending interrupts for `v` into the list registers.
 fn flush_lrs(v: &VcpuRef) {
+    relist(v, false);
+}
+
+/// On an exit that returns to the vCPU it came from: what the guest did to
+/// the listed interrupts folds back into the vGIC, and what is pending now
+/// is listed, under one hold of the vGIC's lock.
+fn resync(v: &VcpuRef) {
+    relist(v, true);
+}
+
+/// [`resync`] (`take_back`) or [`flush_lrs`] (the registers were synced
+/// already, or hold nothing of this vCPU's).
+#[inline(always)]
+fn relist(v: &VcpuRef, take_back: bool) {
     let gic = chip();
-    if me().live_lrs.load(Ordering::Relaxed) == 0 && !Vgic::may_want_lrs(&v.dom.vgic_busy, v.idx) {
+    let live = me().live_lrs.load(Ordering::Relaxed).min(MAX_LRS);
+    if live == 0 && !Vgic::may_want_lrs(&v.dom.vgic_busy, v.idx) {
         // The common exit: nothing listed and nothing to list, so the
         // registers stay clear and the vGIC's lock is not taken. An
         // interrupt added from now on kicks this vCPU (`notify`), and the
@@ -398,16 +444,34 @@ fn flush_lrs(v: &VcpuRef) {
         gic.set_vif_control(true, false);
         return;
     }
-    let n = gic.nr_lrs();
-    let mut lrs = [0u64; 16];
-    let flush = v.dom.vgic.lock().flush_lrs(v.idx, n, &mut lrs[..n]);
-    // Registers past both the new and the old contents are zero already.
-    let live = me().live_lrs.swap(flush.count, Ordering::Relaxed);
-    for (i, lr) in lrs.iter().enumerate().take(live.max(flush.count)) {
-        gic.write_lr(i, *lr);
+    let mut lrs = [0u64; MAX_LRS];
+    let taken = if take_back {
+        read_lrs(&mut lrs, live)
+    } else {
+        0
+    };
+    let slots = gic.nr_lrs().min(MAX_LRS);
+    let (kicks, flush) = {
+        let mut vgic = v.dom.vgic.lock();
+        let kicks = match taken {
+            0 => crate::vgic::Kicks::NONE,
+            n => vgic.sync_lrs(v.idx, lrs.get(..n).unwrap_or(&[])),
+        };
+        (kicks, vgic.flush_lrs(v.idx, slots, &mut lrs))
+    };
+    // Registers past both the new and the old contents are zero already;
+    // those past the new ones only are cleared.
+    let mut i = flush.count;
+    while i < live {
+        let Some(lr) = lrs.get_mut(i) else { break };
+        *lr = 0;
+        i += 1;
     }
+    me().live_lrs.store(flush.count, Ordering::Relaxed);
+    write_lrs(&lrs, live.max(flush.count));
     // Enabled, plus the underflow interrupt when more are pending than fit.
     gic.set_vif_control(true, flush.underflow);
+    notify_mask(&v.dom, kicks.0);
 }
 
 fn maybe_teardown(dom: &Arc<Domain>) {
@@ -471,8 +535,7 @@ pub fn finish_exit(cur: Option<VcpuRef>, frame: &mut GuestFrame, after: After) {
     let dead = cur.dom.dying().is_some() || cur.vcpu().state() == VcpuState::Dead;
     let preempt = p.preempt.swap(false, Ordering::AcqRel);
     if !dead && after == After::Continue && !preempt {
-        sync_lrs(&cur);
-        flush_lrs(&cur);
+        resync(&cur);
         return;
     }
     if !dead && after == After::Block {

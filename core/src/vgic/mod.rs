@@ -47,7 +47,9 @@ pub use lr::ListRegister;
 #[cfg(any(test, feature = "gicv2"))]
 pub use lr::{lr_from_v2, lr_to_v2};
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
+#[cfg(test)]
 use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{BitOr, BitOrAssign};
@@ -355,8 +357,11 @@ pub struct Vgic {
     nr_spis: u32,
     grp0_enabled: bool,
     grp1_enabled: bool,
-    spis: Vec<Irq>,
-    cpus: Vec<VcpuState>,
+    // Boxed slices, not `Vec`s: their size is fixed at `new`, and indexing
+    // one is a bounds check and a load, where `Vec`'s `Index` is a call
+    // under opt-level `z` (on every exit's path).
+    spis: Box<[Irq]>,
+    cpus: Box<[VcpuState]>,
     /// Bit `v` set while vCPU `v`'s candidate set may be non-empty (vCPUs
     /// from 64 on always count as set): read without the vGIC's lock by
     /// [`Vgic::may_want_lrs`] so that an exit with nothing to list skips
@@ -610,19 +615,28 @@ impl Vgic {
             self.sync_lrs(vcpu, written.get(..n).unwrap_or(&written));
         }
         let slots = nr_lrs.min(out.len()).min(MAX_LRS);
-        let candidates = match self.cpus.get(vcpu) {
-            Some(c) if !c.candidates.is_empty() => c.candidates.iter(),
+        match self.cpus.get(vcpu) {
+            Some(c) if !c.candidates.is_empty() => {}
             // The common exit: nothing pending or active here.
             _ => return LrFlush::default(),
-        };
+        }
         let enabled = self.group_enabled();
 
         // Keep the best `slots` candidates in order; count the rest. A key
         // packs (inactive, priority, INTID) so that it sorts as that tuple.
+        // The walk is a cursor into the live set, which `drop_candidate`
+        // changes as it goes (plain loops: iterator adapters are calls
+        // under opt-level `z`).
         let mut best = [0u64; MAX_LRS];
         let mut chosen = 0;
         let mut wanted = 0;
-        for intid in candidates {
+        let mut at = 0;
+        while let Some(intid) = self
+            .cpus
+            .get(vcpu)
+            .and_then(|c| c.candidates.first_from(at))
+        {
+            at = intid + 1;
             let Some(r) = self.locate(vcpu, intid) else {
                 self.drop_candidate(vcpu, intid);
                 continue;
@@ -640,32 +654,28 @@ impl Vgic {
             wanted += 1;
             let key =
                 u64::from(!irq.active) << 40 | u64::from(irq.priority) << 32 | u64::from(intid);
-            // `chosen` ≤ `slots` ≤ `MAX_LRS`, the length of `best`.
-            let at = best
-                .get(..chosen)
-                .map_or(chosen, |b| b.partition_point(|&k| k < key));
-            if at < slots {
-                best.copy_within(at..chosen.min(slots - 1), at + 1);
-                if let Some(b) = best.get_mut(at) {
-                    *b = key;
-                }
-                chosen = (chosen + 1).min(slots);
-            }
+            chosen = insert_sorted(&mut best, chosen, slots, key);
         }
 
         let mut listed = 0;
-        for (i, &key) in best.iter().enumerate().take(chosen) {
+        while listed < chosen {
+            let Some(&key) = best.get(listed) else { break };
             let Some(r) = self.locate(vcpu, key as u32) else {
-                continue; // every key was located above
+                break; // every key was located above
             };
             let value = self.list(vcpu, r);
-            if let (Some(o), Some(w)) = (
-                out.get_mut(i),
-                self.cpus.get_mut(vcpu).and_then(|c| c.written.get_mut(i)),
+            match (
+                out.get_mut(listed),
+                self.cpus
+                    .get_mut(vcpu)
+                    .and_then(|c| c.written.get_mut(listed)),
             ) {
-                *o = value;
-                *w = value;
-                listed = i + 1;
+                (Some(o), Some(w)) => {
+                    *o = value;
+                    *w = value;
+                    listed += 1;
+                }
+                _ => break,
             }
         }
         debug_assert_eq!(listed, chosen);
@@ -692,13 +702,15 @@ impl Vgic {
         let mut kicks = Kicks::NONE;
         // Read one written value at a time rather than copy the array:
         // usually one or two of its registers were in use.
-        for i in 0..count.min(MAX_LRS) {
+        let mut i = 0;
+        while i < count {
             let Some(&value) = self.cpus.get(vcpu).and_then(|c| c.written.get(i)) else {
                 break;
             };
+            i += 1;
             let before = ListRegister::decode(value);
             let now = lrs
-                .get(i)
+                .get(i - 1)
                 .map(|&v| ListRegister::decode(v))
                 .filter(|lr| lr.vintid == before.vintid)
                 .unwrap_or(before);
@@ -730,13 +742,21 @@ impl Vgic {
             return false;
         };
         let enabled = self.group_enabled();
-        let candidates = cpu.candidates.iter();
-        candidates.filter_map(|i| self.locate(vcpu, i)).any(|r| {
+        let mut at = 0;
+        while let Some(intid) = cpu.candidates.first_from(at) {
+            at = intid + 1;
+            let Some(r) = self.locate(vcpu, intid) else {
+                continue;
+            };
             let irq = self.get(r);
-            irq.deliverable(enabled)
+            if irq.deliverable(enabled)
                 && (irq.lr_pending() || irq.carried)
                 && self.destination(r) == Some(vcpu)
-        })
+            {
+                return true;
+            }
+        }
+        false
     }
 
     #[inline(always)]
@@ -840,7 +860,42 @@ impl Vgic {
             }
         }
     }
+}
 
+/// Puts `key` into `best[..chosen]`, kept ascending and at most `slots`
+/// long (`slots` ≤ [`MAX_LRS`]), dropping the largest when full and `key` is
+/// smaller; returns the new length. An insertion sort: there are a handful
+/// of candidates, and `partition_point` and `copy_within` are calls under
+/// opt-level `z`.
+#[inline(always)]
+fn insert_sorted(best: &mut [u64; MAX_LRS], chosen: usize, slots: usize, key: u64) -> usize {
+    let slots = slots.min(MAX_LRS);
+    let chosen = chosen.min(slots);
+    let mut j = chosen;
+    if chosen == slots {
+        match j.checked_sub(1) {
+            Some(last) if matches!(best.get(last), Some(&k) if key < k) => j = last,
+            _ => return chosen, // no slots, or `key` comes after every one
+        }
+    }
+    // `j` < `slots` ≤ MAX_LRS here, and every index below is under `j`.
+    while let Some(prev) = j.checked_sub(1) {
+        let Some(&k) = best.get(prev) else { break };
+        if k < key {
+            break;
+        }
+        if let Some(b) = best.get_mut(j) {
+            *b = k;
+        }
+        j = prev;
+    }
+    if let Some(b) = best.get_mut(j) {
+        *b = key;
+    }
+    (chosen + 1).min(slots)
+}
+
+impl Vgic {
     /// The list-register value for `r` on `vcpu`, recording that a list
     /// register now holds it.
     fn list(&mut self, vcpu: usize, r: IrqRef) -> u64 {

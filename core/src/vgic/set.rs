@@ -13,6 +13,7 @@ pub(super) struct IrqSet {
 }
 
 impl IrqSet {
+    #[inline(always)]
     pub fn insert(&mut self, intid: u32) {
         let i = intid as usize;
         if let Some(w) = self.words.get_mut(i / 64) {
@@ -21,6 +22,7 @@ impl IrqSet {
         }
     }
 
+    #[inline(always)]
     pub fn remove(&mut self, intid: u32) {
         let i = intid as usize;
         if let Some(w) = self.words.get_mut(i / 64) {
@@ -31,6 +33,7 @@ impl IrqSet {
         }
     }
 
+    #[inline(always)]
     pub fn is_empty(&self) -> bool {
         self.summary == 0
     }
@@ -41,24 +44,38 @@ impl IrqSet {
         i < WORDS * 64 && self.words[i / 64] & 1 << (i % 64) != 0
     }
 
-    /// The members, lowest first. Iterates a copy, so the set may change
-    /// meanwhile.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + use<> {
-        let words = self.words;
-        let summary = self.summary;
-        (0..WORDS)
-            .filter(move |w| summary & 1 << w != 0)
-            .flat_map(move |w| {
-                let mut bits = words.get(w).copied().unwrap_or(0);
-                core::iter::from_fn(move || {
-                    if bits == 0 {
-                        return None;
-                    }
-                    let b = bits.trailing_zeros();
-                    bits &= bits - 1;
-                    Some((w * 64) as u32 + b)
-                })
-            })
+    /// The lowest member at or above `from`, if any. A walk that calls this
+    /// with one past the last member it saw may change the set between
+    /// calls (a flush drops stale members as it goes) and copies nothing:
+    /// the exit path used to copy the whole bitmap to iterate it.
+    #[inline(always)]
+    pub fn first_from(&self, from: u32) -> Option<u32> {
+        let i = from as usize;
+        let w = i / 64;
+        let here = self.words.get(w)? & (u64::MAX << (i % 64));
+        if here != 0 {
+            return Some((w * 64) as u32 + here.trailing_zeros());
+        }
+        // The summary's bits above `w` are the later non-empty words
+        // (`w` < WORDS = 16, so the shift stays inside a u32).
+        let later = u32::from(self.summary) & !((2u32 << w) - 1);
+        if later == 0 {
+            return None;
+        }
+        let w = later.trailing_zeros() as usize;
+        let bits = *self.words.get(w)?;
+        (bits != 0).then(|| (w * 64) as u32 + bits.trailing_zeros())
+    }
+
+    /// The members, lowest first.
+    #[cfg(test)]
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        let mut at = Some(0u32);
+        core::iter::from_fn(move || {
+            let m = self.first_from(at?)?;
+            at = m.checked_add(1);
+            Some(m)
+        })
     }
 }
 
@@ -112,6 +129,24 @@ mod tests {
 
         assert_eq!(s, IrqSet::default());
         assert!(!s.contains(1024));
+    }
+
+    #[test]
+    fn first_from_finds_the_next_member_in_this_or_a_later_word() {
+        let mut s = IrqSet::default();
+        for i in [5, 63, 64, 700, 1023] {
+            s.insert(i);
+        }
+
+        assert_eq!(s.first_from(0), Some(5));
+        assert_eq!(s.first_from(5), Some(5));
+        assert_eq!(s.first_from(6), Some(63));
+        assert_eq!(s.first_from(64), Some(64));
+        assert_eq!(s.first_from(65), Some(700), "skips the empty words between");
+        assert_eq!(s.first_from(701), Some(1023));
+        assert_eq!(s.first_from(1024), None, "past the bitmap");
+        s.remove(1023);
+        assert_eq!(s.first_from(701), None);
     }
 
     #[test]

@@ -858,3 +858,37 @@ fn flush_from_candidate_sets_chooses_what_a_full_scan_would() {
         "the busy hint said \"nothing\" only {quiet} times"
     );
 }
+
+#[test]
+fn insert_sorted_keeps_the_smallest_keys_in_order() {
+    // Every order of a few keys, into 0 to 5 slots: the result is the
+    // smallest `slots` keys ascending, as a sort and truncate would give.
+    let keys = [50u64, 10, 40, 30, 20, 60];
+    let mut orders = alloc::vec![alloc::vec::Vec::new()];
+    for &k in &keys {
+        orders = orders
+            .into_iter()
+            .flat_map(|o: alloc::vec::Vec<u64>| {
+                (0..=o.len()).map(move |at| {
+                    let mut o = o.clone();
+                    o.insert(at, k);
+                    o
+                })
+            })
+            .collect();
+    }
+    assert_eq!(orders.len(), 720);
+    for order in &orders {
+        for slots in 0..=5 {
+            let mut best = [0u64; MAX_LRS];
+            let mut chosen = 0;
+            for &k in order {
+                chosen = super::insert_sorted(&mut best, chosen, slots, k);
+            }
+            let mut want = order.clone();
+            want.sort();
+            want.truncate(slots);
+            assert_eq!(&best[..chosen], &want[..], "order {order:?}, {slots} slots");
+        }
+    }
+}
