@@ -551,6 +551,10 @@ impl Vgic {
     /// edge-triggered one becomes pending on a rising edge.
     pub fn set_level(&mut self, vcpu: usize, intid: u32, high: bool) -> Kicks {
         match self.locate(vcpu, intid) {
+            // The line already there: no edge, and a level interrupt's
+            // pending state is what it was (every vPL011 access drives
+            // its line, mostly to the level it had).
+            Some(r) if self.get(r).line == high => Kicks::NONE,
             Some(r) => self.update(r, |irq| {
                 if irq.edge && high && !irq.line {
                     irq.latch = true;
