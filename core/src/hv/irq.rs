@@ -36,7 +36,7 @@ fn handle(id: u32, cur: Option<&super::VcpuRef>) {
         if let Some(v) = cur {
             let kicks = v.dom.vgic.lock().inject(v.idx, GUEST_VTIMER_PPI);
             // `v` itself needs no kick: this exit lists the interrupt.
-            sched::notify_mask(&v.dom, kicks.0 & !(1 << (v.idx % 64)));
+            sched::notify_mask(&v.dom, kicks.without(v.idx).0);
         }
     } else if hv.console.is_some() && hv.platform.console.as_ref().and_then(|c| c.intid) == Some(id)
     {

@@ -132,8 +132,12 @@ impl Kicks {
         (0..MAX_VCPUS).filter(move |&v| self.contains(v))
     }
 
-    fn without(self, vcpu: usize) -> Self {
-        Kicks(self.0 & !(1 << vcpu))
+    /// The set less `vcpu` (an index past [`MAX_VCPUS`] is in no set).
+    pub fn without(self, vcpu: usize) -> Self {
+        match vcpu < MAX_VCPUS {
+            true => Kicks(self.0 & !(1 << vcpu)),
+            false => self,
+        }
     }
 }
 
@@ -706,15 +710,16 @@ impl Vgic {
         let mut kicks = Kicks::NONE;
         // Read one written value at a time rather than copy the array:
         // usually one or two of its registers were in use.
-        let mut i = 0;
-        while i < count {
+        let mut next = 0;
+        while next < count {
+            let i = next;
+            next += 1; // before any `continue`
             let Some(&value) = self.cpus.get(vcpu).and_then(|c| c.written.get(i)) else {
                 break;
             };
-            i += 1;
             let before = ListRegister::decode(value);
             let now = lrs
-                .get(i - 1)
+                .get(i)
                 .map(|&v| ListRegister::decode(v))
                 .filter(|lr| lr.vintid == before.vintid)
                 .unwrap_or(before);
